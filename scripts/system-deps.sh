@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Install the Debian packages the tests run for real: nginx and HAProxy (the real web server
+# and L4), socat (HAProxy's runtime socket), shellcheck (ansible-test's shell lint).
+# Nothing is installed when all commands are already there. Installing starts no service.
+set -euo pipefail
+
+declare -A package_of=([nginx]=nginx [haproxy]=haproxy [socat]=socat [shellcheck]=shellcheck)
+missing=()
+for command in "${!package_of[@]}"; do
+    if ! PATH=$PATH:/usr/sbin:/sbin command -v "$command" >/dev/null 2>&1; then
+        missing+=("${package_of[$command]}")
+    fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "system-deps: missing ${missing[*]} and this is not a Debian-like system (no apt-get); install them by hand." >&2
+    exit 1
+fi
+as_root=()
+if [ "$(id -u)" -ne 0 ]; then
+    if sudo -n true 2>/dev/null; then
+        as_root=(sudo -n)
+    else
+        echo "system-deps: missing ${missing[*]}; run as root or with passwordless sudo, or: sudo apt-get install -y ${missing[*]}" >&2
+        exit 1
+    fi
+fi
+echo "system-deps: installing ${missing[*]}"
+"${as_root[@]}" apt-get update -qq
+DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
