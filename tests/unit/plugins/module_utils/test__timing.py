@@ -104,7 +104,7 @@ def test_window_matches_brute_force_l4(raw, failure):
     window = down_window(profile, failure)
     rng = random.Random(7)
     seen = []
-    for _ in range(500):
+    for _trial in range(500):
         seconds = simulate_mark_down(profile, rng.uniform(0, profile.interval), rng.uniform(0, 50), failure)
         assert seconds in window.widened(1e-9), (seconds, window)
         seen.append(seconds)

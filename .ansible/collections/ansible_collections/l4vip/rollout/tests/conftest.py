@@ -1,0 +1,31 @@
+"""Make the checkout importable as ``ansible_collections.l4vip.rollout`` for plain pytest.
+
+A symlink to the checkout is placed in a scratch tree outside the repository (inside it,
+tools that walk the tree would loop through the link). The same tree serves as
+ANSIBLE_COLLECTIONS_PATH for the tests that run ansible-playbook.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pathlib
+import sys
+import tempfile
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+COLLECTIONS_ROOT = pathlib.Path(tempfile.gettempdir()) / f'l4vip-rollout-{hashlib.sha1(bytes(REPO)).hexdigest()[:10]}'
+
+
+def _link_collection() -> None:
+    link = COLLECTIONS_ROOT / 'ansible_collections' / 'l4vip' / 'rollout'
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if not (link.is_symlink() and link.resolve() == REPO):
+        tmp = link.with_name(f'rollout.{os.getpid()}')
+        tmp.symlink_to(REPO, target_is_directory=True)
+        tmp.replace(link)
+
+
+_link_collection()
+sys.path.insert(0, str(COLLECTIONS_ROOT))
+os.environ['ANSIBLE_COLLECTIONS_PATH'] = str(COLLECTIONS_ROOT)
