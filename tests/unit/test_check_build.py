@@ -28,7 +28,7 @@ def test_clean_tarball_passes(tmp_path, capsys):
     assert '4 entries' in capsys.readouterr().out
 
 
-@pytest.mark.parametrize('intruder', ['.venv/bin/python', 'tests/output/junit.xml', 'plugins/__pycache__/x.pyc', '.pytest_cache/v'])
+@pytest.mark.parametrize('intruder', ['.venv/bin/python', '.ansible/collections/x', 'tests/output/junit.xml', 'plugins/__pycache__/x.pyc', '.pytest_cache/v'])
 def test_intruders_fail(tmp_path, capsys, intruder):
     assert check_build(make_tarball(tmp_path, GOOD + [intruder])) == 1
     assert intruder in capsys.readouterr().err
