@@ -755,14 +755,41 @@ def _bound_endpoint(server: asyncio.AbstractServer) -> Endpoint:
 # Running it: in a thread (tests), or as a process (the command line and the l4_emulator module)
 
 
-class EmulatorThread:
-    """Runs an Emulator on its own event loop in a daemon thread; a context manager for tests."""
+class LoopThread:
+    """An event loop in a daemon thread, so synchronous code (tests, rehearsals) can host servers."""
 
-    def __init__(self, config: EmulatorConfig | t.Mapping[str, t.Any]) -> None:
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name='l4vip-loop', daemon=True)
+        self._thread.start()
+
+    def run(self, coroutine: t.Coroutine[t.Any, t.Any, t.Any], timeout: float = 10.0) -> t.Any:
+        """Run a coroutine on the loop and return its result."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=timeout)
+
+    def call(self, function: t.Callable[[], t.Any], timeout: float = 5.0) -> t.Any:
+        """Run a function on the loop (the servers' state is not thread-safe) and return its result."""
+        async def run() -> t.Any:
+            return function()
+        return self.run(run(), timeout)
+
+    def close(self) -> None:
+        if self.loop.is_closed():
+            return
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+        self.loop.close()
+
+
+class EmulatorThread:
+    """An Emulator on a LoopThread (its own, or one shared with other servers); a context manager."""
+
+    def __init__(self, config: EmulatorConfig | t.Mapping[str, t.Any], loop_thread: LoopThread | None = None) -> None:
         self.config = config if isinstance(config, EmulatorConfig) else parse_config(config)
         self.emulator = Emulator(self.config)
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name='l4vip-emulator', daemon=True)
+        self._owns_loop = loop_thread is None
+        self.loop_thread = loop_thread or LoopThread()
+        self._running = False
 
     def __enter__(self) -> Emulator:
         self.start()
@@ -772,25 +799,31 @@ class EmulatorThread:
         self.stop()
 
     def start(self) -> Emulator:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self.emulator.start(), self.loop).result(timeout=10)
+        try:
+            self.loop_thread.run(self.emulator.start())
+        except BaseException:
+            self._close_loop()
+            raise
+        self._running = True
         return self.emulator
 
+    def run(self, coroutine: t.Coroutine[t.Any, t.Any, t.Any], timeout: float = 10.0) -> t.Any:
+        return self.loop_thread.run(coroutine, timeout)
+
     def call(self, function: t.Callable[[], t.Any], timeout: float = 5.0) -> t.Any:
-        """Run a function on the emulator's loop (its state is not thread-safe) and return the result."""
-        async def run() -> t.Any:
-            return function()
-        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout=timeout)
+        return self.loop_thread.call(function, timeout)
 
     def stop(self) -> None:
-        if not self._thread.is_alive():
-            return
         try:
-            asyncio.run_coroutine_threadsafe(self.emulator.stop(), self.loop).result(timeout=10)
+            if self._running:
+                self._running = False
+                self.loop_thread.run(self.emulator.stop())
         finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(timeout=10)
-            self.loop.close()
+            self._close_loop()
+
+    def _close_loop(self) -> None:
+        if self._owns_loop:
+            self.loop_thread.close()
 
 
 def _write_atomically(path: str, text: str) -> None:

@@ -1,0 +1,130 @@
+"""The emulator's pure parts: configuration and the member state machine."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ansible_collections.l4vip.rollout.plugins.module_utils._emulator import (
+    ConfigError,
+    Endpoint,
+    Member,
+    MemberConfig,
+    CheckResult,
+    load_config,
+    parse_config,
+    parse_endpoint,
+)
+from ansible_collections.l4vip.rollout.plugins.module_utils._timing import parse_profile
+
+GOOD = {
+    'vips': [{'name': 'web', 'listen': '127.0.0.10:8080', 'members': [
+        {'name': 'web1', 'address': '127.0.0.11:8080'}, {'name': 'web2', 'address': '[::1]:8081'}]}],
+    'profile': {'interval': 0.2},
+}
+
+
+def test_good_config_parses_with_defaults():
+    config = parse_config(GOOD)
+    assert config.vips[0].members[1].address == Endpoint('::1', 8081)
+    assert str(config.vips[0].members[1].address) == '[::1]:8081'
+    assert config.profile.interval == 0.2 and config.profile.retry == 1
+    assert config.control == Endpoint('127.0.0.1', 0)  # loopback unless told otherwise
+    assert config.aged_session_action == 'rst'
+    assert config.check_source == '127.0.0.2'
+    assert config.digest() == parse_config(json.loads(json.dumps(GOOD))).digest()
+    assert config.digest() != parse_config(dict(GOOD, profile={'interval': 0.3})).digest()
+
+
+def with_vip(**changes):
+    vip = dict(GOOD['vips'][0], **changes)
+    return dict(GOOD, vips=[vip])
+
+
+@pytest.mark.parametrize(
+    ('raw', 'path', 'needle'),
+    [
+        ({}, 'vips', 'non-empty list'),
+        (dict(GOOD, vips=[]), 'vips', 'non-empty list'),
+        (dict(GOOD, colour='red'), 'colour', 'unknown key'),
+        (with_vip(listen='localhost:80'), 'vips[0].listen', 'IP address'),
+        (with_vip(listen='127.0.0.1:99999'), 'vips[0].listen', 'port from 0 to 65535'),
+        (with_vip(listen=8080), 'vips[0].listen', 'address:port'),
+        (with_vip(members=[]), 'vips[0].members', 'non-empty list'),
+        (with_vip(members=[{'name': 'a b', 'address': '127.0.0.1:1'}]), 'vips[0].members[0].name', 'without spaces'),
+        (with_vip(members=[{'name': 'a', 'address': '127.0.0.1:1'}, {'name': 'a', 'address': '127.0.0.1:2'}]), 'vips[0].members', 'unique'),
+        (with_vip(members=[{'name': 'a', 'address': '127.0.0.1:1', 'weight': 3}]), 'vips[0].members[0].weight', 'unknown key'),
+        (with_vip(balancing='random'), 'vips[0].balancing', 'round_robin, least_sessions'),
+        (dict(GOOD, profile={'interval': -1}), 'profile.interval', 'greater than 0'),
+        (dict(GOOD, profile={'health_check': 'l3'}), 'profile.health_check', 'l7, l4'),
+        (dict(GOOD, aged_session_action='ignore'), 'aged_session_action', 'rst, drop'),
+        (dict(GOOD, check_source='self'), 'check_source', 'IP address'),
+        (dict(GOOD, seed='x'), 'seed', 'integer'),
+        (dict(GOOD, control='0.0.0.0:http'), 'control', 'port'),
+    ],
+)
+def test_bad_config_names_the_key(raw, path, needle):
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw)
+    assert caught.value.path == path
+    assert str(caught.value).startswith(f'{path}: ')
+    assert needle in str(caught.value)
+
+
+def test_endpoint_default_port():
+    assert parse_endpoint('x', '127.0.0.1', default_port=80) == Endpoint('127.0.0.1', 80)
+
+
+def test_load_config_reads_json_and_yaml(tmp_path):
+    (tmp_path / 'a.json').write_text(json.dumps(GOOD))
+    (tmp_path / 'b.yml').write_text(
+        'vips:\n  - name: web\n    listen: 127.0.0.10:8080\n    members:\n      - {name: web1, address: "127.0.0.11:8080"}\n'
+        'profile: {interval: 0.5, retry: 2}\n')
+    assert load_config(str(tmp_path / 'a.json')).vips[0].name == 'web'
+    assert load_config(str(tmp_path / 'b.yml')).profile.retry == 2
+
+
+def feed(member, profile, results):
+    """Feed pass/fail results; return the health after each one."""
+    seen = []
+    for ok in results:
+        changed = member.observe(CheckResult(0.0, ok, ''), profile)
+        if changed:
+            member.health = changed
+            if changed != 'down':
+                member.passes = 0
+        seen.append(member.health)
+    return seen
+
+
+@pytest.mark.parametrize(
+    ('profile', 'results', 'expected'),
+    [
+        # A new member starts down; one pass (rise 1) binds it.
+        ({}, [True], ['up']),
+        # First failure: Suspect (still bound); retry (1) more: down.
+        ({}, [True, False, False], ['up', 'suspect', 'down']),
+        # A pass while Suspect clears it.
+        ({}, [True, False, True, False], ['up', 'suspect', 'up', 'suspect']),
+        ({'retry': 2}, [True, False, False, False], ['up', 'suspect', 'suspect', 'down']),
+        ({'retry': 0}, [True, False], ['up', 'down']),
+        # rise 2: a single pass while down is not enough, and a failure restarts the count.
+        ({'rise': 2}, [True, True, False, False, True, False, True, True], ['down', 'up', 'suspect', 'down', 'down', 'down', 'down', 'up']),
+    ],
+)
+def test_member_state_machine(profile, results, expected):
+    member = Member('web', MemberConfig('web1', Endpoint('127.0.0.11', 80)), 0.0)
+    assert feed(member, parse_profile(profile), results) == expected
+
+
+def test_bound_follows_health_and_admin():
+    member = Member('web', MemberConfig('web1', Endpoint('127.0.0.11', 80)), 0.0)
+    assert not member.bound
+    member.health = 'suspect'
+    assert member.bound  # Suspect still takes new connections
+    for admin in ('drain', 'disabled'):
+        member.admin = admin
+        assert not member.bound
+    member.admin = 'enabled'
+    assert member.as_dict()['bound'] is True
