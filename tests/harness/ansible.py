@@ -1,0 +1,58 @@
+"""Run real ansible-playbook against localhost and hand back each task's result."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import typing as t
+
+import yaml
+
+PLAYBOOK_BIN = pathlib.Path(sys.executable).parent / 'ansible-playbook'
+CALLBACKS = pathlib.Path(__file__).resolve().parent / 'callback_plugins'
+
+
+class PlaybookRun:
+    def __init__(self, returncode: int, output: list[dict[str, t.Any]], stderr: str) -> None:
+        self.returncode = returncode
+        self.output = output
+        self.stderr = stderr
+
+    def task(self, name: str, host: str = 'localhost') -> dict[str, t.Any]:
+        """The result of the task with this name on ``host`` (the last one when several ran)."""
+        found = [entry['result'] for entry in self.output if entry['task'] == name and entry['host'] == host]
+        if not found:
+            raise KeyError(f'no task named {name!r} ran; stderr: {self.stderr[-2000:]}')
+        return found[-1]
+
+
+def run_playbook(tmp_path: pathlib.Path, tasks: list[dict[str, t.Any]], extra_vars: dict[str, t.Any] | None = None,
+                 check: bool = False, timeout: float = 120) -> PlaybookRun:
+    """Run ``tasks`` in one play on localhost (local connection, this interpreter) with the json callback."""
+    play = [{'name': 'test', 'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]
+    playbook = tmp_path / f'playbook-{len(list(tmp_path.glob("playbook-*.yml")))}.yml'
+    playbook.write_text(yaml.safe_dump(play, sort_keys=False))
+    home = tmp_path / 'ansible-home'
+    results = playbook.with_suffix('.results.json')
+    env = dict(
+        os.environ,
+        ANSIBLE_HOME=str(home),
+        ANSIBLE_LOCAL_TEMP=str(home / 'tmp'),
+        ANSIBLE_REMOTE_TMP=str(home / 'remote-tmp'),
+        ANSIBLE_CALLBACK_PLUGINS=str(CALLBACKS),
+        L4VIP_TEST_RESULTS=str(results),
+        ANSIBLE_NOCOLOR='1',
+        ANSIBLE_HOST_KEY_CHECKING='0',
+        ANSIBLE_RETRY_FILES_ENABLED='0',
+    )
+    command = [str(PLAYBOOK_BIN), '-i', 'localhost,', '-c', 'local', '-e', f'ansible_python_interpreter={sys.executable}', str(playbook)]
+    if extra_vars:
+        command += ['-e', json.dumps(extra_vars)]
+    if check:
+        command.append('--check')
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    output = json.loads(results.read_text()) if results.exists() else []
+    return PlaybookRun(result.returncode, output, result.stdout + result.stderr)
