@@ -667,7 +667,7 @@ class Emulator:
             return
         loop = asyncio.get_running_loop()
         try:
-            _, member_side = await asyncio.wait_for(
+            _transport, member_side = await asyncio.wait_for(
                 loop.create_connection(lambda: MemberSide(session), member.address.host, member.address.port),
                 self.config.profile.effective_check_timeout)
         except (OSError, asyncio.TimeoutError) as error:
@@ -846,8 +846,8 @@ async def serve_forever(config: EmulatorConfig, pidfile: str | None, state_file:
             _write_atomically(pidfile, f'{os.getpid()}\n')
         if state_file:
             _write_atomically(state_file, json.dumps(emulator.status(), indent=2))
-        print(f'l4vip emulator ready: control {emulator.control_url}, VIPs ' +
-              ', '.join(f'{n} {v.listen}' for n, v in emulator.vips.items()), flush=True)
+        _say(sys.stdout, f'l4vip emulator ready: control {emulator.control_url}, VIPs ' +
+             ', '.join(f'{n} {v.listen}' for n, v in emulator.vips.items()))
         await stop.wait()
     finally:
         await emulator.stop()
@@ -855,6 +855,12 @@ async def serve_forever(config: EmulatorConfig, pidfile: str | None, state_file:
             if path:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
+
+
+def _say(stream: t.TextIO, line: str) -> None:
+    """Command-line output (this file is also module_utils, where print() is reserved for modules)."""
+    stream.write(line + '\n')
+    stream.flush()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -866,16 +872,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config)
     except (OSError, ConfigError) as error:
-        print(f'l4vip-emulator: {args.config}: {error}', file=sys.stderr)
+        _say(sys.stderr, f'l4vip-emulator: {args.config}: {error}')
         return 2
     try:
         asyncio.run(serve_forever(config, args.pidfile, args.state_file))
     except OSError as error:
-        print(f'l4vip-emulator: cannot listen: {error}', file=sys.stderr)
+        _say(sys.stderr, f'l4vip-emulator: cannot listen: {error}')
         return 1
     return 0
 
 
 if __name__ == '__main__':
-    sys.exit(main())
-
+    raise SystemExit(main())

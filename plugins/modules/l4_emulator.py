@@ -10,7 +10,7 @@ module: l4_emulator
 short_description: Start, query and stop the embedded L4 emulator as a background service
 version_added: 0.1.0
 description:
-  - Runs the collection's embedded L4 emulator on the target as a background process: VIP listeners that balance
+  - Runs the collection's embedded L4 emulator on the target as a background process, with VIP listeners that balance
     client connections over members, health checks with Suspect, retry and rise, a session table with idle aging,
     optional reset on port fail, and a JSON control API with Prometheus metrics.
   - Meant for tests, molecule scenarios and rehearsals of a rollout; it behaves like an L4 in direct server return

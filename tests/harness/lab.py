@@ -134,7 +134,10 @@ class Lab:
         wait_for('all members bound', lambda: all(m['bound'] for m in self.api('/api/vips/web')['members']), timeout)
 
     def wait_state(self, name: str, state: str, timeout: float = 3.0) -> dict[str, t.Any]:
-        return wait_for(f'{name} {state}', lambda: (lambda m: m if m['state'] == state else None)(self.member(name)), timeout)
+        def reached() -> dict[str, t.Any] | None:
+            member = self.member(name)
+            return member if member['state'] == state else None
+        return wait_for(f'{name} {state}', reached, timeout)
 
     def fail_health_check(self, name: str) -> float:
         (self.docroots[name] / 'health_check.html').rename(self.docroots[name] / 'health_check.html.disabled')
