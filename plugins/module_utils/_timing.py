@@ -192,3 +192,8 @@ def remaining_wait(bound: float, since: float | None, clock: Clock = SYSTEM_CLOC
         return bound
     elapsed = max(0.0, clock.time() - since)
     return max(0.0, bound - elapsed)
+
+
+def default_timeout(window: Window, profile: Profile) -> float:
+    """How long a wait for a transition gives the L4 before it gives up: the worst case and one more interval."""
+    return window.high + profile.interval

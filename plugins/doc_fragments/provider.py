@@ -1,0 +1,85 @@
+# Copyright (c) 2026, l4vip.rollout contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    # Must match provider_argument_spec() in plugins/module_utils/_providers.py; a unit test holds them together.
+    DOCUMENTATION = r'''
+options:
+  provider:
+    description:
+      - How the module reaches the L4.
+      - V(timer) asks nothing and waits the timing model's bound for O(profile).
+      - V(emulator) asks the embedded emulator's control API at O(endpoint).
+      - V(haproxy) asks HAProxy's runtime API (C(stats socket ... level admin)) at O(endpoint).
+      - V(http) asks any REST API of an L4 (F5 iControl REST, NetScaler NITRO, A10 aXAPI...) at O(endpoint) and reads the
+        answer with O(query).
+      - V(access_log) reads the web server's own access log at O(endpoint) and counts the health checks it answered.
+    type: str
+    choices: [timer, emulator, haproxy, http, access_log]
+    default: timer
+  endpoint:
+    description:
+      - Where the L4 answers. The control API's base URL for V(emulator) (for example C(http://127.0.0.1:8099)); a unix
+        socket path or C(host:port) for V(haproxy); the URL to C(GET) for V(http); the access log's path for V(access_log).
+      - Required with every provider but V(timer).
+    type: str
+  pool:
+    description:
+      - The VIP, backend or pool the member belongs to, as the L4 names it. Required with V(emulator) and V(haproxy).
+    type: str
+  member:
+    description:
+      - The member's name as the L4 knows it. Required with V(emulator) and V(haproxy).
+    type: str
+  query:
+    description:
+      - V(http) only. A JMESPath expression over the JSON answer that yields the member's state, for example C(state)
+        for F5 iControl REST or C(lbvserver_servicegroupmember_binding[0].curstate) for NetScaler NITRO.
+    type: str
+  down_values:
+    description:
+      - V(http) only. Answers of O(query) that mean the member is out of the binding list. Text compares case-insensitively.
+    type: list
+    elements: raw
+    default: [down]
+  up_values:
+    description:
+      - V(http) only. Answers of O(query) that mean the member is bound. Anything else counts as in between.
+    type: list
+    elements: raw
+    default: [up]
+  headers:
+    description:
+      - V(http) only. Request headers, such as an authentication token. Never logged.
+    type: dict
+    default: {}
+  validate_certs:
+    description:
+      - V(http) only. Whether to verify the L4's TLS certificate. Leave it on; use O(ca_path) for a private CA.
+    type: bool
+    default: true
+  ca_path:
+    description:
+      - V(http) only. A CA bundle to verify the L4's certificate with.
+    type: path
+  health_check_uri:
+    description:
+      - V(access_log) only. The URI the L4 requests; O(profile.health_check_path) when not given.
+    type: str
+  sources:
+    description:
+      - V(access_log) only. The addresses the L4's health checks come from (its self IPs). Empty counts every client
+        that requests O(health_check_uri).
+    type: list
+    elements: str
+    default: []
+  poll_interval:
+    description:
+      - Seconds between two questions to the L4 while waiting.
+    type: float
+    default: 0.1
+'''

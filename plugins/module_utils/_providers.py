@@ -1,0 +1,305 @@
+# Copyright (c) 2026, l4vip.rollout contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""How modules reach the L4: one set of options and one reader per provider.
+
+Internal to the l4vip.rollout collection; not a public API.
+
+Every provider answers the same question, "is the member bound?", from its own source:
+the emulator's control API, HAProxy's runtime API, any REST API with a JMESPath query, or
+the web server's access log. ``timer`` asks nothing and trusts the timing model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing as t
+
+from ansible_collections.l4vip.rollout.plugins.module_utils import _access_log, _haproxy
+from ansible_collections.l4vip.rollout.plugins.module_utils._timing import PROFILE_ARGUMENT_SPEC, SYSTEM_CLOCK, Clock, Profile
+
+try:
+    from ansible.module_utils.urls import open_url
+    from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
+except ImportError:  # pragma: no cover - only outside Ansible
+    open_url = None  # type: ignore[assignment]
+    from urllib.error import HTTPError, URLError
+
+try:
+    import jmespath
+    HAS_JMESPATH = True
+except ImportError:
+    HAS_JMESPATH = False
+
+PROVIDERS = ('timer', 'emulator', 'haproxy', 'http', 'access_log')
+ADMIN_PROVIDERS = ('emulator', 'haproxy', 'http')
+SESSION_PROVIDERS = ('emulator', 'haproxy')
+ADMIN_STATES = ('enabled', 'drain', 'disabled')
+REQUEST_TIMEOUT = 5.0
+
+
+def provider_argument_spec() -> dict[str, t.Any]:
+    """The options every module that reaches the L4 shares (documented in the provider doc fragment)."""
+    return dict(
+        provider=dict(type='str', choices=list(PROVIDERS), default='timer'),
+        endpoint=dict(type='str'),
+        pool=dict(type='str'),
+        member=dict(type='str'),
+        query=dict(type='str'),
+        down_values=dict(type='list', elements='raw', default=['down']),
+        up_values=dict(type='list', elements='raw', default=['up']),
+        headers=dict(type='dict', default={}, no_log=True),
+        validate_certs=dict(type='bool', default=True),
+        ca_path=dict(type='path'),
+        health_check_uri=dict(type='str'),
+        sources=dict(type='list', elements='str', default=[]),
+        profile=PROFILE_ARGUMENT_SPEC,
+        poll_interval=dict(type='float', default=0.1),
+    )
+
+
+# Which options each provider needs, for AnsibleModule's required_if.
+PROVIDER_REQUIRED_IF = [
+    ('provider', 'emulator', ['endpoint', 'pool', 'member']),
+    ('provider', 'haproxy', ['endpoint', 'pool', 'member']),
+    ('provider', 'http', ['endpoint', 'query']),
+    ('provider', 'access_log', ['endpoint']),
+]
+
+
+class ProviderError(Exception):
+    """The L4 answered, but not with something usable (unknown member, bad query...)."""
+
+
+class L4Unreachable(ProviderError):
+    """The L4 could not be asked at all; ``fallback: timer`` may take over."""
+
+    def __init__(self, endpoint: str, error: t.Any) -> None:
+        super().__init__(f'cannot reach the L4 at {endpoint}: {error}')
+        self.endpoint = endpoint
+
+
+@dataclasses.dataclass(frozen=True)
+class Observation:
+    """What the L4 said: whether the member takes new connections (None: in between, or not known yet)."""
+
+    bound: bool | None
+    observed: str
+    admin_state: str | None = None
+    sessions: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class HttpSettings:
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    validate_certs: bool = True
+    ca_path: str | None = None
+    timeout: float = REQUEST_TIMEOUT
+
+
+def fetch_json(url: str, settings: HttpSettings, method: str = 'GET', body: t.Any = None) -> t.Any:
+    """One JSON request; connection failures are L4Unreachable, error answers ProviderError."""
+    data = None if body is None else (body if isinstance(body, str) else json.dumps(body))
+    headers = dict(settings.headers)
+    if data is not None:
+        headers.setdefault('Content-Type', 'application/json')
+    try:
+        answer = open_url(url, data=data, method=method, headers=headers, validate_certs=settings.validate_certs,
+                          ca_path=settings.ca_path, timeout=settings.timeout, follow_redirects='safe')
+        text = answer.read()
+    except HTTPError as error:
+        raise ProviderError(f'{method} {url} answered {error.code}: {_error_text(error)}') from None
+    except (URLError, OSError) as error:
+        raise L4Unreachable(url, getattr(error, 'reason', error)) from None
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        raise ProviderError(f'{method} {url} did not answer JSON: {text[:200]!r}') from None
+
+
+def _error_text(error: HTTPError) -> str:
+    try:
+        text = error.read().decode('utf-8', errors='replace')
+    except Exception:  # pylint: disable=broad-except
+        return str(error.reason)
+    try:
+        return json.loads(text).get('error', text)
+    except (ValueError, AttributeError):
+        return text[:200]
+
+
+class Provider:
+    """Ask the L4 about one member."""
+
+    name = 'timer'
+
+    def observe(self) -> Observation:
+        raise ProviderError(f'provider {self.name} cannot observe the L4; it only waits the timing model bound')
+
+    def admin_state(self) -> str | None:
+        raise ProviderError(f'provider {self.name} cannot read an admin state; use one of {", ".join(ADMIN_PROVIDERS)}')
+
+    def set_admin(self, state: str) -> None:
+        raise ProviderError(f'provider {self.name} cannot set an admin state; use one of {", ".join(ADMIN_PROVIDERS)}')
+
+
+class EmulatorProvider(Provider):
+    name = 'emulator'
+
+    def __init__(self, endpoint: str, pool: str, member: str, settings: HttpSettings) -> None:
+        self.url = f'{endpoint.rstrip("/")}/api/vips/{pool}/members/{member}'
+        self.settings = settings
+
+    def observe(self) -> Observation:
+        member = fetch_json(self.url, self.settings)
+        return Observation(member['bound'], f"{member['state']}, admin {member['admin_state']}", member['admin_state'], member['sessions'])
+
+    def admin_state(self) -> str:
+        return self.observe().admin_state or 'enabled'
+
+    def set_admin(self, state: str) -> None:
+        fetch_json(f'{self.url}/admin', self.settings, 'PUT', {'state': state})
+
+
+class HAProxyProvider(Provider):
+    name = 'haproxy'
+
+    def __init__(self, endpoint: str, pool: str, member: str, timeout: float = REQUEST_TIMEOUT) -> None:
+        _haproxy.parse_endpoint(endpoint)  # fail early on a malformed endpoint
+        self.endpoint, self.pool, self.member, self.timeout = endpoint, pool, member, timeout
+
+    def _call(self, function: t.Callable[..., t.Any], *args: t.Any) -> t.Any:
+        try:
+            return function(self.endpoint, self.pool, self.member, *args, timeout=self.timeout)
+        except _haproxy.RuntimeApiError as error:
+            if error.__cause__ is not None:
+                raise L4Unreachable(self.endpoint, error.__cause__) from None
+            raise ProviderError(str(error)) from None
+
+    def observe(self) -> Observation:
+        state = self._call(_haproxy.server_state)
+        return Observation(state.bound, state.describe(), state.admin_state)
+
+    def admin_state(self) -> str:
+        return self._call(_haproxy.server_state).admin_state
+
+    def set_admin(self, state: str) -> None:
+        self._call(_haproxy.set_admin_state, state)
+
+    def sessions(self) -> int:
+        return self._call(_haproxy.current_sessions)
+
+
+def matches(value: t.Any, candidates: t.Sequence[t.Any]) -> bool:
+    """Equal, or equal as case-insensitive text (REST APIs mix ``"UP"``, ``"up"`` and ``true``)."""
+    return any(value == c or str(value).lower() == str(c).lower() for c in candidates)
+
+
+class HttpProvider(Provider):
+    """Any REST API: a JMESPath ``query`` over its JSON answer, compared with ``down_values``/``up_values``."""
+
+    name = 'http'
+
+    def __init__(self, endpoint: str, query: str, down_values: t.Sequence[t.Any], up_values: t.Sequence[t.Any], settings: HttpSettings,
+                 admin_values: t.Mapping[str, t.Sequence[t.Any]] | None = None, admin_request: t.Mapping[str, t.Any] | None = None) -> None:
+        if not HAS_JMESPATH:
+            raise ProviderError('the http provider needs the jmespath Python library on the host that runs the module')
+        try:
+            self.query = jmespath.compile(query)
+        except jmespath.exceptions.JMESPathError as error:
+            raise ProviderError(f'query: not a valid JMESPath expression: {query!r} ({error})') from None
+        self.endpoint, self.down_values, self.up_values, self.settings = endpoint, down_values, up_values, settings
+        self.admin_values = admin_values or {}
+        self.admin_request = admin_request or {}
+
+    def value(self) -> t.Any:
+        return self.query.search(fetch_json(self.endpoint, self.settings))
+
+    def observe(self) -> Observation:
+        value = self.value()
+        if matches(value, self.down_values):
+            return Observation(False, f'{value!r} (a down value)')
+        if matches(value, self.up_values):
+            return Observation(True, f'{value!r} (an up value)')
+        return Observation(None, f'{value!r} (neither an up nor a down value)')
+
+    def admin_state(self) -> str | None:
+        """The admin state whose values match the query's answer; None when it cannot be told."""
+        if not self.admin_values:
+            return None
+        value = self.value()
+        return next((state for state, values in self.admin_values.items() if matches(value, values)), None)
+
+    def set_admin(self, state: str) -> None:
+        request = self.admin_request
+        fetch_json(request.get('url') or self.endpoint, self.settings, request.get('method', 'PATCH'), request.get('body'))
+
+
+class AccessLogProvider(Provider):
+    """The web server's access log: the L4 has marked the member down once it was answered ``retry + 1`` failures in a row."""
+
+    name = 'access_log'
+
+    def __init__(self, path: str, uri: str, sources: t.Sequence[str], since: float, profile: Profile) -> None:
+        self.path, self.uri, self.sources, self.since, self.profile = path, uri, list(sources), since, profile
+
+    def observe(self) -> Observation:
+        try:
+            lines = _access_log.read_tail(self.path)
+        except OSError as error:
+            raise L4Unreachable(self.path, error.strerror or error) from None
+        checks = _access_log.health_checks(lines, self.uri, self.sources, self.since)
+        passed, count = _access_log.streak(checks)
+        if passed is None:
+            return Observation(None, f'no health check of {self.uri} answered since the start')
+        said = f"{count} {'passing' if passed else 'failing'} answer(s) in a row to {self.uri}, last {checks[-1].status} to {checks[-1].source}"
+        if passed and count >= self.profile.rise:
+            return Observation(True, said)
+        if not passed and count >= self.profile.fall:
+            return Observation(False, said)
+        return Observation(None, said)
+
+
+def build_provider(params: t.Mapping[str, t.Any], profile: Profile, since: float | None = None, clock: Clock = SYSTEM_CLOCK) -> Provider:
+    """The provider the module's options ask for."""
+    name = params['provider']
+    settings = HttpSettings(params.get('headers') or {}, params.get('validate_certs', True), params.get('ca_path'))
+    if name == 'emulator':
+        return EmulatorProvider(params['endpoint'], params['pool'], params['member'], settings)
+    if name == 'haproxy':
+        try:
+            return HAProxyProvider(params['endpoint'], params['pool'], params['member'])
+        except ValueError as error:
+            raise ProviderError(str(error)) from None
+    if name == 'http':
+        return HttpProvider(params['endpoint'], params['query'], params['down_values'], params['up_values'], settings,
+                            params.get('admin_values'), params.get('admin_request'))
+    if name == 'access_log':
+        uri = params.get('health_check_uri') or profile.health_check_path
+        return AccessLogProvider(params['endpoint'], uri, params.get('sources') or [], clock.time() if since is None else since, profile)
+    return Provider()
+
+
+@dataclasses.dataclass(frozen=True)
+class WaitResult:
+    reached: bool
+    elapsed: float
+    polls: int
+    last: Observation
+
+
+def wait_for_bound(provider: Provider, bound: bool, timeout: float, poll_interval: float, clock: Clock = SYSTEM_CLOCK) -> WaitResult:
+    """Poll until the member's binding is ``bound``, at most ``timeout`` seconds; always says what it last saw."""
+    started = clock.monotonic()
+    polls = 0
+    while True:
+        last = provider.observe()
+        polls += 1
+        elapsed = clock.monotonic() - started
+        if last.bound is bound:
+            return WaitResult(True, elapsed, polls, last)
+        if elapsed >= timeout:
+            return WaitResult(False, elapsed, polls, last)
+        clock.sleep(min(poll_interval, timeout - elapsed))

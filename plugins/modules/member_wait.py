@@ -1,0 +1,216 @@
+#!/usr/bin/python
+# Copyright (c) 2026, l4vip.rollout contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: member_wait
+short_description: Wait until the L4 has marked a member down or bound it again
+version_added: 0.1.0
+description:
+  - Waits until the L4 in front of a web server sees the member O(state=down) (out of the binding list, no new
+    connections) or O(state=up) (bound again), asking the L4 itself where it can be asked.
+  - With O(provider=timer) nothing is asked; the module waits the timing model's worst case for O(profile), less the
+    time already gone since O(since). This is the notes' "wait 20 seconds", computed instead of guessed.
+  - Down is about new connections only. Sessions the L4 already forwards to the member stay until the web server
+    closes them; use M(l4vip.rollout.session_drain) for those.
+  - In check mode the wait is skipped and the module says so.
+author:
+  - l4vip.rollout contributors
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - l4vip.rollout.provider
+  - l4vip.rollout.profile
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+options:
+  state:
+    description:
+      - V(down) waits until the member takes no new connections (health down, or drained or disabled by an admin).
+      - V(up) waits until it is bound again.
+    type: str
+    choices: [down, up]
+    required: true
+  since:
+    description:
+      - When the member started failing (O(state=down)) or could first pass a check (O(state=up)), as epoch seconds,
+        for example C({{ ansible_facts.date_time.epoch }}) or the C(changed_at) of an earlier task.
+      - The V(timer) provider waits only what is left of the bound; V(access_log) counts only checks answered since then
+        (the start of the task when not given).
+    type: float
+  failure:
+    description:
+      - How the member fails its checks, for the V(timer) bound. V(fast) for a 404 or a refused connection; V(timeout)
+        when checks get no answer, which the L4 learns only O(profile.check_timeout) later.
+    type: str
+    choices: [fast, timeout]
+    default: fast
+  timeout:
+    description:
+      - Seconds to wait for the L4 before failing with what it last said. By default the timing model's worst case plus
+        one O(profile.interval).
+    type: float
+  fallback:
+    description:
+      - What to do when the L4 cannot be reached. V(fail) fails naming the endpoint and the error. V(timer) warns and
+        waits the timing model's bound instead.
+    type: str
+    choices: [fail, timer]
+    default: fail
+notes:
+  - With V(access_log), the member counts as down once the web server has answered O(profile.retry) + 1 health checks
+    in a row with a failure (the L4 has then seen them all), and as up after O(profile.rise) passing answers.
+seealso:
+  - module: l4vip.rollout.session_drain
+  - module: l4vip.rollout.member_admin
+'''
+
+EXAMPLES = r'''
+- name: Wait until HAProxy has marked web1 down
+  l4vip.rollout.member_wait:
+    state: down
+    provider: haproxy
+    endpoint: /run/haproxy/admin.sock
+    pool: web
+    member: web1
+    profile:
+      interval: 2
+      retry: 2
+
+- name: Wait until F5 BIG-IP sees the member down (iControl REST)
+  l4vip.rollout.member_wait:
+    state: down
+    provider: http
+    endpoint: https://bigip.example.com/mgmt/tm/ltm/pool/~Common~web/members/~Common~web1:80
+    headers:
+      X-F5-Auth-Token: "{{ f5_token }}"
+    query: state
+    down_values: [down, user-down]
+    up_values: [up]
+
+- name: Wait until NetScaler sees the service group member down (NITRO)
+  l4vip.rollout.member_wait:
+    state: down
+    provider: http
+    endpoint: https://adc.example.com/nitro/v1/config/servicegroup_servicegroupmember_binding/web?filter=servername:web1
+    headers:
+      X-NITRO-USER: "{{ nitro_user }}"
+      X-NITRO-PASS: "{{ nitro_password }}"
+    query: servicegroup_servicegroupmember_binding[0].svrstate
+    down_values: [DOWN, OUT OF SERVICE]
+    up_values: [UP]
+
+- name: No API to ask - wait the notes' 11 to 20 seconds, computed from the profile
+  l4vip.rollout.member_wait:
+    state: down
+    provider: timer
+    since: "{{ health_check_out.changed_at }}"
+'''
+
+RETURN = r'''
+elapsed:
+  description: Seconds the module waited.
+  type: float
+  returned: always
+  sample: 13.6
+observed:
+  description: What the L4 last said, in its own words (for V(timer), what the bound assumes).
+  type: str
+  returned: always
+  sample: STOPPED
+bound:
+  description: Whether the member took new connections at the end; null when the L4 could not say.
+  type: bool
+  returned: always
+  sample: false
+polls:
+  description: How many times the L4 was asked.
+  type: int
+  returned: always
+  sample: 137
+timer_bound:
+  description: The timing model's worst case, in seconds, for this transition and O(profile).
+  type: float
+  returned: always
+  sample: 20.0
+fallback_used:
+  description: Whether the L4 could not be reached and the timer bound was waited instead.
+  type: bool
+  returned: always
+  sample: false
+skipped:
+  description: True in check mode, where the wait does not happen.
+  type: bool
+  returned: always
+  sample: false
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.l4vip.rollout.plugins.module_utils import _providers
+from ansible_collections.l4vip.rollout.plugins.module_utils._timing import (
+    SYSTEM_CLOCK, ProfileError, default_timeout, parse_profile, remaining_wait, transition_window)
+
+
+def main() -> None:
+    argument_spec = _providers.provider_argument_spec()
+    argument_spec.update(
+        state=dict(type='str', choices=['down', 'up'], required=True),
+        since=dict(type='float'),
+        failure=dict(type='str', choices=['fast', 'timeout'], default='fast'),
+        timeout=dict(type='float'),
+        fallback=dict(type='str', choices=['fail', 'timer'], default='fail'),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, required_if=_providers.PROVIDER_REQUIRED_IF, supports_check_mode=True)
+    params = module.params
+    try:
+        profile = parse_profile(params['profile'])
+    except ProfileError as error:
+        module.fail_json(msg=str(error), key=f'profile.{error.key}', value=error.value)
+    for key in ('timeout', 'poll_interval'):
+        if params[key] is not None and params[key] <= 0:
+            module.fail_json(msg=f'{key}: expected a number of seconds greater than 0, got {params[key]!r}')
+
+    window = transition_window(profile, params['state'], params['failure'])
+    timeout = params['timeout'] or default_timeout(window, profile)
+    result = dict(changed=False, timer_bound=window.high, fallback_used=False, skipped=False, polls=0)
+    if module.check_mode:
+        module.exit_json(msg=f"check mode: the wait for {params['state']} was skipped", elapsed=0.0, observed='not asked (check mode)',
+                         bound=None, **dict(result, skipped=True))
+
+    clock = SYSTEM_CLOCK
+    started = clock.monotonic()
+    want_bound = params['state'] == 'up'
+    try:
+        provider = _providers.build_provider(params, profile, params['since'])
+        if params['provider'] == 'timer':
+            clock.sleep(remaining_wait(window.high, params['since'], clock))
+            module.exit_json(elapsed=clock.monotonic() - started, observed=f"assumed {params['state']}: the timing model's bound has passed",
+                             bound=want_bound, **result)
+        waited = _providers.wait_for_bound(provider, want_bound, timeout, params['poll_interval'], clock)
+    except _providers.L4Unreachable as error:
+        if params['fallback'] != 'timer':
+            module.fail_json(msg=str(error), endpoint=error.endpoint, elapsed=clock.monotonic() - started, **result)
+        module.warn(f"{error}; waiting the timer bound of {window.high:g}s instead")
+        clock.sleep(remaining_wait(window.high, params['since'], clock))
+        module.exit_json(elapsed=clock.monotonic() - started, observed=f"unknown: {error}", bound=None, **dict(result, fallback_used=True))
+    except _providers.ProviderError as error:
+        module.fail_json(msg=str(error), elapsed=clock.monotonic() - started, **result)
+
+    observation = waited.last
+    details = dict(result, elapsed=waited.elapsed, observed=observation.observed, bound=observation.bound, polls=waited.polls)
+    if not waited.reached:
+        who = params['member'] or params['endpoint']
+        module.fail_json(msg=f"{who} was not {params['state']} within {timeout:g}s; the L4 last said: {observation.observed}", **details)
+    module.exit_json(**details)
+
+
+if __name__ == '__main__':
+    main()
