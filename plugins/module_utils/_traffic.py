@@ -1,0 +1,548 @@
+# Copyright (c) 2026, l4vip.rollout contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The traffic generator: client traffic through a VIP, every request recorded.
+
+Internal to the l4vip.rollout collection; not a public API.
+
+Two kinds of clients run side by side: ``keepalive_clients`` that each hold one HTTP/1.1
+keep-alive connection (the sessions an L4 keeps pinned to a member) and a steady stream of
+fresh one-request connections (the ones the L4 balances anew). A reused keep-alive
+connection that closes before any byte of the response arrived is retried once on a new
+connection, as browsers and HTTP libraries do: a server that closed an idle connection with
+FIN costs the user nothing, and shows up as ``retried``. Everything else that goes wrong is
+``failed``, with a cause.
+
+Command line::
+
+    python -m ansible_collections.l4vip.rollout.plugins.module_utils._traffic \\
+        --target 127.0.0.1:8080 [--keepalive 16] [--rate 4] [--interval 0] [--duration S] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import dataclasses
+import json
+import re
+import signal
+import sys
+import threading
+import time
+import typing as t
+
+KIND_KEEPALIVE = 'keepalive'
+KIND_NEW = 'new'
+
+OUTCOME_OK = 'ok'
+OUTCOME_RETRIED = 'retried'
+OUTCOME_FAILED = 'failed'
+
+CAUSE_REFUSED = 'refused'
+CAUSE_RESET = 'reset'
+CAUSE_TIMEOUT = 'timeout'
+CAUSE_CLOSED = 'closed'
+CAUSE_BAD_RESPONSE = 'bad_response'
+CAUSE_ERROR = 'error'  # any other socket error (unreachable network, ...)
+
+RETRYABLE_CAUSES = (CAUSE_CLOSED, CAUSE_RESET)
+FAILURE_BACKOFF = 0.05  # after a failed request, so that a dead VIP does not make a client spin
+STOP_GRACE = 0.5  # on top of the request timeout, for requests in flight at stop()
+READ_SIZE = 65536
+HEAD_LIMIT = 65536
+NO_BODY_STATUSES = (204, 304)  # never carry a body, whatever Content-Length says
+USER_AGENT = 'l4vip-traffic'
+
+_VERSION = re.compile(rb'version=(\S+)')
+
+
+@dataclasses.dataclass
+class Record:
+    """One client request, from the first attempt to the final answer (or failure)."""
+
+    start: float
+    end: float
+    client: int
+    kind: str
+    outcome: str
+    cause: str | None = None
+    server: str | None = None
+    version: str | None = None
+
+    def as_dict(self) -> dict[str, t.Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class Summary:
+    """All the requests of one run, and the counts a report needs."""
+
+    requests: list[Record]
+    started: float
+    stopped: float
+
+    def _count(self, outcome: str) -> int:
+        return sum(1 for record in self.requests if record.outcome == outcome)
+
+    @property
+    def ok(self) -> int:
+        return self._count(OUTCOME_OK)
+
+    @property
+    def retried(self) -> int:
+        return self._count(OUTCOME_RETRIED)
+
+    @property
+    def failed(self) -> int:
+        return self._count(OUTCOME_FAILED)
+
+    @property
+    def failed_by_cause(self) -> dict[str, int]:
+        return dict(collections.Counter(str(record.cause) for record in self.requests if record.outcome == OUTCOME_FAILED))
+
+    @property
+    def by_server(self) -> dict[str, int]:
+        return dict(collections.Counter(record.server for record in self.requests if record.server is not None))
+
+    @property
+    def duration(self) -> float:
+        return max(0.0, self.stopped - self.started)
+
+    @property
+    def requests_per_second(self) -> float:
+        return len(self.requests) / self.duration if self.duration > 0 else 0.0
+
+    def failures_between(self, t0: float, t1: float) -> list[Record]:
+        """Failed requests that ended (failed) within ``[t0, t1]``."""
+        return [record for record in self.requests if record.outcome == OUTCOME_FAILED and t0 <= record.end <= t1]
+
+    def served_by(self, server: str, t0: float | None = None, t1: float | None = None) -> list[Record]:
+        """Requests ``server`` answered within ``[t0, t1]`` (by their end time; open bounds when None)."""
+        low = float('-inf') if t0 is None else t0
+        high = float('inf') if t1 is None else t1
+        return [record for record in self.requests if record.server == server and low <= record.end <= high]
+
+    def as_dict(self, records: bool = False) -> dict[str, t.Any]:
+        result: dict[str, t.Any] = {
+            'started': self.started,
+            'stopped': self.stopped,
+            'duration': round(self.duration, 3),
+            'total': len(self.requests),
+            'ok': self.ok,
+            'retried': self.retried,
+            'failed': self.failed,
+            'failed_by_cause': self.failed_by_cause,
+            'by_server': self.by_server,
+            'requests_per_second': round(self.requests_per_second, 1),
+        }
+        if records:
+            result['requests'] = [record.as_dict() for record in self.requests]
+        return result
+
+    def line(self) -> str:
+        """A one-line summary for people."""
+        return (f'requests={len(self.requests)} ok={self.ok} retried={self.retried} failed={self.failed} '
+                f'rps={self.requests_per_second:.0f} by_server={json.dumps(self.by_server, sort_keys=True)} '
+                f'failed_by_cause={json.dumps(self.failed_by_cause, sort_keys=True)}')
+
+
+class RequestFailed(Exception):
+    """A request attempt failed; ``answered`` tells whether any byte of a response had arrived."""
+
+    def __init__(self, cause: str, answered: bool = False) -> None:
+        self.cause = cause
+        self.answered = answered
+        super().__init__(cause)
+
+
+@dataclasses.dataclass
+class Response:
+    status: int
+    server: str | None
+    version: str | None
+    close: bool  # the server will not take another request on this connection
+
+
+def parse_response_head(head: bytes) -> tuple[int, dict[bytes, bytes]]:
+    lines = head.split(b'\r\n')
+    status_line = lines[0].split(b' ', 2)
+    if len(status_line) < 2 or not status_line[0].startswith(b'HTTP/') or not status_line[1].isdigit():
+        raise RequestFailed(CAUSE_BAD_RESPONSE, answered=True)
+    headers: dict[bytes, bytes] = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(b':')
+        if sep:
+            headers[name.strip().lower()] = value.strip()
+    return int(status_line[1]), headers
+
+
+def body_version(body: bytes) -> str | None:
+    match = _VERSION.search(body)
+    return match.group(1).decode('latin-1') if match else None
+
+
+class Connection:
+    """One client TCP connection; knows whether it has carried a response (a reused connection)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.responses = 0
+        self._received = 0
+        self._expired = False
+
+    @classmethod
+    async def open(cls, host: str, port: int, timeout: float) -> Connection:
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        except ConnectionRefusedError:
+            raise RequestFailed(CAUSE_REFUSED) from None
+        except asyncio.TimeoutError:
+            raise RequestFailed(CAUSE_TIMEOUT) from None
+        except OSError as exc:
+            raise RequestFailed(_cause_of(exc)) from None
+        return cls(reader, writer)
+
+    @property
+    def reused(self) -> bool:
+        return self.responses > 0
+
+    def close(self) -> None:
+        self.writer.close()
+
+    async def exchange(self, request: bytes, timeout: float) -> Response:
+        """Send one request and read its response, within ``timeout``."""
+        self._received = 0
+        # A timer that aborts the transport is much cheaper than wait_for's task per request.
+        timer = asyncio.get_running_loop().call_later(timeout, self._expire)
+        try:
+            self.writer.write(request)
+            response = await self._read_response()
+        except OSError as exc:
+            raise RequestFailed(CAUSE_TIMEOUT if self._expired else _cause_of(exc), self._received > 0) from None
+        finally:
+            timer.cancel()
+        self.responses += 1
+        return response
+
+    def _expire(self) -> None:
+        self._expired = True
+        self.writer.transport.abort()
+
+    async def _read(self) -> bytes:
+        chunk = await self.reader.read(READ_SIZE)
+        if not chunk:
+            raise RequestFailed(CAUSE_TIMEOUT if self._expired else CAUSE_CLOSED, self._received > 0)
+        self._received += len(chunk)
+        return chunk
+
+    async def _read_response(self) -> Response:
+        buffer = await self._read()
+        while b'\r\n\r\n' not in buffer:
+            if len(buffer) > HEAD_LIMIT:
+                raise RequestFailed(CAUSE_BAD_RESPONSE, answered=True)
+            buffer += await self._read()
+        head, sep, body = buffer.partition(b'\r\n\r\n')
+        status, headers = parse_response_head(head)
+        length = headers.get(b'content-length')
+        close = headers.get(b'connection', b'').lower() == b'close'
+        if status in NO_BODY_STATUSES:
+            body = b''
+        elif length is None:
+            body += await self._read_to_eof()
+            close = True
+        elif not length.isdigit():
+            raise RequestFailed(CAUSE_BAD_RESPONSE, answered=True)
+        else:
+            while len(body) < int(length):
+                body += await self._read()
+        server = headers.get(b'x-served-by')
+        return Response(status, server.decode('latin-1') if server is not None else None, body_version(body), close)
+
+    async def _read_to_eof(self) -> bytes:
+        data = await self.reader.read()
+        if self._expired:
+            raise RequestFailed(CAUSE_TIMEOUT, answered=True)
+        return data
+
+
+def _cause_of(exc: OSError) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return CAUSE_REFUSED
+    if isinstance(exc, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
+        return CAUSE_RESET
+    if isinstance(exc, TimeoutError):
+        return CAUSE_TIMEOUT
+    return CAUSE_ERROR
+
+
+class Traffic:
+    """Keep-alive clients plus a stream of fresh connections against ``host:port``, every request recorded."""
+
+    def __init__(self, host: str, port: int, keepalive_clients: int = 16, new_connection_rate: float = 4.0,
+                 request_interval: float = 0.0, path: str = '/', timeout: float = 2.0) -> None:
+        if keepalive_clients < 0 or new_connection_rate < 0 or request_interval < 0 or timeout <= 0:
+            raise ValueError('keepalive_clients, new_connection_rate and request_interval must be >= 0, timeout > 0')
+        self.host = host
+        self.port = port
+        self.keepalive_clients = keepalive_clients
+        self.new_connection_rate = new_connection_rate
+        self.request_interval = request_interval
+        self.path = path
+        self.timeout = timeout
+        self.records: list[Record] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._errors: list[BaseException] = []  # a client that crashed: a bug, reported by stop()
+        self._stopping = False
+        self._started: float | None = None
+        self._stopped: float | None = None
+        self._next_client = keepalive_clients  # fresh-connection clients are numbered after the keep-alive ones
+        host_header = f'[{host}]' if ':' in host else host
+        request = f'GET {path} HTTP/1.1\r\nHost: {host_header}:{port}\r\nUser-Agent: {USER_AGENT}\r\nAccept: */*\r\n'
+        self._keepalive_bytes = f'{request}\r\n'.encode('latin-1')
+        self._close_bytes = f'{request}Connection: close\r\n\r\n'.encode('latin-1')
+
+    @property
+    def running(self) -> bool:
+        return self._started is not None and self._stopped is None
+
+    async def start(self) -> None:
+        if self._started is not None:
+            raise RuntimeError('traffic already started')
+        self._started = time.time()
+        for client in range(self.keepalive_clients):
+            self._spawn(self._keepalive_client(client))
+        if self.new_connection_rate > 0:
+            self._spawn(self._new_connections())
+
+    async def stop(self) -> Summary:
+        """Let requests in flight finish (within the request timeout), then stop every client."""
+        if self._started is None:
+            raise RuntimeError('traffic not started')
+        if self._stopped is None:
+            self._stopping = True
+            pending = set(self._tasks)
+            if pending:
+                pending = (await asyncio.wait(pending, timeout=self.timeout + STOP_GRACE))[1]
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=STOP_GRACE)
+            self._stopped = time.time()
+        if self._errors:
+            raise RuntimeError(f'{len(self._errors)} traffic client(s) crashed: {self._errors[0]!r}') from self._errors[0]
+        return self.snapshot()
+
+    def snapshot(self) -> Summary:
+        """The requests recorded so far (safe to call from another thread)."""
+        started = self._started if self._started is not None else time.time()
+        return Summary(list(self.records), started, self._stopped or time.time())
+
+    def _spawn(self, coroutine: t.Coroutine[t.Any, t.Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._errors.append(t.cast(BaseException, task.exception()))
+
+    def _record(self, start: float, client: int, kind: str, outcome: str, cause: str | None = None,
+                response: Response | None = None) -> None:
+        self.records.append(Record(start, time.time(), client, kind, outcome, cause,
+                                   response.server if response else None, response.version if response else None))
+
+    async def _keepalive_client(self, client: int) -> None:
+        conn: Connection | None = None
+        try:
+            while not self._stopping:
+                conn = await self._keepalive_request(client, conn)
+                if self.request_interval > 0 and not self._stopping:
+                    await asyncio.sleep(self.request_interval)
+        finally:
+            if conn is not None:
+                conn.close()
+
+    async def _keepalive_request(self, client: int, conn: Connection | None) -> Connection | None:
+        """One request on the client's connection; returns the connection to use next (None: reconnect)."""
+        start = time.time()
+        try:
+            conn, response, outcome = await self._exchange_keepalive(conn)
+        except RequestFailed as failure:
+            self._record(start, client, KIND_KEEPALIVE, OUTCOME_FAILED, failure.cause)
+            await asyncio.sleep(FAILURE_BACKOFF)
+            return None
+        answered = self._settle(start, client, KIND_KEEPALIVE, outcome, response)
+        if answered and not response.close:
+            return conn
+        conn.close()
+        if not answered:
+            await asyncio.sleep(FAILURE_BACKOFF)
+        return None
+
+    async def _exchange_keepalive(self, conn: Connection | None) -> tuple[Connection, Response, str]:
+        """Send the request on ``conn`` (a new connection when None), retrying once where a client would."""
+        try:
+            if conn is None:
+                conn = await Connection.open(self.host, self.port, self.timeout)
+            return conn, await conn.exchange(self._keepalive_bytes, self.timeout), OUTCOME_OK
+        except RequestFailed as failure:
+            if conn is not None:
+                conn.close()
+            if conn is None or not conn.reused or failure.answered or failure.cause not in RETRYABLE_CAUSES:
+                raise
+        # The server closed this idle connection just as we reused it: send the request again, once.
+        conn = await Connection.open(self.host, self.port, self.timeout)
+        try:
+            return conn, await conn.exchange(self._keepalive_bytes, self.timeout), OUTCOME_RETRIED
+        except RequestFailed:
+            conn.close()
+            raise
+
+    def _settle(self, start: float, client: int, kind: str, outcome: str, response: Response) -> bool:
+        """Record an answered request; False when its status makes it a failure."""
+        if 200 <= response.status < 300:
+            self._record(start, client, kind, outcome, response=response)
+            return True
+        self._record(start, client, kind, OUTCOME_FAILED, f'status_{response.status}')
+        return False
+
+    async def _new_connections(self) -> None:
+        """Open ``new_connection_rate`` fresh connections a second, each for one request, on a fixed schedule."""
+        loop = asyncio.get_running_loop()
+        period = 1.0 / self.new_connection_rate
+        due = loop.time()
+        while not self._stopping:
+            self._spawn(self._new_connection_request(self._next_client))
+            self._next_client += 1
+            due += period
+            await asyncio.sleep(max(0.0, due - loop.time()))
+
+    async def _new_connection_request(self, client: int) -> None:
+        start = time.time()
+        conn: Connection | None = None
+        try:
+            conn = await Connection.open(self.host, self.port, self.timeout)
+            response = await conn.exchange(self._close_bytes, self.timeout)
+        except RequestFailed as failure:
+            self._record(start, client, KIND_NEW, OUTCOME_FAILED, failure.cause)
+            return
+        finally:
+            if conn is not None:
+                conn.close()
+        self._settle(start, client, KIND_NEW, OUTCOME_OK, response)
+
+
+class TrafficThread:
+    """Traffic on its own event loop in a daemon thread, for tests that block on something else meanwhile.
+
+    Use as a context manager; ``stop()`` returns the Summary, and leaving the block always stops.
+    """
+
+    def __init__(self, host: str, port: int, start_timeout: float = 5.0, **options: t.Any) -> None:
+        self.traffic = Traffic(host, port, **options)
+        self.summary: Summary | None = None
+        self._start_timeout = start_timeout
+        self._thread = threading.Thread(target=self._run, name=f'l4vip-traffic-{host}:{port}', daemon=True)
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_requested: asyncio.Event | None = None
+        self._error: BaseException | None = None
+
+    def __enter__(self) -> TrafficThread:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: t.Any) -> None:
+        if self._thread.is_alive():
+            self.stop()
+
+    def start(self) -> None:
+        self._thread.start()
+        if not self._ready.wait(self._start_timeout):
+            raise RuntimeError(f'traffic thread did not start within {self._start_timeout} s')
+        if self._error is not None:
+            raise RuntimeError(f'traffic thread failed to start: {self._error}') from self._error
+
+    def snapshot(self) -> Summary:
+        return self.traffic.snapshot()
+
+    def stop(self, timeout: float | None = None) -> Summary:
+        if self.summary is None and self._loop is not None and self._stop_requested is not None:
+            self._loop.call_soon_threadsafe(self._stop_requested.set)
+        self._thread.join(timeout if timeout is not None else self.traffic.timeout + 2 * STOP_GRACE + 5.0)
+        if self.summary is None:
+            raise RuntimeError('traffic thread did not stop in time')
+        return self.summary
+
+    def _run(self) -> None:
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop_requested = asyncio.Event()
+        try:
+            await self.traffic.start()
+        except Exception as exc:
+            self._error = exc
+            return
+        finally:
+            self._ready.set()
+        await self._stop_requested.wait()
+        self.summary = await self.traffic.stop()
+
+
+def parse_target(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(':')
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f'expected host:port, got {value!r}')
+    return host.strip('[]'), int(port)
+
+
+def _arguments(argv: t.Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Traffic generator of l4vip.rollout: keep-alive and fresh clients.')
+    parser.add_argument('--target', required=True, type=parse_target, help='host:port of the VIP')
+    parser.add_argument('--keepalive', type=int, default=16, help='keep-alive clients')
+    parser.add_argument('--rate', type=float, default=4.0, help='fresh connections per second')
+    parser.add_argument('--interval', type=float, default=0.0, help='pause between a keep-alive client\'s requests')
+    parser.add_argument('--path', default='/')
+    parser.add_argument('--timeout', type=float, default=2.0, help='per connect and per response')
+    parser.add_argument('--duration', type=float, help='seconds to run (default: until SIGTERM or SIGINT)')
+    parser.add_argument('--json', help='write the summary with every request here')
+    return parser.parse_args(argv)
+
+
+async def _run(args: argparse.Namespace) -> Summary:
+    host, port = args.target
+    traffic = Traffic(host, port, keepalive_clients=args.keepalive, new_connection_rate=args.rate,
+                      request_interval=args.interval, path=args.path, timeout=args.timeout)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await traffic.start()
+    try:
+        await asyncio.wait_for(stop.wait(), args.duration)
+    except asyncio.TimeoutError:
+        pass  # the duration is up
+    return await traffic.stop()
+
+
+def main(argv: t.Sequence[str] | None = None) -> int:
+    args = _arguments(argv)
+    summary = asyncio.run(_run(args))
+    if args.json:
+        with open(args.json, 'w', encoding='utf-8') as handle:
+            json.dump(summary.as_dict(records=True), handle, indent=1)
+            handle.write('\n')
+    sys.stdout.write(f'{summary.line()}\n')
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())  # not sys.exit: ansible-test's pylint bans it (and print) in module_utils
