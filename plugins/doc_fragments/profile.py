@@ -13,9 +13,9 @@ options:
     description:
       - How the L4 checks and remembers members. The same dict is taken by every module and role of this
         collection, and by the embedded emulator, so that all of them share one timing model.
-      - With a fast failure (404, refused connection) the L4 marks a member down more than O(retry*interval) and
-        at most O((retry+1)*interval) seconds after it starts failing; a check that times out adds the check
-        timeout. It binds a member again more than O((rise-1)*interval) and at most O(rise*interval) seconds
+      - With a fast failure (404, refused connection) the L4 marks a member down more than C(retry * interval) and
+        at most C((retry + 1) * interval) seconds after it starts failing; a check that times out adds the check
+        timeout. It binds a member again more than C((rise - 1) * interval) and at most C(rise * interval) seconds
         after it can first pass a check.
     type: dict
     default: {}
@@ -39,7 +39,7 @@ options:
       check_timeout:
         description:
           - Seconds a check waits for an answer before it counts as failed. A check still unanswered when the next
-            one is due has failed, so the effective value is at most O(interval).
+            one is due has failed, so the effective value is at most O(profile.interval).
         type: float
         default: 3.0
       idle_timeout:

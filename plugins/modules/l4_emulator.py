@@ -17,7 +17,7 @@ description:
     mode as far as clients and web servers can tell, including the keep-alive trap.
   - Starting with a configuration the running emulator already has is no change; a different configuration restarts it.
 author:
-  - l4vip.rollout contributors
+  - l4vip.rollout maintainers (@l4vip)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -41,7 +41,7 @@ options:
       - The emulator's configuration; required with O(state=started).
       - C(vips) (required) is a list of VIPs, each with C(name), C(listen) (C(address:port), port 0 picks a free one),
         C(balancing) (C(round_robin) or C(least_sessions)) and C(members), a list of C(name) and C(address) (C(address:port)).
-      - C(profile) is the L4 profile, the same dict as the other modules' O(config.profile) (see the profile doc fragment).
+      - C(profile) is the L4 profile, the same dict as the C(profile) option of the other modules of this collection.
       - C(control) is where the control API listens, C(127.0.0.1:0) by default (loopback, a free port).
       - C(aged_session_action) is what a packet of an aged-out session meets, C(rst) (default) or C(drop).
       - C(check_source) is the address health checks leave from, C(127.0.0.2) by default, distinct from the data path's

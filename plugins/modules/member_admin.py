@@ -18,7 +18,7 @@ description:
   - Reads the current state first and changes nothing when it is already as asked. With V(http) that needs O(query) and
     O(admin_values); without them every run reports a change.
 author:
-  - l4vip.rollout contributors
+  - l4vip.rollout maintainers (@l4vip)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - l4vip.rollout.provider

@@ -18,7 +18,7 @@ description:
     closes them; use M(l4vip.rollout.session_drain) for those.
   - In check mode the wait is skipped and the module says so.
 author:
-  - l4vip.rollout contributors
+  - l4vip.rollout maintainers (@l4vip)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - l4vip.rollout.provider

@@ -138,7 +138,8 @@ def test_member_wait_gives_up_saying_what_it_saw(tmp_path):
 
 
 def test_member_wait_check_mode_skips(tmp_path):
-    run = run_playbook(tmp_path, wait_task(state='down', provider='emulator', endpoint='http://127.0.0.1:9', pool='web', member='web1'), check=True)
+    tasks = wait_task(state='down', provider='emulator', endpoint='http://127.0.0.1:9', pool='web', member='web1')
+    run = run_playbook(tmp_path, tasks, check=True)
     result = run.task('wait')
     assert result['waited'] is False and result['elapsed'] == 0 and not result['failed']
     assert result['msg'] == 'check mode: the wait for down was skipped'
@@ -154,7 +155,8 @@ def test_member_wait_check_mode_skips(tmp_path):
         ({'state': 'down', 'profile': {'retry': 'many'}}, 'retry'),
         ({'state': 'down', 'timeout': 0}, 'timeout: expected a number of seconds greater than 0, got 0.0'),
         ({'state': 'down', 'provider': 'http', 'endpoint': 'http://127.0.0.1:9', 'query': 'a[?'}, "query: not a valid JMESPath expression: 'a[?'"),
-        ({'state': 'down', 'provider': 'haproxy', 'endpoint': 'nowhere', 'pool': 'p', 'member': 'm'}, "endpoint: expected a unix socket path or host:port, got 'nowhere'"),
+        ({'state': 'down', 'provider': 'haproxy', 'endpoint': 'nowhere', 'pool': 'p', 'member': 'm'},
+         "endpoint: expected a unix socket path or host:port, got 'nowhere'"),
     ],
 )
 def test_member_wait_bad_values_name_the_option(tmp_path, args, message):
@@ -188,6 +190,7 @@ def test_member_admin_emulator(tmp_path):
     with Lab(tmp_path, count=2) as lab:
         lab.wait_all_bound()
         args = dict(provider='emulator', endpoint=lab.emulator.control_url, pool='web', member='web1')
+
         def read() -> str:
             return lab.call(lambda: lab.emulator.member('web', 'web1').admin)
         for state in ('disabled', 'drain', 'enabled'):
@@ -202,6 +205,7 @@ def test_member_admin_haproxy(tmp_path, nginx_factory, haproxy_factory):  # noqa
     haproxy = haproxy_factory(parse_profile({'interval': 0.2, 'check_timeout': 0.1}), ('127.0.0.130', 18130),
                               [('web1', '127.0.0.131', 18131)], backend='web')
     args = dict(provider='haproxy', endpoint=str(haproxy.socket_path), pool='web', member='web1')
+
     def read() -> str:
         # Independent of the module: the harness's own parser of the same runtime answer.
         row = haproxy.server_states()['web1']
@@ -209,7 +213,8 @@ def test_member_admin_haproxy(tmp_path, nginx_factory, haproxy_factory):  # noqa
         return 'disabled' if admin & 0x01 else 'drain' if admin & 0x08 else 'enabled'
     for state in ('disabled', 'drain', 'enabled'):
         four_times(tmp_path, state, read, **args)
-    missing = run_playbook(tmp_path, admin_task('disabled', **dict(args, member='web9'))).task('admin')
+    missing_member = {**args, 'member': 'web9'}
+    missing = run_playbook(tmp_path, admin_task('disabled', **missing_member)).task('admin')
     assert missing['failed'] and "HAProxy has no server 'web9' in backend 'web'; its servers are web1" in missing['msg']
     assert _haproxy.server_state(str(haproxy.socket_path), 'web', 'web1').admin_state == 'enabled'
 
