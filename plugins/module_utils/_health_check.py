@@ -1,0 +1,335 @@
+# Copyright (c) 2026, l4vip.rollout contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The health-check file: put it in or out of service by renaming it, and verify what a web server serves.
+
+Internal to the l4vip.rollout collection; not a public API.
+
+An L7 health check asks for one file; while the file exists the member is in service, once it
+is gone the checks fail and the L4 takes the member out. The file is renamed to its disabled
+name and back, never deleted and rewritten: a rename keeps the inode, so content, owner,
+group, mode and mtime survive any number of toggles, and within one directory the rename is
+atomic (at every instant exactly one of the two names exists).
+
+Refusals are decided before anything is touched, so an error never leaves a half-done change:
+- both names exist (which one is stale cannot be told);
+- the two names are in different directories: a rename across directories may cross a
+  filesystem or a bind mount and stop being atomic (EXDEV), so only one directory is accepted;
+- the file is a symlink that resolves outside its directory, or to nothing: renaming the
+  link is harmless, but the web server would follow it out of the docroot, and the module
+  never does that silently.
+
+Web servers may cache a file's existence (nginx ``open_file_cache``), so verification polls
+the URL until it answers as expected or the time is up, and then says what it last saw.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import http.client
+import os
+import stat
+import typing as t
+import urllib.error
+import urllib.parse
+
+from ansible.module_utils.urls import ConnectionError as UrlConnectionError
+from ansible.module_utils.urls import open_url
+
+from ansible_collections.l4vip.rollout.plugins.module_utils._timing import SYSTEM_CLOCK, Clock
+
+IN_SERVICE = 'in_service'
+OUT_OF_SERVICE = 'out_of_service'
+QUERY = 'query'
+MISSING = 'missing'  # neither name exists; only ever reported, never requested
+STATES = (IN_SERVICE, OUT_OF_SERVICE, QUERY)
+
+DISABLED_SUFFIX = '.disabled'
+CREATED_MODE = 0o644  # a created file must be readable by the web server whatever the umask
+DEFAULT_VERIFY_TIMEOUT = 30.0
+DEFAULT_POLL_INTERVAL = 0.5
+MIN_REQUEST_TIMEOUT = 0.1  # a poll at the deadline still gets a real chance to connect
+USER_AGENT = 'l4vip.rollout.health_check'
+
+
+class HealthCheckError(Exception):
+    """Any refusal or failure; ``detail`` is passed to ``fail_json`` beside the message."""
+
+    def __init__(self, msg: str, **detail: t.Any) -> None:
+        super().__init__(msg)
+        self.detail = detail
+
+
+class OptionError(HealthCheckError):
+    """An option has a bad value: names the option and the value."""
+
+    def __init__(self, option: str, value: t.Any, expected: str) -> None:
+        super().__init__(f'{option}: {expected}, got {value!r}', option=option, value=value)
+
+
+class FilesError(HealthCheckError):
+    """The files on disk are in a state the module refuses to touch, or a rename failed."""
+
+
+class VerifyError(HealthCheckError):
+    """The URL never answered as the desired state requires within the timeout."""
+
+
+@dataclasses.dataclass(frozen=True)
+class HealthCheckFiles:
+    """The health-check file's two names, both absolute and in one directory."""
+
+    path: str
+    disabled_path: str
+
+    @property
+    def directory(self) -> str:
+        return os.path.dirname(self.path)
+
+
+def _absolute_file_path(option: str, value: t.Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise OptionError(option, value, 'expected an absolute path')
+    if not os.path.isabs(value):
+        raise OptionError(option, value, 'expected an absolute path')
+    if value.endswith('/') or os.path.basename(os.path.normpath(value)) in ('', '.', '..'):
+        raise OptionError(option, value, 'expected the path of a file, not of a directory')
+    return os.path.normpath(value)
+
+
+def health_check_files(path: t.Any, disabled_path: t.Any = None) -> HealthCheckFiles:
+    """Validate the two names; the disabled one defaults to ``<path>.disabled``."""
+    path = _absolute_file_path('path', path)
+    if disabled_path is None:
+        disabled_path = path + DISABLED_SUFFIX
+    else:
+        disabled_path = _absolute_file_path('disabled_path', disabled_path)
+    if disabled_path == path:
+        raise OptionError('disabled_path', disabled_path, 'expected a name other than path')
+    if os.path.dirname(disabled_path) != os.path.dirname(path):
+        raise OptionError('disabled_path', disabled_path,
+                          f'expected a name in the directory of path ({os.path.dirname(path)}) so that the rename is atomic')
+    return HealthCheckFiles(path, disabled_path)
+
+
+def _check_entry(option: str, name: str, directory: str) -> bool:
+    """Whether ``name`` exists; refuses anything but a regular file or a symlink to one inside ``directory``."""
+    try:
+        info = os.lstat(name)
+    except FileNotFoundError:
+        return False
+    except OSError as error:
+        raise FilesError(f'{option}: cannot read {name}: {error.strerror}', **{option: name}) from None
+    if stat.S_ISLNK(info.st_mode):
+        target = os.path.realpath(name)
+        real_directory = os.path.realpath(directory)
+        if os.path.commonpath([target, real_directory]) != real_directory:
+            raise FilesError(
+                f'{option}: {name} is a symlink to {target}, outside {real_directory}; refusing to follow a symlink '
+                'out of the docroot (replace it with a regular file or a link inside the directory)',
+                **{option: name}, link_target=target)
+        if not os.path.isfile(target):
+            raise FilesError(f'{option}: {name} is a symlink to {target}, which is not a regular file; refusing it',
+                             **{option: name}, link_target=target)
+        return True
+    if not stat.S_ISREG(info.st_mode):
+        raise FilesError(f'{option}: {name} exists but is not a regular file; refusing it', **{option: name})
+    return True
+
+
+def read_state(files: HealthCheckFiles) -> str:
+    """``in_service``, ``out_of_service`` or ``missing``; refuses both names, a missing directory and bad symlinks."""
+    if not os.path.isdir(files.directory):
+        raise FilesError(f'path: the directory {files.directory} does not exist (path is {files.path!r})',
+                         path=files.path)
+    enabled = _check_entry('path', files.path, files.directory)
+    disabled = _check_entry('disabled_path', files.disabled_path, files.directory)
+    if enabled and disabled:
+        raise FilesError(
+            f'path: both {files.path} and {files.disabled_path} exist; refusing to choose one '
+            '(remove the stale one)', path=files.path, disabled_path=files.disabled_path)
+    if enabled:
+        return IN_SERVICE
+    return OUT_OF_SERVICE if disabled else MISSING
+
+
+def _rename(source: str, destination: str) -> None:
+    try:
+        os.rename(source, destination)
+    except OSError as error:
+        raise FilesError(f'cannot rename {source} to {destination}: {error.strerror}') from None
+
+
+def _create(path: str, content: str) -> None:
+    """Write a new file under a temporary name, then rename it in: the server never serves half of it."""
+    temporary = os.path.join(os.path.dirname(path), f'.{os.path.basename(path)}.{os.getpid()}.tmp')
+    created = False
+    try:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_NOFOLLOW', 0),
+                             CREATED_MODE)
+        created = True
+        with os.fdopen(descriptor, 'wb') as handle:
+            os.fchmod(descriptor, CREATED_MODE)
+            handle.write(content.encode('utf-8'))
+            handle.flush()
+            os.fsync(descriptor)
+        os.rename(temporary, path)
+    except OSError as error:
+        if created and os.path.lexists(temporary):
+            os.unlink(temporary)
+        raise FilesError(f'cannot create {path}: {error.strerror}', path=path) from None
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    previous_state: str
+    state: str
+
+    @property
+    def changed(self) -> bool:
+        return self.state != self.previous_state
+
+
+def set_state(files: HealthCheckFiles, desired: str, content: str | None = None, check_mode: bool = False) -> Outcome:
+    """Bring the files to ``desired`` (``in_service`` or ``out_of_service``); in check mode only say what would change."""
+    if desired not in (IN_SERVICE, OUT_OF_SERVICE):
+        raise OptionError('state', desired, f'expected {IN_SERVICE} or {OUT_OF_SERVICE}')
+    current = read_state(files)
+    if current == desired:
+        return Outcome(current, current)
+    if current == MISSING and desired == OUT_OF_SERVICE:
+        # A mistyped path would look exactly like this; passing here would leave the real file in service.
+        raise FilesError(f'path: neither {files.path} nor {files.disabled_path} exists; nothing to take out of '
+                         'service (check path)', path=files.path, disabled_path=files.disabled_path)
+    if current == MISSING and content is None:
+        raise FilesError(f'content: neither {files.path} nor {files.disabled_path} exists; give content to create '
+                         'the file', path=files.path, disabled_path=files.disabled_path)
+    if not check_mode:
+        if current == MISSING:
+            _create(files.path, t.cast(str, content))
+        elif desired == IN_SERVICE:
+            _rename(files.disabled_path, files.path)
+        else:
+            _rename(files.path, files.disabled_path)
+    return Outcome(current, desired)
+
+
+def state_diff(files: HealthCheckFiles, state: str) -> dict[str, t.Any]:
+    """One side of the diff: the state and which name exists."""
+    present = {IN_SERVICE: files.path, OUT_OF_SERVICE: files.disabled_path}.get(state)
+    return {'state': state, 'present': present}
+
+
+# --- verification over HTTP ---------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Probe:
+    """One GET: the status when the server answered, else what went wrong."""
+
+    status: int | None = None
+    error: str | None = None
+
+
+Getter = t.Callable[[str, float], Probe]
+
+
+def http_get(url: str, timeout: float) -> Probe:
+    """GET ``url`` the way an L4 checks it: no redirects followed, no proxy; every answer is a status."""
+    try:
+        response = open_url(url, method='GET', timeout=timeout, follow_redirects='none', use_proxy=False,
+                            http_agent=USER_AGENT, use_netrc=False)
+    except urllib.error.HTTPError as error:
+        error.close()
+        return Probe(status=error.code)
+    except urllib.error.URLError as error:
+        return Probe(error=str(error.reason))
+    except (OSError, http.client.HTTPException, UrlConnectionError, ValueError) as error:
+        return Probe(error=f'{type(error).__name__}: {error}'.rstrip(': '))
+    with response:
+        return Probe(status=response.status)
+
+
+def expected_status(state: str) -> str:
+    return '200' if state == IN_SERVICE else 'a status other than 2xx'
+
+
+def answers_as(state: str, probe: Probe) -> bool:
+    """200 in service; out of service any HTTP status but 2xx (a refused connection proves nothing about the file)."""
+    if probe.status is None:
+        return False
+    if state == IN_SERVICE:
+        return probe.status == 200
+    return not 200 <= probe.status < 300
+
+
+def verify_url_option(url: t.Any) -> str:
+    parsed = urllib.parse.urlsplit(url) if isinstance(url, str) else None
+    if parsed is None or parsed.scheme not in ('http', 'https') or not parsed.hostname:
+        raise OptionError('verify_url', url, 'expected an http:// or https:// URL')
+    return url
+
+
+def positive_seconds(option: str, value: t.Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value == float('inf'):
+        raise OptionError(option, value, 'expected a number of seconds greater than 0')
+    return float(value)
+
+
+def verify(url: str, state: str, timeout: float, poll_interval: float, get: Getter = http_get,
+           clock: Clock = SYSTEM_CLOCK) -> dict[str, t.Any]:
+    """Poll ``url`` every ``poll_interval`` until it answers as ``state`` requires; bounded by ``timeout``."""
+    start = clock.monotonic()
+    deadline = start + timeout
+    attempts = 0
+    while True:
+        attempts += 1
+        probe = get(url, max(MIN_REQUEST_TIMEOUT, deadline - clock.monotonic()))
+        now = clock.monotonic()
+        result = {'url': url, 'status': probe.status, 'attempts': attempts, 'elapsed': round(now - start, 3)}
+        if answers_as(state, probe):
+            return result
+        if now >= deadline:
+            seen = f'status {probe.status}' if probe.status is not None else f'error {probe.error}'
+            raise VerifyError(
+                f'verify_url: {url} did not answer {expected_status(state)} for {state} within {timeout:g} s; '
+                f'last saw {seen} after {attempts} attempts',
+                verify=dict(result, error=probe.error, expected=expected_status(state)))
+        clock.sleep(min(poll_interval, deadline - now))
+
+
+# --- the whole task -----------------------------------------------------------------------
+
+def run(params: t.Mapping[str, t.Any], check_mode: bool = False, want_diff: bool = False, get: Getter = http_get,
+        clock: Clock = SYSTEM_CLOCK) -> dict[str, t.Any]:
+    """Validate, change, verify; the module's result. Raises HealthCheckError with the partial result in ``detail``."""
+    files = health_check_files(params['path'], params.get('disabled_path'))
+    state = params.get('state') or IN_SERVICE
+    if state not in STATES:
+        raise OptionError('state', state, f'expected one of {", ".join(STATES)}')
+    url = params.get('verify_url')
+    if url is not None:
+        if state == QUERY:
+            raise OptionError('verify_url', url, 'expected no verify_url with state=query')
+        url = verify_url_option(url)
+    timeout = positive_seconds('verify_timeout', params.get('verify_timeout', DEFAULT_VERIFY_TIMEOUT))
+    poll_interval = positive_seconds('verify_poll_interval', params.get('verify_poll_interval', DEFAULT_POLL_INTERVAL))
+    content = params.get('content')
+    if content is not None and not isinstance(content, str):
+        raise OptionError('content', content, 'expected a string')
+
+    result: dict[str, t.Any] = {'path': files.path, 'disabled_path': files.disabled_path}
+    if state == QUERY:
+        current = read_state(files)
+        return dict(result, changed=False, state=current, previous_state=current)
+    outcome = set_state(files, state, content, check_mode)
+    result.update(changed=outcome.changed, state=outcome.state, previous_state=outcome.previous_state)
+    if want_diff:
+        result['diff'] = {'before': state_diff(files, outcome.previous_state), 'after': state_diff(files, outcome.state)}
+    if url is not None and not check_mode:
+        try:
+            result['verify'] = verify(url, state, timeout, poll_interval, get, clock)
+        except VerifyError as error:
+            error.detail = dict(result, **error.detail)
+            raise
+    return result
