@@ -1,0 +1,96 @@
+"""session_drain through real ansible-playbook: k keep-alive sessions reported, then none once the server stops."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from ansible_collections.l4vip.rollout.plugins.module_utils._emulator import LoopThread
+from ansible_collections.l4vip.rollout.plugins.module_utils._realserver import RealServer
+from ansible_collections.l4vip.rollout.tests.harness.ansible import run_playbook
+from ansible_collections.l4vip.rollout.tests.harness.lab import Lab, get, raw_get, wait_for
+from ansible_collections.l4vip.rollout.tests.integration.test_member_modules import Background, module_running
+
+K = 3
+
+
+def drain_task(**args):
+    return [{'name': 'drain', 'l4vip.rollout.session_drain': dict(poll_interval=0.05, **args)}]
+
+
+@pytest.mark.parametrize('host', ['127.0.0.141', '::1'])
+def test_reports_open_keepalive_sessions_then_none_after_graceful_stop(tmp_path, host):
+    (tmp_path / 'health_check.html').write_text('ok\n')
+    loop = LoopThread()
+    server = RealServer('web1', host, 0, str(tmp_path))
+    clients: list[socket.socket] = []
+    try:
+        loop.run(server.start())
+        for _client in range(K):
+            sock = socket.create_connection((host, server.port), timeout=2)
+            raw_get(sock)
+            clients.append(sock)
+        peers = sorted(f'[{c.getsockname()[0]}]:{c.getsockname()[1]}' if ':' in host else '%s:%d' % c.getsockname()[:2] for c in clients)
+
+        left = run_playbook(tmp_path, drain_task(port=server.port, address=host, timeout=0.3)).task('drain')
+        assert left['failed'] and left['drained'] is False
+        assert sorted(s['peer'] for s in left['sessions']) == peers
+        assert {s['state'] for s in left['sessions']} == {'ESTABLISHED'}
+        assert left['msg'].startswith(f'{K} client session(s) remain on port {server.port} after 0.3s: ')
+
+        client_address = clients[0].getsockname()[0]  # every client leaves from the same loopback address
+        excluded = run_playbook(tmp_path, drain_task(port=server.port, timeout=0.3, exclude_sources=[client_address])).task('drain')
+        assert not excluded['failed'] and excluded['sessions'] == []
+
+        checked = run_playbook(tmp_path, drain_task(port=server.port, timeout=5), check=True).task('drain')
+        assert checked['waited'] is False and len(checked['sessions']) == K and not checked['failed']
+
+        run = Background(tmp_path, drain_task(port=server.port, address=host, timeout=10))
+        wait_for('session_drain running', lambda: module_running('session_drain'), timeout=30, poll=0.02)
+        time.sleep(0.6)  # AnsiballZ start-up, then its first look at the table
+        loop.run(server.stop(graceful=True))  # FIN to every idle keep-alive client
+        drained = run.join().task('drain')
+        # It was already waiting when the server stopped, and it returned soon after.
+        assert not drained['failed'] and drained['drained'] and drained['sessions'] == []
+        assert 0.1 < drained['elapsed'] < 2.0
+    finally:
+        for sock in clients:
+            sock.close()
+        loop.run(server.stop(graceful=False))
+        loop.close()
+
+
+def test_l4_side_counts_through_the_emulator(tmp_path):
+    with Lab(tmp_path, count=1) as lab:
+        lab.wait_all_bound()
+        connection = lab.keepalive()
+        get(connection)
+        server = lab.servers['web1']
+        l4 = dict(provider='emulator', endpoint=lab.emulator.control_url, pool='web', member='web1')
+        # The server side sees the emulator's connection; the L4 side sees the client's session.
+        both = run_playbook(tmp_path, drain_task(port=server.port, timeout=0.3, **l4)).task('drain')
+        assert both['failed'] and len(both['sessions']) == 1
+        lab.run(server.stop(graceful=True))
+        wait_for('session cleared', lambda: lab.member('web1')['sessions'] == 0, timeout=1)
+        done = run_playbook(tmp_path, drain_task(port=server.port, timeout=2, **l4)).task('drain')
+        assert not done['failed'] and done['l4_sessions'] == 0 and done['sessions'] == []
+        connection.close()
+
+
+@pytest.mark.parametrize(
+    ('args', 'message'),
+    [
+        ({'port': 0}, 'port: '),
+        ({'port': 80, 'address': 'web1'}, "address: "),
+        ({'port': 80, 'exclude_sources': ['10.0.0.0/33']}, "exclude_sources"),
+        ({'port': 80, 'threshold': -1}, 'threshold: '),
+        ({'port': 80, 'timeout': -1}, 'timeout: '),
+        ({'port': 80, 'poll_interval': 0}, 'poll_interval: '),
+        ({'port': 80, 'profile': {'rise': 0}}, 'profile.rise: expected a whole number of at least 1, got 0'),
+    ],
+)
+def test_bad_values_name_the_option(tmp_path, args, message):
+    result = run_playbook(tmp_path, [{'name': 'drain', 'l4vip.rollout.session_drain': args}]).task('drain')
+    assert result['failed'] and message in result['msg'], result['msg']
