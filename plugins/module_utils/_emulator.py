@@ -329,6 +329,7 @@ class Session:
         """RST to the client only; the member's side stays open, as the notes observed."""
         self.cut = True
         self.forget()
+        self.emulator.cut_sessions.add(self)
         self.emulator.count_reset(self.vip, reason)
         send_rst(self.client.transport)
 
@@ -442,6 +443,7 @@ class MemberSide(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         session = self.session
         session.forget()
+        session.emulator.cut_sessions.discard(session)
         client = session.client.transport
         if client is None or client.is_closing():
             return
@@ -507,6 +509,8 @@ class Emulator:
             for v in config.vips
         }
         self.sessions: dict[int, Session] = {}
+        # Reset or aged sessions whose member side is still open (the zombies): out of the table, closed at stop.
+        self.cut_sessions: set[Session] = set()
         self.events: collections.deque[dict[str, t.Any]] = collections.deque(maxlen=EVENT_LOG_SIZE)
         self.control: asyncio.AbstractServer | None = None
         self.control_endpoint = config.control
@@ -545,7 +549,7 @@ class Emulator:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for session in list(self.sessions.values()):
+        for session in list(self.sessions.values()) + list(self.cut_sessions):
             session.close()
         for vip in self.vips.values():
             for member in vip.members:
@@ -690,6 +694,7 @@ class Emulator:
     def age_out(self, session: Session) -> None:
         session.cut = True
         session.forget()
+        self.cut_sessions.add(session)
         self.log_event(session.vip.config.name, session.member.name if session.member else None, 'session', 'aged',
                        f'session {session.id} from {session.client.peer} idle past {self.config.profile.idle_timeout:g}s')
 

@@ -273,3 +273,17 @@ def test_command_line_rejects_bad_config_naming_the_key(tmp_path):
         env=env, capture_output=True, text=True, timeout=10, check=False)
     assert result.returncode == 2
     assert 'vips[0].members: expected a non-empty list of members, got []' in result.stderr
+
+
+def test_stop_closes_the_zombies_it_left_open(tmp_path):
+    with Lab(tmp_path, count=1, profile={'reset_on_port_fail': True}) as lab:
+        lab.wait_all_bound()
+        sock = lab.open_raw()
+        raw_get(sock)
+        server = lab.servers['web1']
+        lab.fail_health_check('web1')
+        lab.wait_state('web1', 'down')
+        assert lab.call(lambda: server.open_connections) == 1  # the zombie
+        lab.thread.stop()
+        wait_for('zombie closed by the stop', lambda: lab.call(lambda: server.open_connections) == 0, timeout=1.0)
+        sock.close()
