@@ -21,7 +21,7 @@ description:
   - With O(verify_url) it then polls the URL until the web server answers as the new state requires, because a server
     may cache the file's existence for a while.
 author:
-  - l4vip.rollout contributors (!UNKNOWN)
+  - l4vip.rollout maintainers (@l4vip)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
