@@ -18,7 +18,7 @@ import json
 import typing as t
 
 from ansible_collections.l4vip.rollout.plugins.module_utils import _access_log, _haproxy
-from ansible_collections.l4vip.rollout.plugins.module_utils._timing import PROFILE_ARGUMENT_SPEC, SYSTEM_CLOCK, Clock, Profile
+from ansible_collections.l4vip.rollout.plugins.module_utils._timing import PROFILE_ARGUMENT_SPEC, SYSTEM_CLOCK, Clock, Polled, Profile, poll_until
 
 try:
     from ansible.module_utils.urls import open_url
@@ -282,24 +282,6 @@ def build_provider(params: t.Mapping[str, t.Any], profile: Profile, since: float
     return Provider()
 
 
-@dataclasses.dataclass(frozen=True)
-class WaitResult:
-    reached: bool
-    elapsed: float
-    polls: int
-    last: Observation
-
-
-def wait_for_bound(provider: Provider, bound: bool, timeout: float, poll_interval: float, clock: Clock = SYSTEM_CLOCK) -> WaitResult:
+def wait_for_bound(provider: Provider, bound: bool, timeout: float, poll_interval: float, clock: Clock = SYSTEM_CLOCK) -> Polled[Observation]:
     """Poll until the member's binding is ``bound``, at most ``timeout`` seconds; always says what it last saw."""
-    started = clock.monotonic()
-    polls = 0
-    while True:
-        last = provider.observe()
-        polls += 1
-        elapsed = clock.monotonic() - started
-        if last.bound is bound:
-            return WaitResult(True, elapsed, polls, last)
-        if elapsed >= timeout:
-            return WaitResult(False, elapsed, polls, last)
-        clock.sleep(min(poll_interval, timeout - elapsed))
+    return poll_until(provider.observe, lambda observation: observation.bound is bound, timeout, poll_interval, clock)

@@ -38,7 +38,7 @@ import math
 import sys
 import typing as t
 
-from ansible_collections.l4vip.rollout.plugins.module_utils._timing import SYSTEM_CLOCK, Clock
+from ansible_collections.l4vip.rollout.plugins.module_utils._timing import SYSTEM_CLOCK, Clock, poll_until
 
 IPAddress = t.Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 IPNetwork = t.Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
@@ -383,13 +383,6 @@ def wait_for_drain(
     timeout = validate_seconds(timeout, 'timeout', allow_zero=True)
     poll_interval = validate_seconds(poll_interval, 'poll_interval', allow_zero=False)
 
-    started = clock.monotonic()
-    polls = 0
-    while True:
-        remaining = client_sessions(read(), port, local, excluded, wanted)
-        polls += 1
-        elapsed = clock.monotonic() - started
-        drained = len(remaining) <= threshold
-        if drained or elapsed >= timeout:
-            return DrainResult(drained=drained, sessions=[sock.as_session() for sock in remaining], elapsed=elapsed, polls=polls)
-        clock.sleep(min(poll_interval, timeout - elapsed))
+    polled = poll_until(lambda: client_sessions(read(), port, local, excluded, wanted),
+                        lambda remaining: len(remaining) <= threshold, timeout, poll_interval, clock)
+    return DrainResult(drained=polled.reached, sessions=[sock.as_session() for sock in polled.last], elapsed=polled.elapsed, polls=polled.polls)

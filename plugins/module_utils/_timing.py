@@ -197,3 +197,30 @@ def remaining_wait(bound: float, since: float | None, clock: Clock = SYSTEM_CLOC
 def default_timeout(window: Window, profile: Profile) -> float:
     """How long a wait for a transition gives the L4 before it gives up: the worst case and one more interval."""
     return window.high + profile.interval
+
+
+T = t.TypeVar('T')
+
+
+@dataclasses.dataclass(frozen=True)
+class Polled(t.Generic[T]):
+    """The end of a bounded wait: whether it got there, and what it saw last."""
+
+    reached: bool
+    last: T
+    elapsed: float
+    polls: int
+
+
+def poll_until(probe: t.Callable[[], T], done: t.Callable[[T], bool], timeout: float, poll_interval: float,
+               clock: Clock = SYSTEM_CLOCK) -> Polled[T]:
+    """Ask ``probe`` at once, then every ``poll_interval``, and once more at the deadline, never sleeping past it."""
+    started = clock.monotonic()
+    polls = 0
+    while True:
+        last = probe()
+        polls += 1
+        elapsed = clock.monotonic() - started
+        if done(last) or elapsed >= timeout:
+            return Polled(done(last), last, elapsed, polls)
+        clock.sleep(min(poll_interval, timeout - elapsed))

@@ -115,7 +115,7 @@ import typing as t
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.l4vip.rollout.plugins.module_utils import _providers, _sockets
-from ansible_collections.l4vip.rollout.plugins.module_utils._timing import SYSTEM_CLOCK, Clock, ProfileError, parse_profile
+from ansible_collections.l4vip.rollout.plugins.module_utils._timing import SYSTEM_CLOCK, Clock, ProfileError, parse_profile, poll_until
 
 
 class DrainFailed(Exception):
@@ -130,19 +130,6 @@ def l4_session_count(provider: _providers.Provider) -> int | None:
     if isinstance(provider, _providers.EmulatorProvider):
         return provider.observe().sessions
     return None
-
-
-def wait_l4_side(provider: _providers.Provider, threshold: int, timeout: float, poll_interval: float, clock: Clock) -> tuple[int | None, int]:
-    """Poll the L4's session count until at most ``threshold``; returns the last count and the polls."""
-    started = clock.monotonic()
-    polls = 0
-    while True:
-        count = l4_session_count(provider)
-        polls += 1
-        elapsed = clock.monotonic() - started
-        if count is None or count <= threshold or elapsed >= timeout:
-            return count, polls
-        clock.sleep(min(poll_interval, timeout - elapsed))
 
 
 def drain(module: AnsibleModule, clock: Clock = SYSTEM_CLOCK) -> dict[str, t.Any]:
@@ -163,7 +150,9 @@ def drain(module: AnsibleModule, clock: Clock = SYSTEM_CLOCK) -> dict[str, t.Any
         raise DrainFailed(f"{len(server.sessions)} client session(s) remain on port {params['port']} after {params['timeout']:g}s: {peers}",
                           **result)
     left = max(0.0, params['timeout'] - server.elapsed)
-    count, _polls = wait_l4_side(provider, params['threshold'], left, params['poll_interval'], clock)
+    # The server's FINs clear the L4's sessions; where the L4 can count them, see it agree.
+    count = poll_until(lambda: l4_session_count(provider), lambda seen: seen is None or seen <= params['threshold'],
+                       left, params['poll_interval'], clock).last
     result.update(l4_sessions=count, elapsed=clock.monotonic() - started)
     if count is not None and count > params['threshold']:
         result['drained'] = False
