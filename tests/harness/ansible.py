@@ -7,6 +7,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import threading
 import typing as t
 
 import yaml
@@ -56,3 +57,40 @@ def run_playbook(tmp_path: pathlib.Path, tasks: list[dict[str, t.Any]], extra_va
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     output = json.loads(results.read_text()) if results.exists() else []
     return PlaybookRun(result.returncode, output, result.stdout + result.stderr)
+
+
+def pids_running(needle: str) -> list[int]:
+    """Every process whose command line holds ``needle``, read from /proc (independent of what is being tested)."""
+    pids = []
+    for entry in os.listdir('/proc'):
+        if entry.isdigit():
+            try:
+                with open(f'/proc/{entry}/cmdline', 'rb') as handle:
+                    if needle.encode() in handle.read():
+                        pids.append(int(entry))
+            except OSError:
+                continue
+    return pids
+
+
+def module_running(name: str) -> bool:
+    """Whether the module's AnsiballZ process runs now (a signal that its wait has begun)."""
+    return bool(pids_running(f'AnsiballZ_{name}'))
+
+
+class Background:
+    """A playbook run in a thread, so the test can act on the L4 while the module waits."""
+
+    def __init__(self, tmp_path: pathlib.Path, tasks: list[dict[str, t.Any]]) -> None:
+        self.result: PlaybookRun | None = None
+        self.thread = threading.Thread(target=self._run, args=(tmp_path, tasks), daemon=True)
+        self.thread.start()
+
+    def _run(self, tmp_path: pathlib.Path, tasks: list[dict[str, t.Any]]) -> None:
+        self.result = run_playbook(tmp_path, tasks)
+
+    def join(self) -> PlaybookRun:
+        self.thread.join(timeout=60)
+        if self.result is None:
+            raise AssertionError('the playbook did not finish within 60s')
+        return self.result

@@ -18,6 +18,7 @@ import urllib.request
 
 from ansible_collections.l4vip.rollout.plugins.module_utils._emulator import EmulatorThread, LoopThread
 from ansible_collections.l4vip.rollout.plugins.module_utils._realserver import RealServer
+from ansible_collections.l4vip.rollout.plugins.module_utils._timing import poll_until
 
 VIP_ADDRESS = '127.0.0.60'
 FAST_PROFILE = {'interval': 0.2, 'retry': 1, 'rise': 1, 'check_timeout': 0.1}
@@ -29,15 +30,10 @@ class WaitTimeout(AssertionError):
 
 def wait_for(what: str, probe: t.Callable[[], t.Any], timeout: float, poll: float = 0.005) -> t.Any:
     """Poll until ``probe`` returns something truthy; on timeout say what was last seen."""
-    deadline = time.monotonic() + timeout
-    seen: t.Any = None
-    while True:
-        seen = probe()
-        if seen:
-            return seen
-        if time.monotonic() > deadline:
-            raise WaitTimeout(f'{what}: not within {timeout}s; last saw {seen!r}')
-        time.sleep(poll)
+    polled = poll_until(probe, bool, timeout, poll)
+    if not polled.reached:
+        raise WaitTimeout(f'{what}: not within {timeout}s; last saw {polled.last!r}')
+    return polled.last
 
 
 class Lab:

@@ -7,7 +7,7 @@ import os
 import urllib.request
 
 from ansible_collections.l4vip.rollout.plugins.module_utils._emulator_service import ENTRY_POINT
-from ansible_collections.l4vip.rollout.tests.harness.ansible import run_playbook
+from ansible_collections.l4vip.rollout.tests.harness.ansible import pids_running, run_playbook
 
 CONFIG = {
     'profile': {'interval': 0.2, 'check_timeout': 0.1},
@@ -17,16 +17,7 @@ CONFIG = {
 
 def emulator_processes() -> list[int]:
     """An independent reader: every process on the machine running the emulator's entry point."""
-    pids = []
-    for entry in os.listdir('/proc'):
-        if entry.isdigit():
-            try:
-                with open(f'/proc/{entry}/cmdline', 'rb') as handle:
-                    if ENTRY_POINT.encode() in handle.read():
-                        pids.append(int(entry))
-            except OSError:
-                continue
-    return pids
+    return pids_running(ENTRY_POINT)
 
 
 def task(name, **args):

@@ -7,9 +7,7 @@ module's ``ended_at`` is compared with the transition time the L4 itself reports
 
 from __future__ import annotations
 
-import os
 import pathlib
-import threading
 import time
 import typing as t
 
@@ -17,7 +15,7 @@ import pytest
 
 from ansible_collections.l4vip.rollout.plugins.module_utils import _haproxy
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import down_window, parse_profile
-from ansible_collections.l4vip.rollout.tests.harness.ansible import PlaybookRun, run_playbook
+from ansible_collections.l4vip.rollout.tests.harness.ansible import Background, module_running, run_playbook
 from ansible_collections.l4vip.rollout.tests.harness.fixtures import haproxy_factory, nginx_factory  # noqa: F401  pylint: disable=unused-import
 from ansible_collections.l4vip.rollout.tests.harness.lab import Lab, wait_for
 
@@ -25,36 +23,6 @@ POLL = 0.05
 REACTION = POLL + 0.3
 # One interval of a second: long enough that the module is surely polling before the L4 can act.
 PROFILE = {'interval': 1.0, 'retry': 1, 'check_timeout': 0.5}
-
-
-def module_running(name: str) -> bool:
-    """Whether the module's AnsiballZ process runs now (an independent signal that the wait has begun)."""
-    for entry in os.listdir('/proc'):
-        if entry.isdigit():
-            try:
-                with open(f'/proc/{entry}/cmdline', 'rb') as handle:
-                    if f'AnsiballZ_{name}'.encode() in handle.read():
-                        return True
-            except OSError:
-                continue
-    return False
-
-
-class Background:
-    """A playbook run in a thread, so the test can act on the L4 while the module waits."""
-
-    def __init__(self, tmp_path: pathlib.Path, tasks: list[dict[str, t.Any]]) -> None:
-        self.result: PlaybookRun | None = None
-        self.thread = threading.Thread(target=self._run, args=(tmp_path, tasks), daemon=True)
-        self.thread.start()
-
-    def _run(self, tmp_path: pathlib.Path, tasks: list[dict[str, t.Any]]) -> None:
-        self.result = run_playbook(tmp_path, tasks)
-
-    def join(self) -> PlaybookRun:
-        self.thread.join(timeout=60)
-        assert self.result is not None, 'the playbook did not finish within 60s'
-        return self.result
 
 
 def wait_task(**args: t.Any) -> list[dict[str, t.Any]]:

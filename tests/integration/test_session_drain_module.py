@@ -9,9 +9,8 @@ import pytest
 
 from ansible_collections.l4vip.rollout.plugins.module_utils._emulator import LoopThread
 from ansible_collections.l4vip.rollout.plugins.module_utils._realserver import RealServer
-from ansible_collections.l4vip.rollout.tests.harness.ansible import run_playbook
+from ansible_collections.l4vip.rollout.tests.harness.ansible import Background, module_running, run_playbook
 from ansible_collections.l4vip.rollout.tests.harness.lab import Lab, get, raw_get, wait_for
-from ansible_collections.l4vip.rollout.tests.integration.test_member_modules import Background, module_running
 
 K = 3
 
