@@ -202,12 +202,13 @@ class HttpProvider(Provider):
 
     name = 'http'
 
-    def __init__(self, endpoint: str, query: str, down_values: t.Sequence[t.Any], up_values: t.Sequence[t.Any], settings: HttpSettings,
+    def __init__(self, endpoint: str, query: str | None, down_values: t.Sequence[t.Any], up_values: t.Sequence[t.Any], settings: HttpSettings,
                  admin_values: t.Mapping[str, t.Sequence[t.Any]] | None = None, admin_request: t.Mapping[str, t.Any] | None = None) -> None:
         if not HAS_JMESPATH:
             raise ProviderError('the http provider needs the jmespath Python library on the host that runs the module')
         try:
-            self.query = jmespath.compile(query)
+            # member_admin may write without reading: then there is no query.
+            self.query = jmespath.compile(query) if query else None
         except jmespath.exceptions.JMESPathError as error:
             raise ProviderError(f'query: not a valid JMESPath expression: {query!r} ({error})') from None
         self.endpoint, self.down_values, self.up_values, self.settings = endpoint, down_values, up_values, settings
@@ -215,6 +216,8 @@ class HttpProvider(Provider):
         self.admin_request = admin_request or {}
 
     def value(self) -> t.Any:
+        if self.query is None:
+            raise ProviderError('query: needed to read the L4\'s answer, and not given')
         return self.query.search(fetch_json(self.endpoint, self.settings))
 
     def observe(self) -> Observation:

@@ -132,8 +132,6 @@ def main() -> None:
         module.fail_json(msg=f"admin_values: {unknown[0]!r} is not an admin state; use {', '.join(_providers.ADMIN_STATES)}")
     try:
         profile = parse_profile(params['profile'])
-        if params['provider'] == 'http' and not params['query']:
-            params['query'] = '@'  # nothing to read; the request is sent every time
         provider = _providers.build_provider(params, profile)
         before = provider.admin_state()
         changed = before != params['state']

@@ -133,3 +133,14 @@ def test_timer_provider_cannot_observe_or_write():
         provider.observe()
     with pytest.raises(_providers.ProviderError, match='use one of emulator, haproxy, http'):
         provider.set_admin('disabled')
+
+
+def test_http_provider_can_write_without_a_query(monkeypatch):
+    sent = []
+    monkeypatch.setattr(_providers, 'fetch_json', lambda url, settings, method='GET', body=None: sent.append((method, url, body)))
+    provider = _providers.HttpProvider('https://l4/m', None, [], [], _providers.HttpSettings(), None, {'method': 'PUT', 'body': {'x': 1}})
+    assert provider.admin_state() is None  # cannot read, so member_admin reports a change every time
+    provider.set_admin('drain')
+    assert sent == [('PUT', 'https://l4/m', {'x': 1})]
+    with pytest.raises(_providers.ProviderError, match='query: needed'):
+        provider.observe()
