@@ -104,13 +104,18 @@ def parse_servers_state(text: str) -> dict[tuple[str, str], ServerState]:
     return servers
 
 
+def backend_states(endpoint: str, backend: str, server: str | None = None, timeout: float = 5.0) -> dict[str, ServerState]:
+    """Every server of ``backend`` by name; an unknown backend (or ``server``, when given) is an error."""
+    text = runtime_command(endpoint, f'show servers state {backend}', timeout)
+    states = {name: state for (be, name), state in parse_servers_state(text).items() if be == backend}
+    if server is not None and server not in states:
+        known = ', '.join(sorted(states)) or 'none'
+        raise RuntimeApiError(f'HAProxy has no server {server!r} in backend {backend!r}; its servers are {known}')
+    return states
+
+
 def server_state(endpoint: str, backend: str, server: str, timeout: float = 5.0) -> ServerState:
-    states = parse_servers_state(runtime_command(endpoint, f'show servers state {backend}', timeout))
-    try:
-        return states[(backend, server)]
-    except KeyError:
-        known = ', '.join(sorted(name for (be, name) in states if be == backend)) or 'none'
-        raise RuntimeApiError(f'HAProxy has no server {server!r} in backend {backend!r}; its servers are {known}') from None
+    return backend_states(endpoint, backend, server, timeout)[server]
 
 
 def set_admin_state(endpoint: str, backend: str, server: str, state: str, timeout: float = 5.0) -> None:

@@ -298,6 +298,16 @@ def verify(url: str, state: str, timeout: float, poll_interval: float, get: Gett
         clock.sleep(min(poll_interval, deadline - now))
 
 
+def changed_at(files: HealthCheckFiles, outcome: Outcome, check_mode: bool, clock: Clock = SYSTEM_CLOCK) -> float:
+    """When the file took its present name: the L4's checks answer accordingly from then on (``member_wait``'s ``since``).
+
+    A rename sets the file's ctime, so an unchanged file still tells when it was put in or out.
+    """
+    if check_mode and outcome.changed:
+        return clock.time()
+    return os.stat(files.path if outcome.state == IN_SERVICE else files.disabled_path).st_ctime
+
+
 # --- the whole task -----------------------------------------------------------------------
 
 def run(params: t.Mapping[str, t.Any], check_mode: bool = False, want_diff: bool = False, get: Getter = http_get,
@@ -323,7 +333,8 @@ def run(params: t.Mapping[str, t.Any], check_mode: bool = False, want_diff: bool
         current = read_state(files)
         return dict(result, changed=False, state=current, previous_state=current)
     outcome = set_state(files, state, content, check_mode)
-    result.update(changed=outcome.changed, state=outcome.state, previous_state=outcome.previous_state)
+    result.update(changed=outcome.changed, state=outcome.state, previous_state=outcome.previous_state,
+                  changed_at=changed_at(files, outcome, check_mode, clock))
     if want_diff:
         result['diff'] = {'before': state_diff(files, outcome.previous_state), 'after': state_diff(files, outcome.state)}
     if url is not None and not check_mode:

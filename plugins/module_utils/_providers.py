@@ -36,6 +36,7 @@ except ImportError:
 PROVIDERS = ('timer', 'emulator', 'haproxy', 'http', 'access_log')
 ADMIN_PROVIDERS = ('emulator', 'haproxy', 'http')
 SESSION_PROVIDERS = ('emulator', 'haproxy')
+POOL_PROVIDERS = ('emulator', 'haproxy')
 ADMIN_STATES = ('enabled', 'drain', 'disabled')
 REQUEST_TIMEOUT = 5.0
 
@@ -144,12 +145,17 @@ class Provider:
     def set_admin(self, state: str) -> None:
         raise ProviderError(f'provider {self.name} cannot set an admin state; use one of {", ".join(ADMIN_PROVIDERS)}')
 
+    def pool_bindings(self) -> dict[str, bool]:
+        """Every member of the pool and whether it is bound (what the capacity guard counts)."""
+        raise ProviderError(f'provider {self.name} cannot list the pool; use one of {", ".join(POOL_PROVIDERS)}')
+
 
 class EmulatorProvider(Provider):
     name = 'emulator'
 
     def __init__(self, endpoint: str, pool: str, member: str, settings: HttpSettings) -> None:
-        self.url = f'{endpoint.rstrip("/")}/api/vips/{pool}/members/{member}'
+        self.pool_url = f'{endpoint.rstrip("/")}/api/vips/{pool}'
+        self.url = f'{self.pool_url}/members/{member}'
         self.settings = settings
 
     def observe(self) -> Observation:
@@ -161,6 +167,9 @@ class EmulatorProvider(Provider):
 
     def set_admin(self, state: str) -> None:
         fetch_json(f'{self.url}/admin', self.settings, 'PUT', {'state': state})
+
+    def pool_bindings(self) -> dict[str, bool]:
+        return {member['name']: member['bound'] for member in fetch_json(self.pool_url, self.settings)['members']}
 
 
 class HAProxyProvider(Provider):
@@ -190,6 +199,9 @@ class HAProxyProvider(Provider):
 
     def sessions(self) -> int:
         return self._call(_haproxy.current_sessions)
+
+    def pool_bindings(self) -> dict[str, bool]:
+        return {state.name: state.bound for state in self._call(_haproxy.backend_states).values()}
 
 
 def matches(value: t.Any, candidates: t.Sequence[t.Any]) -> bool:

@@ -125,6 +125,15 @@ previous_state:
   type: str
   returned: success, and on failure of the verification
   sample: in_service
+changed_at:
+  description:
+    - When the file took its present name, in seconds since the epoch - from then on the L4's checks get the answer of
+      RV(state). Pass it to M(l4vip.rollout.member_wait)'s O(l4vip.rollout.member_wait#module:since).
+    - The time of the rename when the task changed it; otherwise the file's last status change (ctime), which a rename
+      sets. In check mode with a change pending, the time of the task.
+  type: float
+  returned: success, except with O(state=query)
+  sample: 1795526400.25
 path:
   description: The health-check file's path.
   type: str

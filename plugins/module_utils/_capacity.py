@@ -1,0 +1,59 @@
+# Copyright (c) 2026, l4vip.rollout contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The capacity guard: how many members of a pool stay bound when a batch leaves it.
+
+Internal to the l4vip.rollout collection; not a public API.
+
+The count comes from the L4 itself, not from the inventory, so a member that is already out
+(a half-done earlier run, a second rollout, a server that died) is not counted twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing as t
+
+
+class CapacityError(ValueError):
+    """The guard was asked something it cannot answer (e.g. a member the L4 does not know)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    pool: str
+    bound: list[str]
+    leaving: list[str]
+    remaining: list[str]
+    min_bound: int
+
+    @property
+    def allowed(self) -> bool:
+        return len(self.remaining) >= self.min_bound
+
+    def explain(self) -> str:
+        stay = ', '.join(self.remaining) or 'none'
+        going = ', '.join(m for m in self.leaving if m in self.bound) or 'no bound member'
+        return (f'taking out {going} leaves {len(self.remaining)} of {len(self.bound)} bound member(s) '
+                f'in pool {self.pool!r} ({stay}); min_bound is {self.min_bound}')
+
+    def as_dict(self) -> dict[str, t.Any]:
+        return dict(pool=self.pool, bound=self.bound, leaving=self.leaving, remaining=self.remaining,
+                    min_bound=self.min_bound, allowed=self.allowed)
+
+
+def check_min_bound(min_bound: int) -> None:
+    if min_bound < 0:
+        raise CapacityError(f'min_bound: must be 0 or more, got {min_bound}')
+
+
+def judge(pool: str, bindings: t.Mapping[str, bool], leaving: t.Sequence[str], min_bound: int) -> Verdict:
+    """Whether ``leaving`` may go out of ``pool`` and leave at least ``min_bound`` members bound."""
+    check_min_bound(min_bound)
+    unknown = [member for member in leaving if member not in bindings]
+    if unknown:
+        known = ', '.join(sorted(bindings)) or 'none'
+        raise CapacityError(f'leaving: the L4 has no member {unknown[0]!r} in pool {pool!r}; its members are {known}')
+    bound = sorted(member for member, is_bound in bindings.items() if is_bound)
+    return Verdict(pool, bound, list(leaving), [member for member in bound if member not in leaving], min_bound)

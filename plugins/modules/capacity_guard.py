@@ -1,0 +1,121 @@
+#!/usr/bin/python
+# Copyright (c) 2026, l4vip.rollout contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: capacity_guard
+short_description: Refuse to take members out of a pool when too few would stay bound
+version_added: 0.1.0
+description:
+  - Asks the L4 which members of O(pool) are bound now, and fails when taking O(leaving) out would leave fewer than
+    O(min_bound) of them. The count comes from the L4, so a member that is already out (a half-done earlier run, a
+    concurrent rollout, a dead server) counts as out.
+  - Changes nothing, also outside check mode.
+  - Only the providers that can list a pool (V(emulator), V(haproxy)) can be asked. With the others the module returns
+    RV(checked=false) and a warning, and does not fail.
+author:
+  - l4vip.rollout maintainers (@l4vip)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - l4vip.rollout.provider
+  - l4vip.rollout.profile
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+options:
+  leaving:
+    description:
+      - The members about to go out of O(pool) together (the batch), as the L4 names them. O(member) when not given.
+    type: list
+    elements: str
+  min_bound:
+    description:
+      - How many members must stay bound.
+    type: int
+    default: 1
+seealso:
+  - module: l4vip.rollout.member_wait
+  - role: l4vip.rollout.l7_vip_deploy
+'''
+
+EXAMPLES = r'''
+- name: Keep at least two members of the web backend bound while web1 and web2 go out
+  l4vip.rollout.capacity_guard:
+    provider: haproxy
+    endpoint: /run/haproxy/admin.sock
+    pool: web
+    member: web1
+    leaving: [web1, web2]
+    min_bound: 2
+'''
+
+RETURN = r'''
+checked:
+  description: Whether the L4 could be asked. False with the providers that cannot list a pool.
+  type: bool
+  returned: always
+  sample: true
+bound:
+  description: The members bound now.
+  type: list
+  elements: str
+  returned: when checked
+  sample: [web1, web2, web3, web4]
+remaining:
+  description: The members that stay bound once O(leaving) is out.
+  type: list
+  elements: str
+  returned: when checked
+  sample: [web3, web4]
+leaving:
+  description: The members going out.
+  type: list
+  elements: str
+  returned: always
+  sample: [web1, web2]
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.l4vip.rollout.plugins.module_utils import _capacity, _providers
+from ansible_collections.l4vip.rollout.plugins.module_utils._timing import ProfileError, parse_profile
+
+
+def main() -> None:
+    argument_spec = _providers.provider_argument_spec()
+    argument_spec.update(
+        leaving=dict(type='list', elements='str'),
+        min_bound=dict(type='int', default=1),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, required_if=_providers.PROVIDER_REQUIRED_IF, supports_check_mode=True)
+    params = module.params
+    leaving = params['leaving'] if params['leaving'] is not None else [m for m in [params['member']] if m]
+    try:
+        _capacity.check_min_bound(params['min_bound'])
+    except _capacity.CapacityError as error:
+        module.fail_json(msg=str(error))
+    if params['provider'] not in _providers.POOL_PROVIDERS:
+        module.warn(f"capacity not checked: provider {params['provider']!r} cannot list the pool "
+                    f"(only {', '.join(_providers.POOL_PROVIDERS)} can)")
+        module.exit_json(changed=False, checked=False, leaving=leaving)
+    try:
+        provider = _providers.build_provider(params, parse_profile(params['profile']))
+        verdict = _capacity.judge(params['pool'], provider.pool_bindings(), leaving, params['min_bound'])
+    except ProfileError as error:
+        module.fail_json(msg=str(error), key=f'profile.{error.key}', value=error.value)
+    except (_providers.ProviderError, _capacity.CapacityError) as error:
+        module.fail_json(msg=str(error), leaving=leaving)
+    if not verdict.allowed:
+        module.fail_json(msg=f'capacity guard: {verdict.explain()}', checked=True, **verdict.as_dict())
+    module.exit_json(changed=False, checked=True, msg=verdict.explain(), **verdict.as_dict())
+
+
+if __name__ == '__main__':
+    main()
