@@ -61,3 +61,12 @@ def test_parse_endpoint(endpoint, expected):
 def test_bad_endpoint_names_the_option(endpoint):
     with pytest.raises(ValueError, match=f"endpoint: expected a unix socket path or host:port, got '{endpoint}'"):
         _haproxy.parse_endpoint(endpoint)
+
+
+def test_backend_states_lists_one_backend_and_names_an_unknown_server(monkeypatch):
+    monkeypatch.setattr(_haproxy, 'runtime_command', lambda endpoint, command, timeout=5.0: SHOW_SERVERS_STATE)
+    states = _haproxy.backend_states('/run/haproxy.sock', 'web')
+    assert {name: state.bound for name, state in states.items()} == {'web1': True, 'web2': False}
+    with pytest.raises(_haproxy.RuntimeApiError, match=r"no server 'web9' in backend 'web'; its servers are web1, web2"):
+        _haproxy.backend_states('/run/haproxy.sock', 'web', 'web9')
+    assert _haproxy.server_state('/run/haproxy.sock', 'web', 'web2').admin_state == 'disabled'

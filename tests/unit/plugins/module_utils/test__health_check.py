@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import time
 import stat
 
 import pytest
@@ -343,3 +344,31 @@ def test_http_get_turns_statuses_and_errors_into_probes():
         port = closed.getsockname()[1]
         probe = hc.http_get(f'http://127.0.0.92:{port}/hc', 1.0)  # bound but not listening: refused
     assert probe.status is None and 'refused' in probe.error.lower()
+
+
+# --- changed_at: member_wait's since ------------------------------------------------------
+
+def test_changed_at_is_the_rename_and_survives_an_unchanged_run(files):
+    make_file(files.path)
+    before = time.time()
+    first = hc.run({'path': files.path, 'state': OUT_OF_SERVICE})
+    after = time.time()
+    # ctime has the kernel's clock granularity; allow a few ms either side.
+    assert before - 0.01 <= first['changed_at'] <= after + 0.01
+    time.sleep(0.05)
+    again = hc.run({'path': files.path, 'state': OUT_OF_SERVICE})
+    assert again['changed'] is False and again['changed_at'] == first['changed_at']
+    back = hc.run({'path': files.path, 'state': IN_SERVICE})
+    assert back['changed_at'] >= first['changed_at'] + 0.04
+
+
+def test_changed_at_in_check_mode_is_the_time_of_the_task(files):
+    make_file(files.path)
+    clock = FakeClock(1_800_000_000.0)
+    result = hc.run({'path': files.path, 'state': OUT_OF_SERVICE}, check_mode=True, clock=clock)
+    assert result['changed_at'] == 1_800_000_000.0 and os.path.exists(files.path)
+
+
+def test_query_has_no_changed_at(files):
+    make_file(files.path)
+    assert 'changed_at' not in hc.run({'path': files.path, 'state': 'query'})

@@ -1,0 +1,155 @@
+"""The deploy roles through real ansible-playbook against the emulator: the sequence, its
+failure paths (the member stays out, the message names the step) and bad input.
+
+The servers are the lab's embedded ones, so stop and start are no-ops here; the end-to-end
+tests with real nginx, stopped and started by the roles under live traffic, are in
+test_rollout_e2e.py.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import typing as t
+
+import pytest
+
+from ansible_collections.l4vip.rollout.tests.harness.ansible import run_playbook
+from ansible_collections.l4vip.rollout.tests.harness.lab import Lab
+
+PROFILE = {'interval': 0.2, 'retry': 1, 'rise': 1}
+NOOP = ['/bin/true']
+
+
+def deploy_tasks(tmp_path: pathlib.Path, docroot: pathlib.Path, version: str, fail: bool = False) -> str:
+    tasks = tmp_path / f'deploy-{version}.yml'
+    steps = [f"- name: Write version {version}\n  ansible.builtin.copy:\n    dest: {docroot / 'VERSION'}\n    content: \"{version}\\n\"\n    mode: '0644'\n"]
+    if fail:
+        steps.append("- name: Break the deploy\n  ansible.builtin.command:\n    argv: [/bin/false]\n  changed_when: false\n")
+    tasks.write_text(''.join(steps))
+    return str(tasks)
+
+
+def l7_vars(lab: Lab, member: str = 'web1', **extra: t.Any) -> dict[str, t.Any]:
+    server = lab.servers[member]
+    return dict({
+        'l7_vip_deploy_l4': {'provider': 'emulator', 'endpoint': lab.emulator.control_url, 'pool': 'web', 'member': member,
+                             'poll_interval': 0.05},
+        'l7_vip_deploy_profile': PROFILE,
+        'l7_vip_deploy_health_check_path': str(lab.docroots[member] / 'health_check.html'),
+        'l7_vip_deploy_service_port': server.port,
+        'l7_vip_deploy_service_address': server.host,
+        'l7_vip_deploy_stop_command': NOOP,
+        'l7_vip_deploy_start_command': NOOP,
+        'l7_vip_deploy_drain_timeout': 5,
+    }, **extra)
+
+
+def role(name: str, variables: dict[str, t.Any]) -> list[dict[str, t.Any]]:
+    return [{'name': 'deploy', 'ansible.builtin.include_role': {'name': f'l4vip.rollout.{name}'}, 'vars': variables}]
+
+
+def ran(run: t.Any) -> list[str]:
+    return [entry['task'] for entry in run.output if entry['status'] != 'skipped']
+
+
+def test_l7_role_takes_the_member_out_deploys_and_brings_it_back(tmp_path):
+    with Lab(tmp_path, count=2, profile=PROFILE) as lab:
+        lab.wait_all_bound()
+        variables = l7_vars(lab, l7_vip_deploy_deploy_tasks=deploy_tasks(tmp_path, lab.docroots['web1'], '2'))
+        run = run_playbook(tmp_path, role('l7_vip_deploy', variables))
+        assert run.returncode == 0, run.stderr[-3000:]
+        steps = ran(run)
+        order = ['Capacity guard | enough members stay bound while this batch is out', 'Health check out of service (verified 404)',
+                 'Wait until the L4 has marked the member down', 'Stop the web server with its command', 'Wait until no client session is left',
+                 'Write version 2', 'Start the web server with its command', 'Health check in service (verified 200)',
+                 'Wait until the L4 has bound the member again']
+        assert [step for step in steps if step in order] == order
+        # The L4 itself saw web1 go down and come back, once each; web2 never moved.
+        assert [e['to'] for e in lab.events('web1') if e['to'] in ('down', 'up')][-2:] == ['down', 'up']
+        assert not [e for e in lab.events('web2') if e['to'] == 'down']
+        assert lab.member('web1')['bound'] and (lab.docroots['web1'] / 'VERSION').read_text() == '2\n'
+        guard = run.task('Capacity guard | enough members stay bound while this batch is out')
+        assert guard['checked'] and guard['remaining'] == ['web2']
+
+
+def test_a_failed_deploy_leaves_the_member_out_and_names_the_step(tmp_path):
+    with Lab(tmp_path, count=2, profile=PROFILE) as lab:
+        lab.wait_all_bound()
+        variables = l7_vars(lab, l7_vip_deploy_deploy_tasks=deploy_tasks(tmp_path, lab.docroots['web1'], '2', fail=True))
+        run = run_playbook(tmp_path, role('l7_vip_deploy', variables))
+        assert run.returncode != 0
+        failure = run.task('Stop the rollout')
+        assert failure['msg'].startswith("l7_vip_deploy stopped on localhost at 'Break the deploy': ")
+        assert failure['msg'].endswith('The member is left out of the VIP (health check out of service).')
+        assert 'Start the web server with its command' not in ran(run)
+        assert not (lab.docroots['web1'] / 'health_check.html').exists()
+        assert lab.member('web1')['state'] == 'down' and not lab.member('web1')['bound']
+
+
+def test_capacity_guard_refuses_and_nothing_changes(tmp_path):
+    with Lab(tmp_path, count=2, profile=PROFILE) as lab:
+        lab.wait_all_bound()
+        lab.fail_health_check('web2')
+        lab.wait_state('web2', 'down')
+        run = run_playbook(tmp_path, role('l7_vip_deploy', l7_vars(lab)))
+        assert run.returncode != 0
+        message = run.task('Stop the rollout')['msg']
+        assert ("capacity guard: taking out web1 leaves 0 of 1 bound member(s) in pool 'web' (none); min_bound is 1" in message)
+        assert message.endswith('Nothing was changed.')
+        assert (lab.docroots['web1'] / 'health_check.html').exists() and lab.member('web1')['bound']
+        assert 'Health check out of service (verified 404)' not in ran(run)
+
+
+def test_check_mode_changes_nothing(tmp_path):
+    with Lab(tmp_path, count=2, profile=PROFILE) as lab:
+        lab.wait_all_bound()
+        version = lab.docroots['web1'] / 'VERSION'
+        variables = l7_vars(lab, l7_vip_deploy_deploy_tasks=deploy_tasks(tmp_path, lab.docroots['web1'], '2'))
+        run = run_playbook(tmp_path, role('l7_vip_deploy', variables), check=True)
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert run.task('Wait until the L4 has marked the member down')['waited'] is False
+        assert (lab.docroots['web1'] / 'health_check.html').exists() and version.read_text() == '1\n'
+        assert not [e for e in lab.events('web1') if e['to'] == 'down']
+
+
+def test_l4_role_with_admin_disable_uses_the_admin_state(tmp_path):
+    with Lab(tmp_path, count=2, profile=PROFILE) as lab:
+        lab.wait_all_bound()
+        server = lab.servers['web1']
+        variables = {
+            'l4_vip_deploy_l4': {'provider': 'emulator', 'endpoint': lab.emulator.control_url, 'pool': 'web', 'member': 'web1',
+                                 'poll_interval': 0.05, 'admin_disable': True},
+            'l4_vip_deploy_profile': PROFILE,
+            'l4_vip_deploy_service_port': server.port,
+            'l4_vip_deploy_service_address': server.host,
+            'l4_vip_deploy_stop_command': NOOP,
+            'l4_vip_deploy_start_command': NOOP,
+        }
+        run = run_playbook(tmp_path, role('l4_vip_deploy', variables))
+        assert run.returncode == 0, run.stderr[-3000:]
+        admin = [e['to'] for e in lab.events('web1', kind='admin')]
+        assert admin == ['disabled', 'enabled']
+        steps = ran(run)
+        assert steps.index('Take the member out administratively') < steps.index('Wait until the L4 has marked the member down') \
+            < steps.index('Stop the web server with its command') < steps.index('Put the member back administratively')
+        assert lab.member('web1')['bound']
+
+
+@pytest.mark.parametrize(
+    ('role_name', 'change', 'message'),
+    [
+        ('l7_vip_deploy', {'l7_vip_deploy_service_port': 'eighty'}, 'l7_vip_deploy_service_port'),
+        ('l7_vip_deploy', {'l7_vip_deploy_profile': {'health_check': 'l4'}},
+         'l7_vip_deploy_profile: health_check is "l4"; an L4-checked VIP takes l4vip.rollout.l4_vip_deploy'),
+        ('l7_vip_deploy', {'l7_vip_deploy_stop_command': []},
+         'l7_vip_deploy_service_name, or both l7_vip_deploy_stop_command and l7_vip_deploy_start_command'),
+        ('l7_vip_deploy', {'l7_vip_deploy_profile': {'interval': -1}}, 'profile.interval'),
+    ],
+)
+def test_bad_input_names_the_variable_and_changes_nothing(tmp_path, role_name, change, message):
+    with Lab(tmp_path, count=2, profile=PROFILE) as lab:
+        lab.wait_all_bound()
+        run = run_playbook(tmp_path, role(role_name, dict(l7_vars(lab), **change)))
+        assert run.returncode != 0
+        assert message in run.stderr or message in str(run.output), run.stderr[-3000:]
+        assert (lab.docroots['web1'] / 'health_check.html').exists() and lab.member('web1')['bound']
