@@ -60,8 +60,8 @@ def test_l7_role_takes_the_member_out_deploys_and_brings_it_back(tmp_path):
         assert run.returncode == 0, run.stderr[-3000:]
         steps = ran(run)
         order = ['Capacity guard | enough members stay bound while this batch is out', 'Health check out of service (verified 404)',
-                 'Wait until the L4 has marked the member down', 'Stop the web server with its command', 'Wait until no client session is left',
-                 'Write version 2', 'Start the web server with its command', 'Health check in service (verified 200)',
+                 'Wait until the L4 has marked the member down', 'Stop or start the web server with its command: stop', 'Wait until no client session is left',
+                 'Write version 2', 'Stop or start the web server with its command: start', 'Health check in service (verified 200)',
                  'Wait until the L4 has bound the member again']
         assert [step for step in steps if step in order] == order
         # The L4 itself saw web1 go down and come back, once each; web2 never moved.
@@ -81,7 +81,7 @@ def test_a_failed_deploy_leaves_the_member_out_and_names_the_step(tmp_path):
         failure = run.task('Stop the rollout')
         assert failure['msg'].startswith("l7_vip_deploy stopped on localhost at 'Break the deploy': ")
         assert failure['msg'].endswith('The member is left out of the VIP (health check out of service).')
-        assert 'Start the web server with its command' not in ran(run)
+        assert 'Stop or start the web server with its command: start' not in ran(run)
         assert not (lab.docroots['web1'] / 'health_check.html').exists()
         assert lab.member('web1')['state'] == 'down' and not lab.member('web1')['bound']
 
@@ -131,7 +131,7 @@ def test_l4_role_with_admin_disable_uses_the_admin_state(tmp_path):
         assert admin == ['disabled', 'enabled']
         steps = ran(run)
         assert steps.index('Take the member out administratively') < steps.index('Wait until the L4 has marked the member down') \
-            < steps.index('Stop the web server with its command') < steps.index('Put the member back administratively')
+            < steps.index('Stop or start the web server with its command: stop') < steps.index('Put the member back administratively')
         assert lab.member('web1')['bound']
 
 
