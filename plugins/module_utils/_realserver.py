@@ -15,9 +15,14 @@ so rehearsals and tests need no nginx to show it.
 Command line::
 
     python -m ansible_collections.l4vip.rollout.plugins.module_utils._realserver \\
-        --name web1 --listen 127.0.0.11:8080 --docroot DIR [--access-log PATH] [--pidfile PATH]
+        --name web1 --listen 127.0.0.11:8080 --docroot DIR [--access-log PATH] [--pidfile PATH] \\
+        [--daemon [--log PATH]]
+    python -m ansible_collections.l4vip.rollout.plugins.module_utils._realserver --stop --pidfile PATH
 
-SIGTERM and SIGQUIT stop gracefully, SIGINT at once.
+SIGTERM and SIGQUIT stop gracefully, SIGINT at once. ``--daemon`` detaches (double fork,
+setsid) and returns 0 only once the server listens; ``--stop`` sends SIGTERM to the pidfile's
+server and returns once it is gone (0 also when none runs), so role argv commands can
+stop and start it like a service.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import email.utils
 import http
 import mimetypes
 import os
+import select
 import signal
 import sys
 import time
@@ -415,25 +421,51 @@ def parse_listen(value: str) -> tuple[str, int]:
 
 
 def _arguments(argv: t.Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Embedded real server of l4vip.rollout (keep-alive HTTP/1.1).')
-    parser.add_argument('--name', required=True, help='the server name sent in X-Served-By')
-    parser.add_argument('--listen', required=True, type=parse_listen, help='host:port to listen on (port 0: any)')
-    parser.add_argument('--docroot', required=True)
+    parser = argparse.ArgumentParser(description='Embedded real server of l4vip.rollout (keep-alive HTTP/1.1).', allow_abbrev=False)
+    parser.add_argument('--name', help='the server name sent in X-Served-By (required to start)')
+    parser.add_argument('--listen', type=parse_listen, help='host:port to listen on, port 0: any (required to start)')
+    parser.add_argument('--docroot', help='the directory served (required to start)')
     parser.add_argument('--access-log')
-    parser.add_argument('--pidfile')
+    parser.add_argument('--pidfile', help='written once listening, removed on exit; required with --daemon and --stop')
     parser.add_argument('--keepalive-timeout', type=float, default=75.0)
     parser.add_argument('--shutdown-timeout', type=float, default=5.0,
                         help='how long a graceful stop lets requests in flight finish')
-    return parser.parse_args(argv)
+    parser.add_argument('--daemon', action='store_true',
+                        help='detach; return 0 once the server listens, 1 with the error otherwise')
+    parser.add_argument('--log', help='with --daemon: where its stdout and stderr go (default /dev/null)')
+    parser.add_argument('--startup-timeout', type=float, default=10.0, help='with --daemon: how long to wait for it to listen')
+    parser.add_argument('--stop', action='store_true',
+                        help='stop the server of --pidfile gracefully (SIGTERM) and wait until it is gone; 0 also when not running')
+    parser.add_argument('--stop-timeout', type=float, default=15.0, help='with --stop: seconds before SIGKILL (then exit 1)')
+    args = parser.parse_args(argv)
+    if (args.daemon or args.stop) and not args.pidfile:
+        parser.error('--pidfile is required with --daemon and --stop')
+    if args.stop and args.daemon:
+        parser.error('--stop and --daemon exclude each other')
+    if not args.stop:
+        missing = [f'--{name}' for name in ('name', 'listen', 'docroot') if getattr(args, name) is None]
+        if missing:
+            parser.error(f'the following arguments are required: {", ".join(missing)}')
+    for key in ('startup_timeout', 'stop_timeout'):
+        if getattr(args, key) <= 0:
+            parser.error(f'--{key.replace("_", "-")}: expected seconds greater than 0')
+    return args
 
 
-async def _run(args: argparse.Namespace) -> int:
+async def _run(args: argparse.Namespace, ready: t.Callable[[str], None] | None = None,
+               failed: t.Callable[[str], None] | None = None) -> int:
+    """Serve until a signal; ``ready`` hears 'listening on ...' (after the pidfile is written), ``failed`` the error."""
+    ready = ready or _say
+    failed = failed or (lambda line: sys.stderr.write(f'{line}\n'))
     host, port = args.listen
+    if not os.path.isdir(args.docroot):
+        failed(f'docroot {args.docroot}: not a directory')
+        return 1
     server = RealServer(args.name, host, port, args.docroot, args.access_log, args.keepalive_timeout)
     try:
         await server.start()
     except OSError as exc:
-        sys.stderr.write(f'cannot listen on {host}:{port}: {exc}\n')
+        failed(f'cannot listen on {host}:{port}: {exc}')
         return 1
     loop = asyncio.get_running_loop()
     stop_mode: asyncio.Future[bool] = loop.create_future()
@@ -443,7 +475,7 @@ async def _run(args: argparse.Namespace) -> int:
         if args.pidfile:
             with open(args.pidfile, 'w', encoding='ascii') as handle:
                 handle.write(f'{os.getpid()}\n')
-        _say(f'listening on {server.address}')
+        ready(f'listening on {server.address}')
         await server.stop(graceful=await stop_mode, timeout=args.shutdown_timeout)
     finally:
         await server.stop(graceful=False)
@@ -463,8 +495,175 @@ def _settle(future: asyncio.Future[bool], value: bool) -> None:
         future.set_result(value)
 
 
+# -- daemon mode: start detached, stop through the pidfile ---------------------------------
+
+POLL_SECONDS = 0.05
+ENTRY_MODULE = 'ansible_collections.l4vip.rollout.plugins.module_utils._realserver'
+
+
+def _alive(pid: int) -> bool:
+    """Running and not a zombie (a detached server's parent is init, which may be slow to reap)."""
+    try:
+        with open(f'/proc/{pid}/stat', encoding='utf-8') as handle:
+            return handle.read().rpartition(')')[2].split()[0] != 'Z'
+    except (OSError, IndexError):
+        return False
+
+
+def running_pid(pidfile: str) -> int | None:
+    """The pid in ``pidfile`` if that process is alive and is a real server (pids get reused)."""
+    try:
+        with open(pidfile, encoding='ascii') as handle:
+            pid = int(handle.read().strip())
+        with open(f'/proc/{pid}/cmdline', 'rb') as handle:
+            argv = handle.read().decode(errors='replace').split('\0')
+    except (OSError, ValueError):
+        return None
+    # Started from this file (-m or by path) with this pidfile: the daemon's argv is its launcher's, as given.
+    ours = any(arg == ENTRY_MODULE or os.path.basename(arg) == '_realserver.py' for arg in argv)
+    named = [value for option, value in zip(argv, argv[1:]) if option == '--pidfile']
+    named += [arg.partition('=')[2] for arg in argv if arg.startswith('--pidfile=')]
+    same = any(os.path.basename(value) == os.path.basename(pidfile) for value in named)
+    return pid if ours and same and _alive(pid) else None
+
+
+def _absolute(args: argparse.Namespace) -> None:
+    """The daemon changes to / (it must not pin the caller's directory): every path becomes absolute first."""
+    for key in ('docroot', 'access_log', 'pidfile', 'log'):
+        if getattr(args, key):
+            setattr(args, key, os.path.abspath(getattr(args, key)))
+
+
+def _daemon_body(args: argparse.Namespace, notify: int) -> int:
+    """In the detached grandchild: report the pid, then 'listening on ...' or the error, over ``notify``."""
+    open_fds = [notify]  # emptied once closed: the fd number may be reused by a socket later
+
+    def send(line: str) -> None:
+        if open_fds:
+            try:
+                os.write(notify, f'{line}\n'.encode())
+            except OSError:
+                pass  # the launcher gave up waiting; keep serving, the pidfile says who we are
+
+    def done(line: str) -> None:
+        send(line)
+        if open_fds:
+            os.close(open_fds.pop())
+
+    send(f'pid {os.getpid()}')
+    try:
+        return asyncio.run(_run(args, ready=done, failed=done))
+    except Exception as exc:  # anything before 'listening' must reach the launcher, not only the log
+        with_error = f'error: {type(exc).__name__}: {exc}'
+        send(with_error)
+        sys.stderr.write(f'{with_error}\n')
+        return 1
+
+
+def _detach(args: argparse.Namespace) -> int:
+    """Double fork + setsid; the launcher returns 0 once the server listens, else 1 with the error."""
+    _absolute(args)
+    current = running_pid(args.pidfile)
+    if current is not None:
+        _say(f'already running as pid {current}')  # like a service 'started': the pidfile's server listens
+        return 0
+    read_end, write_end = os.pipe()
+    first = os.fork()
+    if first == 0:  # intermediate child: a new session, then leave so the daemon can never regain a terminal
+        os.close(read_end)
+        os.setsid()
+        if os.fork() != 0:
+            os._exit(0)  # pylint: disable=protected-access
+        code = 1
+        try:
+            os.chdir('/')
+            null = os.open(os.devnull, os.O_RDONLY)
+            out = os.open(args.log or os.devnull, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            os.dup2(null, 0)
+            os.dup2(out, 1)
+            os.dup2(out, 2)
+            os.close(null)
+            os.close(out)
+            code = _daemon_body(args, write_end)
+        finally:
+            os._exit(code)  # pylint: disable=protected-access
+    os.close(write_end)
+    os.waitpid(first, 0)
+    return _await_ready(read_end, args)
+
+
+def _await_ready(read_end: int, args: argparse.Namespace) -> int:
+    deadline = time.monotonic() + args.startup_timeout
+    data = b''
+    with os.fdopen(read_end, 'rb', buffering=0) as pipe:
+        while b'listening on ' not in data:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([pipe], [], [], remaining)[0]:
+                pid = _first_pid(data)
+                if pid is not None and _alive(pid):
+                    os.kill(pid, signal.SIGKILL)  # a server the launcher reports as failed must not linger
+                sys.stderr.write(f'{args.name}: not listening within {args.startup_timeout:g}s; killed pid {pid}\n')
+                return 1
+            chunk = pipe.read(4096)
+            if not chunk:
+                break
+            data += chunk
+    lines = data.decode(errors='replace').splitlines()
+    listening = [line for line in lines if line.startswith('listening on ')]
+    if listening:
+        _say(f'{listening[0]} as pid {_first_pid(data)}')
+        return 0
+    errors = [line for line in lines if not line.startswith('pid ')] or [f'exited before listening (log: {args.log or "none"})']
+    sys.stderr.write(f'{args.name}: {"; ".join(errors)}\n')
+    return 1
+
+
+def _first_pid(data: bytes) -> int | None:
+    for line in data.decode(errors='replace').splitlines():
+        if line.startswith('pid ') and line[4:].isdigit():
+            return int(line[4:])
+    return None
+
+
+def stop(pidfile: str, timeout: float) -> int:
+    """SIGTERM (graceful: idle keep-alive connections get a FIN) and wait until the process is gone."""
+    pid = running_pid(pidfile)
+    if pid is None:
+        if os.path.exists(pidfile):
+            os.unlink(pidfile)  # stale: its process is gone or is no server of ours
+        _say('not running')
+        return 0
+    os.kill(pid, signal.SIGTERM)
+    if _wait_gone(pid, timeout):
+        _say(f'stopped pid {pid}')
+        return 0
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    _wait_gone(pid, 5.0)
+    if os.path.exists(pidfile):
+        os.unlink(pidfile)
+    sys.stderr.write(f'pid {pid} did not stop within {timeout:g}s of SIGTERM; killed\n')
+    return 1
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(POLL_SECONDS)
+    return True
+
+
 def main(argv: t.Sequence[str] | None = None) -> int:
-    return asyncio.run(_run(_arguments(argv)))
+    args = _arguments(argv)
+    if args.stop:
+        return stop(args.pidfile, args.stop_timeout)
+    if args.daemon:
+        return _detach(args)
+    return asyncio.run(_run(args))
 
 
 if __name__ == '__main__':
