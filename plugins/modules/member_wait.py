@@ -145,6 +145,21 @@ fallback_used:
   type: bool
   returned: always
   sample: false
+window:
+  description:
+    - The timing model's window for the transition, in seconds after O(since) - the L4 acts after RV(window.low) and
+      at the latest at RV(window.high) (RV(timer_bound)). A report compares the L4's real detection time with it.
+  type: dict
+  returned: always
+  contains:
+    low:
+      description: The transition comes later than this.
+      type: float
+      sample: 10.0
+    high:
+      description: The transition comes at the latest at this.
+      type: float
+      sample: 20.0
 ended_at:
   description: When the wait ended, in epoch seconds, for timelines.
   type: float
@@ -177,7 +192,8 @@ def wait(module: AnsibleModule, profile: Profile, clock: Clock = SYSTEM_CLOCK) -
     params = module.params
     window = transition_window(profile, params['state'], params['failure'])
     timeout = params['timeout'] or default_timeout(window, profile)
-    result: dict[str, t.Any] = dict(changed=False, timer_bound=window.high, fallback_used=False, waited=True, polls=0)
+    result: dict[str, t.Any] = dict(changed=False, timer_bound=window.high, window=dict(low=window.low, high=window.high),
+                                    fallback_used=False, waited=True, polls=0)
     if module.check_mode:
         return dict(result, msg=f"check mode: the wait for {params['state']} was skipped", elapsed=0.0,
                     observed='not asked (check mode)', bound=None, waited=False)

@@ -48,6 +48,11 @@ def role(name: str, variables: dict[str, t.Any]) -> list[dict[str, t.Any]]:
     return [{'name': 'deploy', 'ansible.builtin.include_role': {'name': f'l4vip.rollout.{name}'}, 'vars': variables}]
 
 
+def published(run: t.Any, task: str = "Publish this host's summary (AWX shows it; the rollout report draws it)") -> dict[str, t.Any]:
+    """The per-host summary the role gave set_stats."""
+    return run.task(task)['ansible_stats']['data']['l4vip_rollout']['localhost']
+
+
 def ran(run: t.Any) -> list[str]:
     return [entry['task'] for entry in run.output if entry['status'] != 'skipped']
 
@@ -70,6 +75,12 @@ def test_l7_role_takes_the_member_out_deploys_and_brings_it_back(tmp_path):
         assert lab.member('web1')['bound'] and (lab.docroots['web1'] / 'VERSION').read_text() == '2\n'
         guard = run.task('Capacity guard | enough members stay bound while this batch is out')
         assert guard['checked'] and guard['remaining'] == ['web2']
+        summary = published(run)
+        assert summary['result'] == 'ok' and summary['member'] == 'web1'
+        assert summary['out_at'] < summary['down_at'] < summary['in_at'] < summary['up_at']
+        # The L4 let go of web1 within the timing model's window (plus the module's polling).
+        detection = summary['down_at'] - summary['out_at']
+        assert summary['down_window']['low'] - 0.05 < detection <= summary['down_window']['high'] + 0.3, summary
 
 
 def test_a_failed_deploy_leaves_the_member_out_and_names_the_step(tmp_path):
@@ -82,6 +93,8 @@ def test_a_failed_deploy_leaves_the_member_out_and_names_the_step(tmp_path):
         assert failure['msg'].startswith("l7_vip_deploy stopped on localhost at 'Break the deploy': ")
         assert failure['msg'].endswith('The member is left out of the VIP (health check out of service).')
         assert 'Stop or start the web server with its command: start' not in ran(run)
+        summary = published(run, 'Publish this host\'s summary, failed')
+        assert (summary['result'], summary['failed_step'], summary['up_at']) == ('failed', 'Break the deploy', None)
         assert not (lab.docroots['web1'] / 'health_check.html').exists()
         assert lab.member('web1')['state'] == 'down' and not lab.member('web1')['bound']
 
