@@ -42,7 +42,7 @@ options:
     default: 1
 seealso:
   - module: l4vip.rollout.member_wait
-  - role: l4vip.rollout.l7_vip_deploy
+  - module: l4vip.rollout.member_admin
 '''
 
 EXAMPLES = r'''
