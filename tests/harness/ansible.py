@@ -36,9 +36,22 @@ def run_playbook(tmp_path: pathlib.Path, tasks: list[dict[str, t.Any]], extra_va
     play = [{'name': 'test', 'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]
     playbook = tmp_path / f'playbook-{len(list(tmp_path.glob("playbook-*.yml")))}.yml'
     playbook.write_text(yaml.safe_dump(play, sort_keys=False))
-    home = tmp_path / 'ansible-home'
     results = playbook.with_suffix('.results.json')
-    env = dict(
+    env = _playbook_env(tmp_path, results)
+    command = [str(PLAYBOOK_BIN), '-i', 'localhost,', '-c', 'local', '-e', f'ansible_python_interpreter={sys.executable}', str(playbook)]
+    if extra_vars:
+        command += ['-e', json.dumps(extra_vars)]
+    if check:
+        command.append('--check')
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    output = json.loads(results.read_text()) if results.exists() else []
+    return PlaybookRun(result.returncode, output, result.stdout + result.stderr)
+
+
+def _playbook_env(tmp_path: pathlib.Path, results: pathlib.Path) -> dict[str, str]:
+    """ansible-playbook's environment: its home and temp dirs under ``tmp_path``, results recorded to ``results``."""
+    home = tmp_path / 'ansible-home'
+    return dict(
         os.environ,
         ANSIBLE_HOME=str(home),
         ANSIBLE_LOCAL_TEMP=str(home / 'tmp'),
@@ -49,12 +62,19 @@ def run_playbook(tmp_path: pathlib.Path, tasks: list[dict[str, t.Any]], extra_va
         ANSIBLE_HOST_KEY_CHECKING='0',
         ANSIBLE_RETRY_FILES_ENABLED='0',
     )
-    command = [str(PLAYBOOK_BIN), '-i', 'localhost,', '-c', 'local', '-e', f'ansible_python_interpreter={sys.executable}', str(playbook)]
+
+
+def run_collection_playbook(tmp_path: pathlib.Path, playbook_name_or_path: str | os.PathLike[str], inventory_path: str | os.PathLike[str],
+                            extra_vars: dict[str, t.Any] | None = None, timeout: float = 300) -> PlaybookRun:
+    """Run a playbook (a collection FQCN such as ``l4vip.rollout.rolling_deploy``, or a path) against an inventory.
+
+    Each recorded task result carries ``started`` and ``ended`` (epoch seconds) from the test callback.
+    """
+    results = tmp_path / f'collection-playbook-{len(list(tmp_path.glob("collection-playbook-*.json")))}.json'
+    command = [str(PLAYBOOK_BIN), '-i', str(inventory_path), str(playbook_name_or_path)]
     if extra_vars:
         command += ['-e', json.dumps(extra_vars)]
-    if check:
-        command.append('--check')
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    result = subprocess.run(command, env=_playbook_env(tmp_path, results), capture_output=True, text=True, timeout=timeout, check=False)
     output = json.loads(results.read_text()) if results.exists() else []
     return PlaybookRun(result.returncode, output, result.stdout + result.stderr)
 

@@ -5,11 +5,15 @@ DOCUMENTATION = '''
 name: record_results
 type: aggregate
 short_description: Record task results as JSON for the test harness
-description: Test-only; appends each task's result per host to the file named by L4VIP_TEST_RESULTS.
+description:
+  - Test-only; appends each task's result per host to the file named by L4VIP_TEST_RESULTS.
+  - Each entry also holds C(started) and C(ended), epoch times of the task's start on that host and of its result,
+    so that end-to-end tests can place client requests within a rollout's steps.
 '''
 
 import json
 import os
+import time
 
 from ansible.plugins.callback import CallbackBase
 
@@ -23,9 +27,15 @@ class CallbackModule(CallbackBase):
     def __init__(self) -> None:
         super().__init__()
         self.results: list[dict] = []
+        self.started: dict[tuple[str, str], float] = {}
+
+    def v2_runner_on_start(self, host, task) -> None:
+        self.started[(host.get_name(), task._uuid)] = time.time()
 
     def _record(self, result, status: str) -> None:
-        self.results.append({'task': result.task_name, 'host': result._host.get_name(), 'status': status,
+        host = result._host.get_name()
+        self.results.append({'task': result.task_name, 'host': host, 'status': status, 'action': result._task.action,
+                             'started': self.started.get((host, result._task._uuid)), 'ended': time.time(),
                              'result': dict(self._convert(result._result), failed=status == 'failed')})
 
     @staticmethod

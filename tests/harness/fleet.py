@@ -1,0 +1,385 @@
+"""A fleet of real nginx members behind one L4 (the embedded emulator or a real HAProxy), and its inventory.
+
+Test-only. Each nginx runs DAEMONIZED with its own config and pidfile, so that the roles under
+test stop it (``nginx -c <conf> -s quit``: graceful, idle keep-alive connections get a FIN)
+and start it (``nginx -c <conf>``: returns once daemonized) with plain argv commands, as they
+would on a real host. The fleet writes the Ansible inventory that points the roles at its
+members and its L4, and stops everything it started on exit, then insists nothing is left.
+
+Addresses: nginx members on 127.0.0.11-18 (port 20500), the L4 on 127.0.0.150-153,
+ports 20500-20519. Loopback only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import typing as t
+import urllib.request
+
+import yaml
+
+from ansible_collections.l4vip.rollout.plugins.module_utils._emulator import EmulatorThread
+from ansible_collections.l4vip.rollout.plugins.module_utils._timing import parse_profile, up_window
+from ansible_collections.l4vip.rollout.tests.harness.ansible import pids_running
+from ansible_collections.l4vip.rollout.tests.harness.real_parts import (
+    NGINX_BIN,
+    NGINX_CONF,
+    HAProxy,
+    HarnessError,
+    child_pids,
+    pid_alive,
+    port_accepts,
+    tail,
+    wait_until,
+)
+
+MEMBER_ADDRESSES = tuple(f'127.0.0.{i}' for i in range(11, 19))
+MEMBER_PORT = 20500
+VIP_ADDRESS = '127.0.0.150'  # the emulator's VIPs (one port per group) and its control API
+VIP_PORTS = (20510, 20511)
+CONTROL_PORT = 20519
+EMULATOR_CHECK_SOURCE = '127.0.0.151'
+HAPROXY_CHECK_SOURCE = '127.0.0.152'
+HAPROXY_VIP = ('127.0.0.153', 20512)
+
+EMULATOR, HAPROXY = 'emulator', 'haproxy'
+# The profile every test starts from: the notes' retry 1 and rise 1 with a 0.2 s interval.
+SHORT_PROFILE = {'interval': 0.2, 'retry': 1, 'rise': 1, 'check_timeout': 0.15}
+
+# The deploy itself, as a user writes it: the new version into the docroot, and a while.
+DEPLOY_TASKS = """\
+---
+- name: Deploy | write the new version into the docroot
+  ansible.builtin.copy:
+    dest: "{{ fleet_docroot }}/index.html"
+    content: "server={{ inventory_hostname }} version={{ fleet_version }}\\n"
+    mode: '0644'
+
+- name: Deploy | take a while, as a real deploy does
+  ansible.builtin.command:
+    argv: [sleep, "0.5"]
+  changed_when: false
+"""
+
+
+# --- a daemonized nginx member ----------------------------------------------------------
+
+def daemon_conf(**values: t.Any) -> str:
+    """The harness's nginx config (real_parts.NGINX_CONF), daemonized: nginx forks, writes its pidfile, returns."""
+    conf = NGINX_CONF.format(**values)
+    if 'daemon off;' not in conf:
+        raise HarnessError('real_parts.NGINX_CONF no longer says "daemon off;": update daemon_conf()')
+    return conf.replace('daemon off;', 'daemon on;')
+
+
+class DaemonNginx:
+    """One member: nginx started and stopped by argv commands (the ones the roles get), found by its pidfile."""
+
+    def __init__(self, name: str, address: str, port: int, workdir: pathlib.Path, version: str = '1') -> None:
+        self.name, self.address, self.port = name, address, port
+        self.workdir = workdir
+        self.docroot = workdir / 'docroot'
+        self.conf_path = workdir / 'nginx.conf'
+        self.pidfile = workdir / 'nginx.pid'
+        self.error_log = workdir / 'error.log'
+        self.pids_seen: set[int] = set()
+        (workdir / 'tmp').mkdir(parents=True, exist_ok=True)
+        self.docroot.mkdir(exist_ok=True)
+        self.conf_path.write_text(daemon_conf(workdir=workdir, docroot=self.docroot, name=name, address=address, port=port), encoding='utf-8')
+        (self.docroot / 'health_check.html').write_text('OK\n', encoding='utf-8')
+        self.write_version(version)
+
+    def __repr__(self) -> str:
+        return f'DaemonNginx({self.name!r}, {self.address}:{self.port})'
+
+    @property
+    def start_command(self) -> list[str]:
+        # -e: the compiled-in error log (/var/log/nginx) is opened before the config is read.
+        return [NGINX_BIN, '-c', str(self.conf_path), '-p', str(self.workdir), '-e', str(self.error_log)]
+
+    @property
+    def stop_command(self) -> list[str]:
+        return [*self.start_command, '-s', 'quit']
+
+    @property
+    def health_check_path(self) -> pathlib.Path:
+        return self.docroot / 'health_check.html'
+
+    def url(self, path: str = '/') -> str:
+        return f'http://{self.address}:{self.port}{path}'
+
+    def write_version(self, version: str) -> None:
+        (self.docroot / 'index.html').write_text(f'server={self.name} version={version}\n', encoding='utf-8')
+
+    def served_version(self) -> str:
+        """What this member answers on / right now, straight (not through the L4)."""
+        with urllib.request.urlopen(self.url(), timeout=2) as answer:
+            return answer.read().decode().strip()
+
+    def master_pid(self) -> int | None:
+        try:
+            pid = int(self.pidfile.read_text(encoding='ascii').strip())
+        except (OSError, ValueError):
+            return None
+        return pid if pid_alive(pid) else None
+
+    def pids(self) -> list[int]:
+        """Master (from the pidfile, or any process run with this config) and its workers; remembered."""
+        masters = set(pids_running(str(self.conf_path)))
+        if (master := self.master_pid()) is not None:
+            masters.add(master)
+        found = [pid for master in masters for pid in (master, *child_pids(master))]
+        self.pids_seen.update(found)
+        return found
+
+    def start(self, timeout: float = 5.0) -> None:
+        result = subprocess.run(self.start_command, capture_output=True, text=True, timeout=timeout, check=False)
+        if result.returncode != 0:
+            raise HarnessError(f'{self!r}: {self.start_command} exited {result.returncode}: {result.stderr}\n{tail(self.error_log)}')
+        wait_until(lambda: port_accepts(self.address, self.port), timeout, f'{self!r} accepting connections')
+        self.pids()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Whatever state the test left it in: graceful quit, then SIGKILL what is left. Never raises for a stopped one."""
+        pids = self.pids()
+        if not pids:
+            return
+        for pid in pids:
+            if pid == self.master_pid():
+                os.kill(pid, signal.SIGQUIT)
+        try:
+            wait_until(lambda: (not any(pid_alive(p) for p in pids), pids), timeout, f'{self!r} quit')
+        except HarnessError:
+            for pid in self.leftover_pids():
+                os.kill(pid, signal.SIGKILL)
+            raise
+
+    def leftover_pids(self) -> list[int]:
+        self.pids()
+        return sorted(pid for pid in self.pids_seen if pid_alive(pid))
+
+
+# --- the L4 in front ----------------------------------------------------------------------
+
+class EmulatorL4:
+    """The embedded emulator, in-process, one VIP per group."""
+
+    kind = EMULATOR
+
+    def __init__(self, groups: dict[str, list[DaemonNginx]], profile: dict[str, t.Any], check_source: str) -> None:
+        if len(groups) > len(VIP_PORTS):
+            raise HarnessError(f'at most {len(VIP_PORTS)} VIPs, got {len(groups)}')
+        self.groups = groups
+        vips = [{'name': group, 'listen': f'{VIP_ADDRESS}:{port}',
+                 'members': [{'name': m.name, 'address': f'{m.address}:{m.port}'} for m in members]}
+                for (group, members), port in zip(groups.items(), VIP_PORTS)]
+        self.thread = EmulatorThread({'vips': vips, 'profile': profile, 'control': f'{VIP_ADDRESS}:{CONTROL_PORT}',
+                                      'check_source': check_source, 'seed': 1})
+        self.check_source = check_source
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.thread.stop()
+
+    @property
+    def control_url(self) -> str:
+        return self.thread.emulator.control_url
+
+    def vip(self, group: str) -> tuple[str, int]:
+        endpoint = self.thread.emulator.vip_endpoint(group)
+        return endpoint.host, endpoint.port
+
+    def provider(self, group: str, member: str) -> dict[str, t.Any]:
+        return {'provider': EMULATOR, 'endpoint': self.control_url, 'pool': group, 'member': member}
+
+    def api(self, path: str) -> t.Any:
+        with urllib.request.urlopen(self.control_url + path, timeout=5) as answer:
+            return json.load(answer)
+
+    def bound(self, group: str) -> dict[str, bool]:
+        return {m['name']: m['bound'] for m in self.api(f'/api/vips/{group}')['members']}
+
+    def events(self, kind: str = 'health') -> list[dict[str, t.Any]]:
+        """The emulator's event log (oldest first): health transitions unless ``kind`` says otherwise."""
+        return [event for event in self.api('/api/events') if event['kind'] == kind]
+
+
+class HAProxyL4:
+    """A real HAProxy (mode tcp, retries 0) for one group, its checks from their own source address."""
+
+    kind = HAPROXY
+
+    def __init__(self, workdir: pathlib.Path, groups: dict[str, list[DaemonNginx]], profile: dict[str, t.Any], check_source: str) -> None:
+        if len(groups) != 1:
+            raise HarnessError(f'the HAProxy L4 serves one group, got {sorted(groups)}')
+        (self.group, members), = groups.items()
+        self.haproxy = HAProxy(workdir, parse_profile(profile), HAPROXY_VIP, [(m.name, m.address, m.port) for m in members],
+                               backend=self.group, check_source=check_source)
+        self.check_source = check_source
+
+    def start(self) -> None:
+        self.haproxy.check_config()
+        self.haproxy.start()
+
+    def stop(self) -> None:
+        self.haproxy.stop()
+        if self.haproxy.leftover_pids():
+            raise HarnessError(f'{self.haproxy!r}: pids {self.haproxy.leftover_pids()} still alive')
+
+    def vip(self, group: str) -> tuple[str, int]:
+        return self.haproxy.frontend
+
+    def provider(self, group: str, member: str) -> dict[str, t.Any]:
+        return {'provider': HAPROXY, 'endpoint': str(self.haproxy.socket_path), 'pool': group, 'member': member}
+
+    def bound(self, group: str) -> dict[str, bool]:
+        return {name: self.haproxy.member_state(name) == 'up' for name, _address, _port in self.haproxy.members}
+
+
+# --- the fleet ----------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class FleetOptions:
+    groups: dict[str, int] = dataclasses.field(default_factory=lambda: {'web': 4})
+    l4: str = EMULATOR
+    profile: dict[str, t.Any] = dataclasses.field(default_factory=dict)
+    l4_extra: dict[str, t.Any] = dataclasses.field(default_factory=dict)  # more keys of the role's ..._l4 (admin_disable)
+    firewall: bool = False  # the L4 role's health_check_sources: [the L4's check source]
+
+
+class Fleet:
+    """nginx members on 127.0.0.11.. in VIP groups, one L4 in front, and the inventory for the roles.
+
+    ``with Fleet(tmp_path, FleetOptions(...)) as fleet:`` starts the members, then the L4, and
+    returns once the L4 binds every member; leaving the block stops all of it, whatever state the
+    test left it in, and raises if any nginx or HAProxy process survived.
+    """
+
+    def __init__(self, tmp_path: pathlib.Path, options: FleetOptions | None = None) -> None:
+        self.tmp_path = tmp_path
+        self.options = options or FleetOptions()
+        self.profile = dict(SHORT_PROFILE, **self.options.profile)
+        self.health_check = self.profile.get('health_check', 'l7')
+        self.role_prefix = 'l4_vip_deploy_' if self.health_check == 'l4' else 'l7_vip_deploy_'
+        if sum(self.options.groups.values()) > len(MEMBER_ADDRESSES):
+            raise HarnessError(f'at most {len(MEMBER_ADDRESSES)} members, asked for {self.options.groups}')
+        self.groups: dict[str, list[DaemonNginx]] = {}
+        self.l4: EmulatorL4 | HAProxyL4 | None = None
+        self._started: list[DaemonNginx] = []
+
+    # lifecycle
+    def __enter__(self) -> Fleet:
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: t.Any) -> None:
+        self.close()
+
+    def _start(self) -> None:
+        addresses = iter(MEMBER_ADDRESSES)
+        number = 0
+        for group, count in self.options.groups.items():
+            self.groups[group] = []
+            for _ in range(count):
+                number += 1
+                member = DaemonNginx(f'web{number}', next(addresses), MEMBER_PORT, self.tmp_path / f'web{number}')
+                self._started.append(member)
+                member.start()
+                self.groups[group].append(member)
+        if self.options.l4 == HAPROXY:
+            self.l4 = HAProxyL4(self.tmp_path / 'haproxy', self.groups, self.profile, HAPROXY_CHECK_SOURCE)
+        else:
+            self.l4 = EmulatorL4(self.groups, self.profile, EMULATOR_CHECK_SOURCE)
+        self.l4.start()
+        self.wait_all_bound()
+
+    def close(self) -> None:
+        """Stop the L4, then every member; raise if anything could not be stopped or is still running."""
+        errors = []
+        if self.l4 is not None:
+            try:
+                self.l4.stop()
+            except Exception as exc:  # pylint: disable=broad-exception-caught  # keep stopping the members
+                errors.append(f'L4: {exc}')
+            self.l4 = None
+        for member in reversed(self._started):
+            try:
+                member.stop()
+            except Exception as exc:  # pylint: disable=broad-exception-caught
+                errors.append(f'{member!r}: {exc}')
+            errors.extend(f'{member!r}: pid {pid} still alive' for pid in member.leftover_pids())
+            errors.extend(f'{member!r}: pid {pid} runs its config' for pid in pids_running(str(member.conf_path)))
+        self._started = []
+        if errors:
+            raise HarnessError('stopping the fleet:\n' + '\n'.join(errors))
+
+    # facts
+    @property
+    def members(self) -> list[DaemonNginx]:
+        return [member for members in self.groups.values() for member in members]
+
+    def member(self, name: str) -> DaemonNginx:
+        return next(member for member in self.members if member.name == name)
+
+    def group_of(self, name: str) -> str:
+        return next(group for group, members in self.groups.items() if any(m.name == name for m in members))
+
+    def vip(self, group: str | None = None) -> tuple[str, int]:
+        return self.l4.vip(group or next(iter(self.groups)))
+
+    def wait_all_bound(self, timeout: float | None = None) -> None:
+        if timeout is None:
+            timeout = up_window(parse_profile(self.profile)).high + 3.0
+        for group in self.groups:
+            wait_until(lambda group=group: (all((seen := self.l4.bound(group)).values()), seen), timeout, f'{group}: every member bound')
+
+    # the inventory
+    def write_deploy_tasks(self) -> pathlib.Path:
+        path = self.tmp_path / 'deploy.yml'
+        path.write_text(DEPLOY_TASKS, encoding='utf-8')
+        return path
+
+    def host_vars(self, member: DaemonNginx, deploy_tasks: pathlib.Path) -> dict[str, t.Any]:
+        """The role's variables for one member (prefixed for the role the profile's health check picks)."""
+        p = self.role_prefix
+        variables: dict[str, t.Any] = {
+            f'{p}l4': dict(self.l4.provider(self.group_of(member.name), member.name), poll_interval=0.05, **self.options.l4_extra),
+            f'{p}service_port': member.port,
+            f'{p}service_address': member.address,
+            f'{p}stop_command': member.stop_command,
+            f'{p}start_command': member.start_command,
+            f'{p}deploy_tasks': str(deploy_tasks),
+            f'{p}drain_timeout': 10,
+            'fleet_docroot': str(member.docroot),
+        }
+        if self.health_check == 'l7':
+            variables[f'{p}health_check_path'] = str(member.health_check_path)
+            variables[f'{p}health_check_url'] = member.url('/health_check.html')
+        elif self.options.firewall:
+            variables[f'{p}health_check_sources'] = [self.l4.check_source]
+        return variables
+
+    def write_inventory(self) -> pathlib.Path:
+        """inventory.yml: one group per VIP, hosts web1.. on the local connection with this interpreter."""
+        deploy_tasks = self.write_deploy_tasks()
+        inventory = {'all': {
+            'vars': {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable,
+                     'rolling_deploy_profile': self.profile},
+            'children': {group: {'hosts': {m.name: self.host_vars(m, deploy_tasks) for m in members}}
+                         for group, members in self.groups.items()},
+        }}
+        path = self.tmp_path / 'inventory.yml'
+        path.write_text(yaml.safe_dump(inventory, sort_keys=False), encoding='utf-8')
+        return path

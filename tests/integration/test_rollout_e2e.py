@@ -1,0 +1,206 @@
+"""End to end: the rolling deploy through real ansible-playbook, real nginx members, live traffic.
+
+Each test starts a fleet (tests/harness/fleet.py: daemonized nginx on 127.0.0.11-18 behind
+the emulator or a real HAProxy), runs a playbook with the fleet's inventory while the traffic
+generator sends keep-alive and fresh-connection requests through the VIP, and then judges the
+rollout from three records that do not depend on each other: every client request (who
+answered, when, with which version), each task's start and end on each host (the test
+callback), and what the L4 saw (the emulator's event log).
+
+Addresses: nginx 127.0.0.11-18, the L4 127.0.0.150-153; ports 20500-20519.
+Measured figures are printed (run with -s to see them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import pathlib
+import subprocess
+import time
+import typing as t
+
+import pytest
+
+from ansible_collections.l4vip.rollout.plugins.module_utils._traffic import KIND_KEEPALIVE, Record, Summary, TrafficThread
+from ansible_collections.l4vip.rollout.tests.harness.ansible import PlaybookRun, run_collection_playbook
+from ansible_collections.l4vip.rollout.tests.harness.fleet import EMULATOR, HAPROXY, DaemonNginx, Fleet, FleetOptions
+
+pytestmark = pytest.mark.real
+
+ROLLING_DEPLOY = 'l4vip.rollout.rolling_deploy'
+PLAYBOOKS = pathlib.Path(__file__).resolve().parent / 'playbooks'
+NEW_VERSION = '2'
+# 16 keep-alive clients at 20 requests/s each, plus 40 fresh connections/s: ~360 requests/s.
+TRAFFIC = {'keepalive_clients': 16, 'new_connection_rate': 40.0, 'request_interval': 0.05}
+MIN_RATE = 200
+# How late the emulator's event or a client's record may land after the fact it reports
+# (one process, two threads sharing the GIL, two CPUs).
+LATENESS = 0.1
+
+
+# --- running a playbook under traffic -------------------------------------------------------
+
+@dataclasses.dataclass
+class Rollout:
+    run: PlaybookRun
+    traffic: Summary
+    started: float
+    ended: float
+
+    @property
+    def duration(self) -> float:
+        return self.ended - self.started
+
+    def report(self, label: str) -> str:
+        line = f'{label}: playbook {self.duration:.1f}s rc={self.run.returncode}; {self.traffic.line()}'
+        print(line)
+        return line
+
+
+def roll_out(fleet: Fleet, tmp_path: pathlib.Path, playbook: str | pathlib.Path = ROLLING_DEPLOY,
+             extra_vars: dict[str, t.Any] | None = None) -> Rollout:
+    """Run ``playbook`` over the fleet's inventory while traffic runs through every VIP."""
+    inventory = fleet.write_inventory()
+    with contextlib.ExitStack() as stack:
+        threads = [stack.enter_context(TrafficThread(*fleet.vip(group), **TRAFFIC)) for group in fleet.groups]
+        time.sleep(0.5)  # every keep-alive client holds a session before the first member leaves
+        started = time.time()
+        run = run_collection_playbook(tmp_path, playbook, inventory, {'fleet_version': NEW_VERSION, **(extra_vars or {})}, timeout=180)
+        ended = time.time()
+        time.sleep(0.5)  # and traffic goes on a little after the last member is back
+        summaries = [thread.stop() for thread in threads]
+    records = [record for summary in summaries for record in summary.requests]
+    traffic = Summary(sorted(records, key=lambda r: r.start), min(s.started for s in summaries), max(s.stopped for s in summaries))
+    return Rollout(run, traffic, started, ended)
+
+
+# --- reading the records ------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Step:
+    started: float
+    ended: float
+
+
+def host_entries(run: PlaybookRun, host: str) -> list[dict[str, t.Any]]:
+    return [entry for entry in run.output if entry['host'] == host and entry['status'] != 'skipped']
+
+
+def command_step(run: PlaybookRun, member: DaemonNginx, argv: list[str]) -> Step:
+    """When the command task that ran ``argv`` on the member started and ended (the only one: asserted)."""
+    found = [e for e in host_entries(run, member.name) if e['action'] == 'ansible.builtin.command' and e['result'].get('cmd') == argv]
+    assert len(found) == 1, f'{member.name}: expected one run of {argv}, saw {len(found)}'
+    return Step(found[0]['started'], found[0]['ended'])
+
+
+def module_step(run: PlaybookRun, member: DaemonNginx, action: str, **args: t.Any) -> Step:
+    """The single run of module ``action`` on the member whose arguments include ``args``."""
+    found = [e for e in host_entries(run, member.name) if e['action'] == action
+             and all(e['result'].get('invocation', {}).get('module_args', {}).get(k) == v for k, v in args.items())]
+    assert len(found) == 1, f'{member.name}: expected one run of {action} {args}, saw {len(found)}'
+    return Step(found[0]['started'], found[0]['ended'])
+
+
+def deploy_step(run: PlaybookRun, member: DaemonNginx) -> Step:
+    """From the first to the last of the fleet's deploy tasks on the member."""
+    found = [e for e in host_entries(run, member.name) if e['task'].startswith('Deploy | ')]
+    assert len(found) == 2, f'{member.name}: expected the 2 deploy tasks, saw {[e["task"] for e in found]}'
+    return Step(found[0]['started'], found[-1]['ended'])
+
+
+def health_events(fleet: Fleet, to: str) -> dict[str, list[float]]:
+    """Per member, when the emulator moved it to health ``to`` (oldest first)."""
+    times: dict[str, list[float]] = {member.name: [] for member in fleet.members}
+    for event in fleet.l4.events():
+        if event['to'] == to:
+            times[event['member']].append(event['at'])
+    return times
+
+
+def out_windows(fleet: Fleet, since: float) -> dict[str, list[tuple[float, float]]]:
+    """Per member, each stretch the emulator held it down (down event to the next up event) after ``since``."""
+    windows: dict[str, list[tuple[float, float]]] = {member.name: [] for member in fleet.members}
+    down_at: dict[str, float] = {}
+    for event in fleet.l4.events():
+        if event['at'] < since:
+            continue
+        if event['to'] == 'down':
+            down_at[event['member']] = event['at']
+        elif event['to'] == 'up' and event['member'] in down_at:
+            windows[event['member']].append((down_at.pop(event['member']), event['at']))
+    assert not down_at, f'members left down after the rollout: {down_at}'
+    return windows
+
+
+def most_down_at_once(windows: t.Iterable[tuple[float, float]]) -> int:
+    """The largest number of the given down stretches that overlap at one moment."""
+    edges = sorted([(start, 1) for start, _end in windows] + [(end, -1) for _start, end in windows])
+    most = current = 0
+    for _at, step in edges:
+        current += step
+        most = max(most, current)
+    return most
+
+
+def firewall_rules() -> str:
+    return subprocess.run(['iptables', '-S', 'INPUT'], capture_output=True, text=True, timeout=10, check=True).stdout
+
+
+# --- what every good rollout shows ------------------------------------------------------------
+
+def assert_live_traffic(rollout: Rollout) -> None:
+    """The traffic was the load asked for, on both kinds of client, all through the rollout."""
+    traffic = rollout.traffic
+    assert traffic.requests_per_second >= MIN_RATE, traffic.line()
+    kinds = {record.kind for record in traffic.requests}
+    assert kinds == {'keepalive', 'new'}, kinds
+    during = [r for r in traffic.requests if rollout.started <= r.start <= rollout.ended]
+    assert len(during) >= MIN_RATE * rollout.duration, f'{len(during)} requests in {rollout.duration:.1f}s'
+
+
+def assert_no_failure(rollout: Rollout) -> None:
+    failed = [r for r in rollout.traffic.requests if r.outcome == 'failed']
+    assert not failed, f'{len(failed)} failed requests, first ones: {failed[:5]}; {rollout.traffic.line()}'
+
+
+def assert_new_version_everywhere(fleet: Fleet, rollout: Rollout) -> None:
+    """Every member answers the new version, straight and through the VIP, once the rollout is over."""
+    for member in fleet.members:
+        assert member.served_version() == f'server={member.name} version={NEW_VERSION}'
+    after = [r for r in rollout.traffic.requests if r.start > rollout.ended and r.outcome != 'failed']
+    assert after, 'no request after the rollout'
+    assert {r.version for r in after} == {NEW_VERSION}, {r.version for r in after}
+    assert {r.server for r in after} == {member.name for member in fleet.members}, rollout.traffic.by_server
+
+
+def assert_silent_while_stopped(fleet: Fleet, rollout: Rollout) -> None:
+    """No request reaches a member between its proven drain (after its stop) and its start.
+
+    A request still in flight at ``nginx -s quit`` is answered after the stop command returns
+    (graceful quit); once session_drain has seen no session left, nothing may be.
+    """
+    for member in fleet.members:
+        stop = command_step(rollout.run, member, member.stop_command)
+        drain = module_step(rollout.run, member, 'l4vip.rollout.session_drain')
+        start = command_step(rollout.run, member, member.start_command)
+        assert stop.ended <= drain.ended <= start.started, (member.name, stop, drain, start)
+        assert rollout.traffic.served_by(member.name, None, stop.started), f'{member.name} served nothing before its stop'
+        inside = [r for r in rollout.traffic.served_by(member.name, drain.ended, start.started) if r.start >= drain.ended]
+        assert not inside, f'{member.name} answered {len(inside)} requests while stopped: {inside[:3]}'
+        late = rollout.traffic.served_by(member.name, stop.ended, drain.ended)
+        print(f'  {member.name}: stopped {start.started - stop.ended:.2f}s; answered {len(late)} in-flight requests after the stop command')
+
+
+# --- 1. the L7 role, on both L4s ------------------------------------------------------------
+
+@pytest.mark.parametrize('l4', [EMULATOR, HAPROXY])
+def test_l7_rolling_deploy_fails_no_request(tmp_path, l4):
+    with Fleet(tmp_path, FleetOptions(l4=l4)) as fleet:
+        rollout = roll_out(fleet, tmp_path)
+        rollout.report(f'L7 role, {l4}')
+        assert rollout.run.returncode == 0, rollout.run.stderr[-3000:]
+        assert_live_traffic(rollout)
+        assert_no_failure(rollout)
+        assert_new_version_everywhere(fleet, rollout)
+        assert_silent_while_stopped(fleet, rollout)
