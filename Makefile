@@ -2,13 +2,14 @@
 #   make test       everything: unit and real-part tests, ansible-test sanity, ansible-lint, build
 #   make unit       pytest only          make sanity   ansible-test sanity only
 #   make lint       ansible-lint         make build    the collection tarball
+#   make molecule   the roles end to end on loopback (extensions/molecule)
 SHELL := /bin/bash
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements/dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: setup system-deps test unit sanity lint build changelog lock clean
+.PHONY: setup system-deps test unit sanity lint build molecule changelog lock clean
 
 setup: $(STAMP)
 
@@ -21,7 +22,7 @@ system-deps:
 	@scripts/system-deps.sh
 
 test: setup system-deps
-	$(MAKE) --no-print-directory unit sanity lint build
+	$(MAKE) --no-print-directory unit sanity lint build molecule
 
 unit: setup
 	$(BIN)/pytest
@@ -36,6 +37,13 @@ build: setup
 	@mkdir -p build
 	$(BIN)/ansible-galaxy collection build --force --output-path build .
 	$(BIN)/python scripts/check_build.py build/l4vip-rollout-$$($(BIN)/python -c 'import yaml; print(yaml.safe_load(open("galaxy.yml"))["version"])').tar.gz
+
+# Molecule builds and installs the collection under ANSIBLE_HOME each run: a scratch dir per checkout.
+MOLECULE_HOME ?= $(or $(TMPDIR),/tmp)/l4vip-molecule-$(shell echo $(abspath .) | cksum | cut -d' ' -f1)
+molecule: setup
+	@mkdir -p $(MOLECULE_HOME)/ansible $(MOLECULE_HOME)/remote_tmp
+	PATH=$(abspath $(BIN)):$$PATH ANSIBLE_HOME=$(MOLECULE_HOME)/ansible ANSIBLE_REMOTE_TMP=$(MOLECULE_HOME)/remote_tmp \
+	  $(BIN)/molecule test --all
 
 changelog: setup
 	$(BIN)/antsibull-changelog lint
