@@ -143,6 +143,13 @@ def most_down_at_once(windows: t.Iterable[tuple[float, float]]) -> int:
     return most
 
 
+def firewall_changes(run: PlaybookRun) -> list[tuple[str, str]]:
+    """(host, state) of every iptables rule change the role made (its firewall task loops over the sources)."""
+    items = [(e['host'], item) for e in run.output if e['action'] == 'ansible.builtin.iptables' and e['status'] == 'ok'
+             for item in e['result'].get('results', [])]
+    return [(host, item['invocation']['module_args']['state']) for host, item in items if item['changed']]
+
+
 def firewall_rules() -> str:
     return subprocess.run(['iptables', '-S', 'INPUT'], capture_output=True, text=True, timeout=10, check=True).stdout
 
@@ -204,3 +211,59 @@ def test_l7_rolling_deploy_fails_no_request(tmp_path, l4):
         assert_no_failure(rollout)
         assert_new_version_everywhere(fleet, rollout)
         assert_silent_while_stopped(fleet, rollout)
+
+
+# --- 2. the L4 role, with its window closed -------------------------------------------------
+
+@pytest.mark.parametrize(('l4', 'closer'), [(EMULATOR, 'admin_disable'), (EMULATOR, 'health_check_sources'),
+                                            (HAPROXY, 'admin_disable'), (HAPROXY, 'health_check_sources')])
+def test_l4_rolling_deploy_with_the_window_closed_fails_no_request(tmp_path, l4, closer):
+    options = FleetOptions(l4=l4, profile={'health_check': 'l4'}, l4_extra={'admin_disable': True} if closer == 'admin_disable' else {},
+                           firewall=closer == 'health_check_sources')
+    with Fleet(tmp_path, options) as fleet:
+        check_source = fleet.l4.check_source
+        assert check_source not in firewall_rules()
+        rollout = roll_out(fleet, tmp_path)
+        rollout.report(f'L4 role, {l4}, {closer}')
+        assert rollout.run.returncode == 0, rollout.run.stderr[-3000:]
+        assert_live_traffic(rollout)
+        assert_no_failure(rollout)
+        assert_new_version_everywhere(fleet, rollout)
+        assert_silent_while_stopped(fleet, rollout)
+        if l4 == EMULATOR:
+            # What closed the window, as the L4 saw it: each member left the binding list before its stop.
+            left = fleet.l4.events('admin') if closer == 'admin_disable' else fleet.l4.events()
+            for member in fleet.members:
+                stop = command_step(rollout.run, member, member.stop_command)
+                assert any(e['member'] == member.name and e['to'] in ('disabled', 'down') and e['at'] < stop.started for e in left), \
+                    f'{member.name}: not out of the binding list before its stop'
+        if closer == 'health_check_sources':
+            # The rule was put in and taken out once per member, and nothing of it is left.
+            assert sorted(firewall_changes(rollout.run)) == sorted((m.name, state) for m in fleet.members for state in ('present', 'absent'))
+            assert check_source not in firewall_rules()
+
+
+# --- 3. the L4 role in the notes' own order: the window, measured ---------------------------
+
+def test_l4_plain_sequence_fails_requests_only_between_stop_and_mark_down(tmp_path):
+    with Fleet(tmp_path, FleetOptions(profile={'health_check': 'l4'})) as fleet:
+        rollout = roll_out(fleet, tmp_path)
+        rollout.report('L4 role, plain sequence')
+        assert rollout.run.returncode == 0, rollout.run.stderr[-3000:]
+        assert_live_traffic(rollout)
+        assert_new_version_everywhere(fleet, rollout)
+        downs = health_events(fleet, 'down')
+        windows = {}
+        for member in fleet.members:
+            stop = command_step(rollout.run, member, member.stop_command)
+            marked = [at for at in downs[member.name] if at > stop.started]
+            assert marked, f'{member.name}: the emulator never marked it down after its stop'
+            windows[member.name] = (stop.started, marked[0])
+        failed = [r for r in rollout.traffic.requests if r.outcome == 'failed']
+        print('  windows (s):', {name: round(end - start, 2) for name, (start, end) in windows.items()},
+              'failures per window:', {name: sum(start <= r.end <= end + LATENESS for r in failed) for name, (start, end) in windows.items()})
+        # The window is real (connections refused by a stopped member the L4 still binds)...
+        assert failed, 'no request failed: the plain sequence has no window?'
+        # ...and it is the only place where requests fail.
+        outside = [r for r in failed if not any(start <= r.end <= end + LATENESS for start, end in windows.values())]
+        assert not outside, f'{len(outside)} failures outside every stop -> mark-down window: {outside[:5]}'
