@@ -135,6 +135,8 @@ def out_windows(fleet: Fleet, since: float) -> dict[str, list[tuple[float, float
 
 def most_down_at_once(windows: t.Iterable[tuple[float, float]]) -> int:
     """The largest number of the given down stretches that overlap at one moment."""
+    windows = list(windows)
+    # At a tie an end sorts before a start (-1 < 1): touching stretches do not overlap.
     edges = sorted([(start, 1) for start, _end in windows] + [(end, -1) for _start, end in windows])
     most = current = 0
     for _at, step in edges:
@@ -267,3 +269,77 @@ def test_l4_plain_sequence_fails_requests_only_between_stop_and_mark_down(tmp_pa
         # ...and it is the only place where requests fail.
         outside = [r for r in failed if not any(start <= r.end <= end + LATENESS for start, end in windows.values())]
         assert not outside, f'{len(outside)} failures outside every stop -> mark-down window: {outside[:5]}'
+
+
+# --- 4. the unsafe flows: the harness tells them from the safe one ----------------------------
+
+def test_naive_restart_fails_requests(tmp_path):
+    # A 1 s interval (the notes' 10 s, scaled): the L4 still binds the member for 1-2 s after the
+    # rename, while the naive flow has already stopped it.
+    with Fleet(tmp_path, FleetOptions(profile={'interval': 1.0, 'check_timeout': 0.5})) as fleet:
+        rollout = roll_out(fleet, tmp_path, PLAYBOOKS / 'naive_restart.yml')
+        rollout.report('naive restart')
+        assert rollout.run.returncode == 0, rollout.run.stderr[-3000:]
+        assert_live_traffic(rollout)
+        assert rollout.traffic.failed > 0, rollout.traffic.line()
+        # They fail while a member is stopped: new connections refused by a member the L4 still binds.
+        stopped = [(command_step(rollout.run, m, m.stop_command).started, command_step(rollout.run, m, m.start_command).ended)
+                   for m in fleet.members]
+        failed = [r for r in rollout.traffic.requests if r.outcome == 'failed']
+        assert sum(any(start <= r.end <= end + LATENESS for start, end in stopped) for r in failed) > len(failed) / 2, \
+            (stopped, failed[:5])
+
+
+def test_404_and_wait_without_a_stop_serves_the_member_during_its_deploy(tmp_path):
+    with Fleet(tmp_path) as fleet:
+        rollout = roll_out(fleet, tmp_path, PLAYBOOKS / 'no_stop.yml')
+        rollout.report('404 + wait, no stop')
+        assert rollout.run.returncode == 0, rollout.run.stderr[-3000:]
+        downs = health_events(fleet, 'down')
+        for member in fleet.members:
+            deploy = deploy_step(rollout.run, member)
+            assert any(at < deploy.started for at in downs[member.name]), f'{member.name}: deployed before the L4 marked it down'
+            during = rollout.traffic.served_by(member.name, deploy.started, deploy.ended)
+            print(f'  {member.name}: {len(during)} requests answered during its deploy, though marked down')
+            # The session table keeps the keep-alive clients on it: the traffic never drains.
+            assert [r for r in during if r.kind == KIND_KEEPALIVE], f'{member.name}: no keep-alive request during its deploy'
+
+
+# --- 5. Reset On Port Fail does not hurt the safe sequence ------------------------------------
+
+def test_l7_rolling_deploy_with_reset_on_port_fail_fails_no_request(tmp_path):
+    with Fleet(tmp_path, FleetOptions(profile={'reset_on_port_fail': True})) as fleet:
+        rollout = roll_out(fleet, tmp_path)
+        rollout.report('L7 role, reset_on_port_fail')
+        assert rollout.run.returncode == 0, rollout.run.stderr[-3000:]
+        assert_live_traffic(rollout)
+        assert_no_failure(rollout)
+        assert_new_version_everywhere(fleet, rollout)
+        assert_silent_while_stopped(fleet, rollout)
+        # The option did act: the L4 reset the clients of each member it marked down.
+        resets = {e['member'] for e in fleet.l4.events('reset')}
+        assert resets == {member.name for member in fleet.members}, resets
+
+
+# --- 6. two VIPs, deployed in order, batch by batch -------------------------------------------
+
+def test_two_groups_are_deployed_in_order_never_more_than_a_batch_down(tmp_path):
+    with Fleet(tmp_path, FleetOptions(groups={'vip_a': 4, 'vip_b': 4})) as fleet:
+        rollout = roll_out(fleet, tmp_path, extra_vars={'rolling_deploy_groups': ['vip_a', 'vip_b'], 'rolling_deploy_serial': [1, '50%']})
+        rollout.report('two VIPs, serial [1, "50%"]')
+        assert rollout.run.returncode == 0, rollout.run.stderr[-3000:]
+        assert_live_traffic(rollout)
+        assert_no_failure(rollout)
+        assert_new_version_everywhere(fleet, rollout)
+        windows = out_windows(fleet, rollout.started)
+        assert all(len(w) == 1 for w in windows.values()), windows
+        batches = [['web1'], ['web2', 'web3'], ['web4'], ['web5'], ['web6', 'web7'], ['web8']]
+        # Batch after batch, as the L4 saw it: each batch back up before the next one goes down...
+        for earlier, later in zip(batches, batches[1:]):
+            back = max(windows[name][0][1] for name in earlier)
+            gone = min(windows[name][0][0] for name in later)
+            assert back < gone, f'{later} went down at {gone:.3f}, before {earlier} was back at {back:.3f}'
+        # ...so vip_a is done before vip_b starts, and a VIP never has more than its batch down at once.
+        for group, size in (('vip_a', 2), ('vip_b', 2)):
+            most = most_down_at_once(w for name, ws in windows.items() if fleet.group_of(name) == group for w in ws)
+            assert most == size, f'{group}: {most} members down at once'
