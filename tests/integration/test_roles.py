@@ -113,6 +113,24 @@ def test_capacity_guard_refuses_and_nothing_changes(tmp_path):
         assert 'Health check out of service (verified 404)' not in ran(run)
 
 
+def test_a_second_run_in_the_same_play_starts_clean(tmp_path):
+    """State from the first run must not make the second run's refused guard take the member out."""
+    with Lab(tmp_path, count=2, profile=PROFILE) as lab:
+        lab.wait_all_bound()
+        web2_check = lab.docroots['web2'] / 'health_check.html'
+        take_web2_down = [
+            {'name': 'web2 fails its health check', 'ansible.builtin.command': {'argv': ['mv', str(web2_check), f'{web2_check}.off']}},
+            {'name': 'web2 is down', 'l4vip.rollout.member_wait': {'state': 'down', 'provider': 'emulator', 'endpoint': lab.emulator.control_url,
+                                                                  'pool': 'web', 'member': 'web2', 'profile': PROFILE}},
+        ]
+        run = run_playbook(tmp_path, role('l7_vip_deploy', l7_vars(lab)) + take_web2_down + role('l7_vip_deploy', l7_vars(lab)))
+        assert run.returncode != 0
+        message = run.task('Stop the rollout')['msg']
+        assert 'capacity guard: taking out web1 leaves 0 of 1' in message and message.endswith('Nothing was changed.')
+        assert (lab.docroots['web1'] / 'health_check.html').exists() and lab.member('web1')['bound']
+        assert published(run, "Publish this host's summary, failed")['out_at'] is None
+
+
 def test_check_mode_changes_nothing(tmp_path):
     with Lab(tmp_path, count=2, profile=PROFILE) as lab:
         lab.wait_all_bound()
@@ -157,6 +175,8 @@ def test_l4_role_with_admin_disable_uses_the_admin_state(tmp_path):
         ('l7_vip_deploy', {'l7_vip_deploy_stop_command': []},
          'l7_vip_deploy_service_name, or both l7_vip_deploy_stop_command and l7_vip_deploy_start_command'),
         ('l7_vip_deploy', {'l7_vip_deploy_profile': {'interval': -1}}, 'profile.interval'),
+        ('l7_vip_deploy', {'l7_vip_deploy_l4': {'provider': 'timer', 'admin_disable': True}},
+         'l7_vip_deploy_l4.admin_disable: only l4vip.rollout.l4_vip_deploy takes it'),
     ],
 )
 def test_bad_input_names_the_variable_and_changes_nothing(tmp_path, role_name, change, message):
