@@ -353,29 +353,30 @@ class Fleet:
 
     def host_vars(self, member: DaemonNginx, deploy_tasks: pathlib.Path) -> dict[str, t.Any]:
         """The role's variables for one member (prefixed for the role the profile's health check picks)."""
-        p = self.role_prefix
+        prefix = self.role_prefix
         variables: dict[str, t.Any] = {
-            f'{p}l4': dict(self.l4.provider(self.group_of(member.name), member.name), poll_interval=0.05, **self.options.l4_extra),
-            f'{p}service_port': member.port,
-            f'{p}service_address': member.address,
-            f'{p}stop_command': member.stop_command,
-            f'{p}start_command': member.start_command,
-            f'{p}deploy_tasks': str(deploy_tasks),
-            f'{p}drain_timeout': 10,
+            f'{prefix}l4': dict(self.l4.provider(self.group_of(member.name), member.name), poll_interval=0.05, **self.options.l4_extra),
+            f'{prefix}service_port': member.port,
+            f'{prefix}service_address': member.address,
+            f'{prefix}stop_command': member.stop_command,
+            f'{prefix}start_command': member.start_command,
+            f'{prefix}deploy_tasks': str(deploy_tasks),
+            f'{prefix}drain_timeout': 10,
             'fleet_docroot': str(member.docroot),
         }
         if self.health_check == 'l7':
-            variables[f'{p}health_check_path'] = str(member.health_check_path)
-            variables[f'{p}health_check_url'] = member.url('/health_check.html')
+            variables[f'{prefix}health_check_path'] = str(member.health_check_path)
+            variables[f'{prefix}health_check_url'] = member.url('/health_check.html')
         elif self.options.firewall:
-            variables[f'{p}health_check_sources'] = [self.l4.check_source]
+            variables[f'{prefix}health_check_sources'] = [self.l4.check_source]
         return variables
 
     def write_inventory(self) -> pathlib.Path:
         """inventory.yml: one group per VIP, hosts web1.. on the local connection with this interpreter."""
         deploy_tasks = self.write_deploy_tasks()
         inventory = {'all': {
-            'vars': {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable,
+            # Pipelining: fewer temp files per task, so the rollout's steps follow each other closer.
+            'vars': {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable, 'ansible_pipelining': True,
                      'rolling_deploy_profile': self.profile},
             'children': {group: {'hosts': {m.name: self.host_vars(m, deploy_tasks) for m in members}}
                          for group, members in self.groups.items()},

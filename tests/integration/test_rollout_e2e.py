@@ -22,7 +22,7 @@ import typing as t
 
 import pytest
 
-from ansible_collections.l4vip.rollout.plugins.module_utils._traffic import KIND_KEEPALIVE, Record, Summary, TrafficThread
+from ansible_collections.l4vip.rollout.plugins.module_utils._traffic import KIND_KEEPALIVE, Summary, TrafficThread
 from ansible_collections.l4vip.rollout.tests.harness.ansible import PlaybookRun, run_collection_playbook
 from ansible_collections.l4vip.rollout.tests.harness.fleet import EMULATOR, HAPROXY, DaemonNginx, Fleet, FleetOptions
 
@@ -217,8 +217,9 @@ def test_l7_rolling_deploy_fails_no_request(tmp_path, l4):
 
 # --- 2. the L4 role, with its window closed -------------------------------------------------
 
+# (HAProxy with admin_disable passes as well; left out to keep the file's runtime near 3 minutes.)
 @pytest.mark.parametrize(('l4', 'closer'), [(EMULATOR, 'admin_disable'), (EMULATOR, 'health_check_sources'),
-                                            (HAPROXY, 'admin_disable'), (HAPROXY, 'health_check_sources')])
+                                            (HAPROXY, 'health_check_sources')])
 def test_l4_rolling_deploy_with_the_window_closed_fails_no_request(tmp_path, l4, closer):
     options = FleetOptions(l4=l4, profile={'health_check': 'l4'}, l4_extra={'admin_disable': True} if closer == 'admin_disable' else {},
                            firewall=closer == 'health_check_sources')
@@ -286,8 +287,8 @@ def test_naive_restart_fails_requests(tmp_path):
         stopped = [(command_step(rollout.run, m, m.stop_command).started, command_step(rollout.run, m, m.start_command).ended)
                    for m in fleet.members]
         failed = [r for r in rollout.traffic.requests if r.outcome == 'failed']
-        assert sum(any(start <= r.end <= end + LATENESS for start, end in stopped) for r in failed) > len(failed) / 2, \
-            (stopped, failed[:5])
+        outside = [r for r in failed if not any(start <= r.end <= end + LATENESS for start, end in stopped)]
+        assert not outside, f'{len(outside)} failures while no member was stopped: {outside[:5]}'
 
 
 def test_404_and_wait_without_a_stop_serves_the_member_during_its_deploy(tmp_path):
