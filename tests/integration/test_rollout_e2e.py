@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import pathlib
+import shlex
 import subprocess
 import time
 import typing as t
@@ -156,6 +157,17 @@ def firewall_rules() -> str:
     return subprocess.run(['iptables', '-S', 'INPUT'], capture_output=True, text=True, timeout=10, check=True).stdout
 
 
+@contextlib.contextmanager
+def no_rule_left_behind(source: str) -> t.Iterator[None]:
+    """Whatever the role or the test did, delete any INPUT rule for ``source`` on the way out (a killed run skips the role's always)."""
+    try:
+        yield
+    finally:
+        for rule in firewall_rules().splitlines():
+            if rule.startswith('-A INPUT ') and f' -s {source}/' in rule:
+                subprocess.run(['iptables', '-D', *shlex.split(rule)[1:]], capture_output=True, timeout=10, check=False)
+
+
 # --- what every good rollout shows ------------------------------------------------------------
 
 def assert_live_traffic(rollout: Rollout) -> None:
@@ -223,7 +235,7 @@ def test_l7_rolling_deploy_fails_no_request(tmp_path, l4):
 def test_l4_rolling_deploy_with_the_window_closed_fails_no_request(tmp_path, l4, closer):
     options = FleetOptions(l4=l4, profile={'health_check': 'l4'}, l4_extra={'admin_disable': True} if closer == 'admin_disable' else {},
                            firewall=closer == 'health_check_sources')
-    with Fleet(tmp_path, options) as fleet:
+    with Fleet(tmp_path, options) as fleet, no_rule_left_behind(fleet.l4.check_source):
         check_source = fleet.l4.check_source
         assert check_source not in firewall_rules()
         rollout = roll_out(fleet, tmp_path)
