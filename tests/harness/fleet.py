@@ -292,7 +292,7 @@ class Fleet:
         number = 0
         for group, count in self.options.groups.items():
             self.groups[group] = []
-            for _ in range(count):
+            while len(self.groups[group]) < count:
                 number += 1
                 member = DaemonNginx(f'web{number}', next(addresses), MEMBER_PORT, self.tmp_path / f'web{number}')
                 self._started.append(member)

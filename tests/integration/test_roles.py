@@ -120,8 +120,8 @@ def test_a_second_run_in_the_same_play_starts_clean(tmp_path):
         web2_check = lab.docroots['web2'] / 'health_check.html'
         take_web2_down = [
             {'name': 'web2 fails its health check', 'ansible.builtin.command': {'argv': ['mv', str(web2_check), f'{web2_check}.off']}},
-            {'name': 'web2 is down', 'l4vip.rollout.member_wait': {'state': 'down', 'provider': 'emulator', 'endpoint': lab.emulator.control_url,
-                                                                  'pool': 'web', 'member': 'web2', 'profile': PROFILE}},
+            {'name': 'web2 is down', 'l4vip.rollout.member_wait': {
+                'state': 'down', 'provider': 'emulator', 'endpoint': lab.emulator.control_url, 'pool': 'web', 'member': 'web2', 'profile': PROFILE}},
         ]
         run = run_playbook(tmp_path, role('l7_vip_deploy', l7_vars(lab)) + take_web2_down + role('l7_vip_deploy', l7_vars(lab)))
         assert run.returncode != 0
