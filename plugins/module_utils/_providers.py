@@ -90,6 +90,8 @@ class Observation:
     observed: str
     admin_state: str | None = None
     sessions: int | None = None
+    # When the L4 says the member's health last changed (epoch seconds), where it tells.
+    since: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,7 +162,8 @@ class EmulatorProvider(Provider):
 
     def observe(self) -> Observation:
         member = fetch_json(self.url, self.settings)
-        return Observation(member['bound'], f"{member['state']}, admin {member['admin_state']}", member['admin_state'], member['sessions'])
+        return Observation(member['bound'], f"{member['state']}, admin {member['admin_state']}", member['admin_state'], member['sessions'],
+                           member.get('since'))
 
     def admin_state(self) -> str:
         return self.observe().admin_state or 'enabled'

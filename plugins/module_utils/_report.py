@@ -21,7 +21,7 @@ import os
 import sys
 import typing as t
 
-REPORT_JSON, TIMELINE_SVG, REPORT_MD = 'report.json', 'timeline.svg', 'report.md'
+REPORT_JSON, TIMELINE_SVG, REPORT_MD, CONTRAST_SVG = 'report.json', 'timeline.svg', 'report.md', 'timeline-contrast.svg'
 
 # Phases of a host's time out of the VIP, drawn in this order.
 PHASES = (
@@ -62,6 +62,17 @@ def build(summaries: t.Mapping[str, t.Mapping[str, t.Any]], steps: t.Mapping[str
     if traffic is not None:
         report['traffic'] = traffic_summary(traffic)
     return report
+
+
+def transition_time(wait: t.Any, started: t.Any) -> float | None:
+    """When a member_wait's transition happened: the L4's own time (``l4_since``) when it tells one after ``started``,
+    else when the module saw it (``ended_at``); None when the wait never ran."""
+    if not isinstance(wait, t.Mapping) or wait.get('ended_at') is None:
+        return None
+    since, begin = _number(wait.get('l4_since')), _number(started)
+    if since is not None and (begin is None or since >= begin):
+        return since
+    return _number(wait.get('ended_at'))
 
 
 def _span(start: float | None, end: float | None) -> float | None:
@@ -185,6 +196,37 @@ def render_markdown(report: t.Mapping[str, t.Any]) -> str:
         lines.append(f"| {entry['host']} | {result} | {_seconds(entry['out_of_vip'])} | {_seconds(entry['detection_down'])} | "
                      f"{_window(entry.get('down_window'))} | {_seconds(entry['detection_up'])} | {_window(entry.get('up_window'))} |")
     lines.append('')
+    contrast = report.get('contrast')
+    if contrast:
+        lines += _contrast_lines(report, contrast)
+    return '\n'.join(lines)
+
+
+def _contrast_lines(report: t.Mapping[str, t.Any], contrast: t.Mapping[str, t.Any]) -> list[str]:
+    """The same fleet and traffic with another flow, side by side, so the reader sees what the sequence buys."""
+    label = contrast.get('label', 'contrast')
+    lines = [f'## Side by side: this rollout and the {label}', '', f'| requests | this rollout | {label} |', '| --- | --- | --- |']
+    ours, theirs = report.get('traffic') or {}, contrast.get('traffic') or {}
+    for key in ('total', 'ok', 'retried', 'failed', 'requests_per_second'):
+        lines.append(f'| {key} | {ours.get(key, "-")} | {theirs.get(key, "-")} |')
+    lines += ['', f'![{label} timeline]({CONTRAST_SVG})', '']
+    return lines
+
+
+def side_by_side(report: t.Mapping[str, t.Any]) -> str:
+    """A few plain lines for a terminal."""
+    ours = report.get('traffic') or {}
+    lines = [f"{'':22}{'safe sequence':>16}"]
+    contrast = report.get('contrast') or {}
+    theirs = contrast.get('traffic') or {}
+    if contrast:
+        lines[0] += f"{contrast.get('label', 'contrast'):>16}"
+    for key in ('total', 'ok', 'retried', 'failed'):
+        lines.append(f'{key:22}{ours.get(key, "-"):>16}' + (f'{theirs.get(key, "-"):>16}' if contrast else ''))
+    for entry in report['hosts']:
+        lines.append(f"{entry['host']:10} out of the VIP {_seconds(entry['out_of_vip'])}; the L4 let go after "
+                     f"{_seconds(entry['detection_down'])} (model {_window(entry.get('down_window'))}), bound again after "
+                     f"{_seconds(entry['detection_up'])} (model {_window(entry.get('up_window'))})")
     return '\n'.join(lines)
 
 
@@ -194,26 +236,43 @@ def write(report: t.Mapping[str, t.Any], directory: str) -> dict[str, str]:
     paths = {name: os.path.join(directory, name) for name in (REPORT_JSON, TIMELINE_SVG, REPORT_MD)}
     contents = {REPORT_JSON: json.dumps(report, indent=1, sort_keys=True) + '\n', TIMELINE_SVG: render_svg(report),
                 REPORT_MD: render_markdown(report)}
+    if report.get('contrast'):
+        paths[CONTRAST_SVG] = os.path.join(directory, CONTRAST_SVG)
+        contents[CONTRAST_SVG] = render_svg(report['contrast'])
     for name, path in paths.items():
         with open(path, 'w', encoding='utf-8') as handle:
             handle.write(contents[name])
     return paths
 
 
+def _load(path: str | None) -> t.Any:
+    if not path:
+        return None
+    with open(path, encoding='utf-8') as handle:
+        return json.load(handle)
+
+
 def main(argv: t.Sequence[str] | None = None) -> int:
-    """Re-render a report, adding the traffic seen during the rollout (the traffic ends after the playbook)."""
-    parser = argparse.ArgumentParser(description='Render an l4vip.rollout report, optionally with traffic.')
-    parser.add_argument('--report', required=True, help='the report.json the callback wrote')
-    parser.add_argument('--traffic', help="the traffic generator's JSON (--json), to mark failed requests")
-    parser.add_argument('--out', help='directory for the files (default: next to --report)')
+    """Render a report from the callback's report.json or from the roles' summaries, with the traffic seen."""
+    parser = argparse.ArgumentParser(description='Render an l4vip.rollout report, optionally with traffic and a contrasting flow.')
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument('--report', help='the report.json the callback wrote')
+    source.add_argument('--summaries', help="a JSON object of the roles' per-host summaries (what they give set_stats)")
+    parser.add_argument('--traffic', help="the traffic generator's JSON (--json), to count and mark failed requests")
+    parser.add_argument('--contrast-summaries', help='per-host summaries of another flow over the same fleet')
+    parser.add_argument('--contrast-traffic', help="that flow's traffic JSON")
+    parser.add_argument('--contrast-label', default='naive flow')
+    parser.add_argument('--out', help='directory for the files (default: next to --report, or the current one)')
     args = parser.parse_args(argv)
-    with open(args.report, encoding='utf-8') as handle:
-        report = json.load(handle)
+    report = _load(args.report) if args.report else build(_load(args.summaries), generated_at=None)
     if args.traffic:
-        with open(args.traffic, encoding='utf-8') as handle:
-            report['traffic'] = traffic_summary(json.load(handle))
-    paths = write(report, args.out or os.path.dirname(os.path.abspath(args.report)))
-    sys.stdout.write(f"report: {paths[REPORT_MD]}\n")
+        report['traffic'] = traffic_summary(_load(args.traffic))
+    if args.contrast_summaries or args.contrast_traffic:
+        contrast = build(_load(args.contrast_summaries) or {}, traffic=_load(args.contrast_traffic))
+        report['contrast'] = dict(contrast, label=args.contrast_label)
+    out = args.out or (os.path.dirname(os.path.abspath(args.report)) if args.report else os.getcwd())
+    paths = write(report, out)
+    sys.stdout.write(f"{side_by_side(report)}\nreport: {paths[REPORT_MD]}\n")
     return 0
 
 

@@ -27,6 +27,7 @@ import asyncio
 import collections
 import dataclasses
 import json
+import os
 import re
 import signal
 import sys
@@ -513,6 +514,7 @@ def _arguments(argv: t.Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument('--timeout', type=float, default=2.0, help='per connect and per response')
     parser.add_argument('--duration', type=float, help='seconds to run (default: until SIGTERM or SIGINT)')
     parser.add_argument('--json', help='write the summary with every request here')
+    parser.add_argument('--pidfile', help='write the process id here while running (for a SIGTERM from whoever started us)')
     return parser.parse_args(argv)
 
 
@@ -534,11 +536,19 @@ async def _run(args: argparse.Namespace) -> Summary:
 
 def main(argv: t.Sequence[str] | None = None) -> int:
     args = _arguments(argv)
-    summary = asyncio.run(_run(args))
-    if args.json:
-        with open(args.json, 'w', encoding='utf-8') as handle:
-            json.dump(summary.as_dict(records=True), handle, indent=1)
-            handle.write('\n')
+    if args.pidfile:
+        with open(args.pidfile, 'w', encoding='ascii') as handle:
+            handle.write(f'{os.getpid()}\n')
+    try:
+        summary = asyncio.run(_run(args))
+        if args.json:
+            with open(args.json, 'w', encoding='utf-8') as handle:
+                json.dump(summary.as_dict(records=True), handle, indent=1)
+                handle.write('\n')
+    finally:
+        # Gone only once the summary is written: whoever stops us waits for this.
+        if args.pidfile and os.path.exists(args.pidfile):
+            os.unlink(args.pidfile)
     sys.stdout.write(f'{summary.line()}\n')
     sys.stdout.flush()
     return 0

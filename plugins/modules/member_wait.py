@@ -145,6 +145,13 @@ fallback_used:
   type: bool
   returned: always
   sample: false
+l4_since:
+  description:
+    - When the L4 itself says the member's health state last changed, in seconds since the epoch - the L4's own time of
+      the transition, free of the module's start-up and polling. Null when the provider cannot tell (all but V(emulator)).
+  type: float
+  returned: when the L4 was asked
+  sample: 1795526412.31
 window:
   description:
     - The timing model's window for the transition, in seconds after O(since) - the L4 acts after RV(window.low) and
@@ -215,7 +222,8 @@ def wait(module: AnsibleModule, profile: Profile, clock: Clock = SYSTEM_CLOCK) -
     except _providers.ProviderError as error:
         raise WaitFailed(str(error), elapsed=clock.monotonic() - started, **result) from None
     observation = waited.last
-    result.update(elapsed=waited.elapsed, observed=observation.observed, bound=observation.bound, polls=waited.polls)
+    result.update(elapsed=waited.elapsed, observed=observation.observed, bound=observation.bound, polls=waited.polls,
+                  l4_since=observation.since)
     if not waited.reached:
         who = params['member'] or params['endpoint']
         raise WaitFailed(f"{who} was not {params['state']} within {timeout:g}s; the L4 last said: {observation.observed}", **result)

@@ -76,3 +76,11 @@ def test_write_and_rerender_with_traffic(tmp_path):
                                    'records': [{'outcome': 'failed', 'end': T0 + 1}]}))
     assert _report.main(['--report', paths['report.json'], '--traffic', str(traffic)]) == 0
     assert json.loads((tmp_path / 'report.json').read_text())['traffic']['failed'] == 1
+
+
+def test_transition_time_prefers_the_l4s_own_time():
+    assert _report.transition_time({'ended_at': T0 + 2, 'l4_since': T0 + 1.4}, T0) == T0 + 1.4
+    # An L4 time before the start is an older transition (e.g. an admin change left health alone).
+    assert _report.transition_time({'ended_at': T0 + 2, 'l4_since': T0 - 50}, T0) == T0 + 2
+    assert _report.transition_time({'ended_at': T0 + 2, 'l4_since': None}, T0) == T0 + 2
+    assert _report.transition_time({}, T0) is None and _report.transition_time(None, T0) is None

@@ -1,0 +1,64 @@
+# Copyright (c) 2026, l4vip.rollout contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+name: embedded
+short_description: The argv that runs one of the collection's embedded tools on the controller
+version_added: 0.1.0
+description:
+  - Returns the command (an argv list, no shell) that runs an embedded tool of this collection with the controller's
+    Python - the real server, the traffic generator, the L4 emulator or the report renderer - wherever the collection
+    is installed. The rehearsal and molecule scenarios start and stop these with M(ansible.builtin.command).
+  - Use C(query) (or C(wantlist=true)) to get the list.
+author:
+  - l4vip.rollout maintainers (@l4vip)
+options:
+  _terms:
+    description: The tool.
+    type: list
+    elements: str
+    required: true
+    choices: [realserver, traffic, emulator, report]
+'''
+
+EXAMPLES = r'''
+- name: Start an embedded real server in the background
+  ansible.builtin.command:
+    argv: "{{ query('l4vip.rollout.embedded', 'realserver') + ['--daemon', '--name', 'web1', '--listen', '127.0.0.201:28080',
+           '--docroot', '/tmp/web1', '--pidfile', '/tmp/web1.pid'] }}"
+'''
+
+RETURN = r'''
+_raw:
+  description: The argv - C(env PYTHONPATH=<the directory that holds ansible_collections> <python> -m <the tool's module>).
+  type: list
+  elements: str
+'''
+
+import os
+import shutil
+import sys
+
+from ansible.errors import AnsibleLookupError
+from ansible.plugins.lookup import LookupBase
+
+TOOLS = {
+    'realserver': '_realserver',
+    'traffic': '_traffic',
+    'emulator': '_emulator',
+    'report': '_report',
+}
+# plugins/lookup/embedded.py -> the directory that holds ansible_collections/l4vip/rollout
+COLLECTIONS_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), *[os.pardir] * 5))
+
+
+class LookupModule(LookupBase):
+    def run(self, terms, variables=None, **kwargs):
+        if len(terms) != 1 or terms[0] not in TOOLS:
+            raise AnsibleLookupError(f"embedded: expected one of {', '.join(TOOLS)}, got {terms!r}")
+        env = shutil.which('env') or '/usr/bin/env'
+        module = f'ansible_collections.l4vip.rollout.plugins.module_utils.{TOOLS[terms[0]]}'
+        return [env, f'PYTHONPATH={COLLECTIONS_ROOT}', sys.executable, '-m', module]
