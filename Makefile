@@ -1,4 +1,5 @@
 # The one way to set up and run l4vip.rollout, locally and in CI.
+#   make rehearsal  the main job: a rolling deploy rehearsed on the embedded L4 emulator (ARGS='-e ...')
 #   make test       everything: unit and real-part tests, ansible-test sanity, ansible-lint, build
 #   make unit       pytest only          make sanity   ansible-test sanity only
 #   make lint       ansible-lint         make build    the collection tarball
@@ -9,7 +10,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements/dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: setup system-deps test unit sanity lint build molecule changelog lock clean
+.PHONY: setup system-deps rehearsal test unit sanity lint build molecule changelog lock clean docs
 
 setup: $(STAMP)
 
@@ -20,6 +21,9 @@ $(STAMP): requirements/dev.txt
 
 system-deps:
 	@scripts/system-deps.sh
+
+rehearsal: setup
+	VENV=$(abspath $(VENV)) scripts/rehearsal.sh $(ARGS)
 
 test: setup system-deps
 	$(MAKE) --no-print-directory unit sanity lint build molecule
@@ -44,6 +48,10 @@ molecule: setup
 	@mkdir -p $(MOLECULE_HOME)/ansible $(MOLECULE_HOME)/remote_tmp
 	PATH=$(abspath $(BIN)):$$PATH ANSIBLE_HOME=$(MOLECULE_HOME)/ansible ANSIBLE_REMOTE_TMP=$(MOLECULE_HOME)/remote_tmp \
 	  $(BIN)/molecule test --all
+
+# docs/plugins/<name>.md for every module, role and plugin, rendered by ansible-doc; commit the result.
+docs: setup
+	VENV=$(abspath $(VENV)) scripts/render-plugin-docs.sh
 
 changelog: setup
 	$(BIN)/antsibull-changelog lint
