@@ -38,6 +38,8 @@ _value:
   type: dict
 '''
 
+import math
+
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import ProfileError, parse_profile
@@ -45,13 +47,13 @@ from ansible_collections.l4vip.rollout.plugins.module_utils._timing import Profi
 
 def profile(value, scale=1.0):
     try:
-        scale = float(scale)
-        if not scale > 0:
-            raise ValueError
+        factor = float(scale)
     except (TypeError, ValueError):
-        raise AnsibleFilterError(f'profile: scale must be a number above 0, got {scale!r}') from None
+        factor = math.nan
+    if not math.isfinite(factor) or factor <= 0:
+        raise AnsibleFilterError(f'profile: scale must be a number above 0, got {scale!r}')
     try:
-        return parse_profile(value).scaled(scale).as_dict()
+        return parse_profile(value).scaled(factor).as_dict()
     except ProfileError as error:
         raise AnsibleFilterError(f'profile: {error}') from None
 

@@ -166,6 +166,33 @@ def test_l4_role_with_admin_disable_uses_the_admin_state(tmp_path):
         assert lab.member('web1')['bound']
 
 
+def test_l4_role_admin_disable_through_the_http_provider(tmp_path):
+    """Any REST API: here the emulator's own, read with JMESPath and written with one request per admin state."""
+    with Lab(tmp_path, count=2, profile=PROFILE) as lab:
+        lab.wait_all_bound()
+        server = lab.servers['web1']
+        member_url = f'{lab.emulator.control_url}/api/vips/web/members/web1'
+        variables = {
+            'l4_vip_deploy_l4': {
+                'provider': 'http', 'endpoint': member_url, 'query': 'bound', 'down_values': [False], 'up_values': [True],
+                'poll_interval': 0.05, 'admin_disable': True, 'admin_query': 'admin_state',
+                'admin_values': {'disabled': ['disabled'], 'enabled': ['enabled']},
+                'admin_requests': {state: {'method': 'PUT', 'url': f'{member_url}/admin', 'body': {'state': state}}
+                                   for state in ('disabled', 'enabled')},
+            },
+            'l4_vip_deploy_profile': PROFILE,
+            'l4_vip_deploy_service_port': server.port,
+            'l4_vip_deploy_service_address': server.host,
+            'l4_vip_deploy_stop_command': NOOP,
+            'l4_vip_deploy_start_command': NOOP,
+        }
+        run = run_playbook(tmp_path, role('l4_vip_deploy', variables))
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert [e['to'] for e in lab.events('web1', kind='admin')] == ['disabled', 'enabled']
+        assert run.task('Take the member out administratively')['previous_admin_state'] == 'enabled'
+        assert lab.member('web1')['bound']
+
+
 @pytest.mark.parametrize(
     ('role_name', 'change', 'message'),
     [
