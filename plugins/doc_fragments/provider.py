@@ -38,7 +38,7 @@ options:
   query:
     description:
       - V(http) only. A JMESPath expression over the JSON answer that yields the member's state, for example C(state)
-        for F5 iControl REST or C(lbvserver_servicegroupmember_binding[0].curstate) for NetScaler NITRO.
+        for F5 iControl REST or C(servicegroup_servicegroupmember_binding[0].svrstate) for NetScaler NITRO.
     type: str
   down_values:
     description:

@@ -41,7 +41,8 @@ options:
     required: true
   admin_request:
     description:
-      - V(http) only. The request that sets O(state), templated by you per state.
+      - V(http) only. The request that sets this task's O(state) - one request per task, so a task that disables and one
+        that enables each give their own.
     type: dict
     suboptions:
       method:
