@@ -12,8 +12,10 @@ The servers are the lab's embedded ones (127.0.0.60-63), so stop and start are n
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
+import re
 import sys
 import time
 import typing as t
@@ -86,6 +88,9 @@ def test_rolling_deploy_through_ansible_runner(tmp_path):
                 'ANSIBLE_LOCAL_TEMP': str(home / 'tmp'),
                 'ANSIBLE_REMOTE_TMP': str(home / 'remote-tmp'),
                 'ANSIBLE_NOCOLOR': '1',
+                # The report callback too, as a job template would enable it.
+                'ANSIBLE_CALLBACKS_ENABLED': 'l4vip.rollout.rollout_report',
+                'L4VIP_ROLLOUT_REPORT_DIR': str(tmp_path / 'report'),
             },
             quiet=True,
             timeout=240,
@@ -117,4 +122,13 @@ def test_rolling_deploy_through_ansible_runner(tmp_path):
         for host in hosts:
             assert [event['to'] for event in lab.events(host) if event['to'] in ('down', 'up')][-2:] == ['down', 'up'], lab.events(host)
             assert lab.member(host)['bound'] and (lab.docroots[host] / 'VERSION').read_text() == '2\n'
+
+        # The callback's report: one bar per host, in the order the rollout ran (the canary first).
+        report = json.loads((tmp_path / 'report' / 'report.json').read_text())
+        assert [entry['host'] for entry in report['hosts']] == [h for batch in batches for h in batch['hosts']]
+        assert all(entry['steps'] and entry['detection_down'] is not None for entry in report['hosts'])
+        svg = (tmp_path / 'report' / 'timeline.svg').read_text()
+        leaving = re.findall(r'class="phase leaving" data-host="(\w+)" x="([\d.]+)"', svg)
+        assert [host for host, _x in leaving] == [entry['host'] for entry in report['hosts']]
+        assert float(leaving[0][1]) < float(leaving[1][1])
         print(f'ansible-runner rolling deploy of {len(hosts)} members in {len(batches)} batches: {duration:.1f}s')
