@@ -54,7 +54,14 @@ def published(run: t.Any, task: str = "Publish this host's summary (AWX shows it
 
 
 def ran(run: t.Any) -> list[str]:
-    return [entry['task'] for entry in run.output if entry['status'] != 'skipped']
+    """The steps that ran, by name; a wait's bound (", at most seconds - N") left off."""
+    return [entry['task'].split(', at most seconds - ')[0] for entry in run.output if entry['status'] != 'skipped']
+
+
+def bound_of(run: t.Any, step: str) -> float:
+    """The bound a wait announced in its name."""
+    name = next(entry['task'] for entry in run.output if entry['task'].startswith(f'{step}, at most seconds - '))
+    return float(name.rsplit(' - ', 1)[1])
 
 
 def test_l7_role_takes_the_member_out_deploys_and_brings_it_back(tmp_path):
@@ -73,6 +80,10 @@ def test_l7_role_takes_the_member_out_deploys_and_brings_it_back(tmp_path):
         assert [e['to'] for e in lab.events('web1') if e['to'] in ('down', 'up')][-2:] == ['down', 'up']
         assert not [e for e in lab.events('web2') if e['to'] == 'down']
         assert lab.member('web1')['bound'] and (lab.docroots['web1'] / 'VERSION').read_text() == '2\n'
+        # Every wait said how long it may take: the timing model's worst case plus one interval (0.4 + 0.2; 0.2 + 0.2).
+        assert bound_of(run, 'Wait until the L4 has marked the member down') == pytest.approx(0.6)
+        assert bound_of(run, 'Wait until the L4 has bound the member again') == pytest.approx(0.4)
+        assert bound_of(run, 'Wait until no client session is left') == 5
         guard = run.task('Capacity guard | enough members stay bound while this batch is out')
         assert guard['checked'] and guard['remaining'] == ['web2']
         summary = published(run)
@@ -138,7 +149,8 @@ def test_check_mode_changes_nothing(tmp_path):
         variables = l7_vars(lab, l7_vip_deploy_deploy_tasks=deploy_tasks(tmp_path, lab.docroots['web1'], '2'))
         run = run_playbook(tmp_path, role('l7_vip_deploy', variables), check=True)
         assert run.returncode == 0, run.stderr[-3000:]
-        assert run.task('Wait until the L4 has marked the member down')['waited'] is False
+        waits = [entry['result'] for entry in run.output if entry['task'].startswith('Wait until the L4 has marked the member down')]
+        assert waits and waits[0]['waited'] is False
         assert (lab.docroots['web1'] / 'health_check.html').exists() and version.read_text() == '1\n'
         assert not [e for e in lab.events('web1') if e['to'] == 'down']
 
