@@ -12,7 +12,11 @@ The count comes from the L4 itself, not from the inventory, so a member that is 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
+import json
+import os
 import typing as t
 
 
@@ -57,3 +61,81 @@ def judge(pool: str, bindings: t.Mapping[str, bool], leaving: t.Sequence[str], m
         raise CapacityError(f'leaving: the L4 has no member {unknown[0]!r} in pool {pool!r}; its members are {known}')
     bound = sorted(member for member, is_bound in bindings.items() if is_bound)
     return Verdict(pool, bound, list(leaving), [member for member in bound if member not in leaving], min_bound)
+
+
+# --- claims: two rollouts of one pool at once ----------------------------------------------
+#
+# The L4 counts a member as bound until it has noticed the member leave, so two guards asking at
+# the same moment both see full capacity. A claim closes that race: under one lock per pool, a
+# guard counts the members other rollouts have claimed as already gone, and claims its own.
+
+CLAIM_SUFFIX = '.claim'
+
+
+def _claim_path(directory: str, pool: str, member: str) -> str:
+    return os.path.join(directory, f'{_safe(pool)}.{_safe(member)}{CLAIM_SUFFIX}')
+
+
+def _safe(name: str) -> str:
+    """A pool or member name as a file name part (names come from the L4 and the inventory)."""
+    return ''.join(c if c.isalnum() or c in '-_' else '%' for c in name)
+
+
+@contextlib.contextmanager
+def pool_lock(directory: str, pool: str) -> t.Iterator[None]:
+    """One guard of ``pool`` at a time, across processes on this host (or a shared filesystem with locks)."""
+    if not os.path.isdir(directory):
+        raise CapacityError(f'claims_dir: {directory} is not a directory')
+    with open(os.path.join(directory, f'{_safe(pool)}.lock'), 'a+', encoding='utf-8') as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def read_claims(directory: str, pool: str, now: float) -> dict[str, dict[str, t.Any]]:
+    """The pool's claims that have not expired, by member."""
+    claims = {}
+    prefix = f'{_safe(pool)}.'
+    for name in os.listdir(directory):
+        if not (name.startswith(prefix) and name.endswith(CLAIM_SUFFIX)):
+            continue
+        try:
+            with open(os.path.join(directory, name), encoding='utf-8') as handle:
+                claim = json.load(handle)
+        except (OSError, ValueError):
+            continue  # half-written or just released: not a claim
+        if claim.get('pool') == pool and claim.get('expires', 0) > now:
+            claims[claim['member']] = claim
+    return claims
+
+
+def write_claim(directory: str, pool: str, member: str, owner: str, now: float, ttl: float) -> None:
+    path = _claim_path(directory, pool, member)
+    with open(f'{path}.tmp', 'w', encoding='utf-8') as handle:
+        json.dump({'pool': pool, 'member': member, 'owner': owner, 'since': now, 'expires': now + ttl}, handle)
+    os.replace(f'{path}.tmp', path)
+
+
+def release_claim(directory: str, pool: str, member: str) -> bool:
+    try:
+        os.unlink(_claim_path(directory, pool, member))
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def judge_and_claim(directory: str, pool: str, bindings_of: t.Callable[[], t.Mapping[str, bool]], leaving: t.Sequence[str],
+                    claimant: str, min_bound: int, owner: str, ttl: float, now: t.Callable[[], float]) -> tuple[Verdict, list[str]]:
+    """Under the pool's lock: count others' claims as gone, judge, and claim ``claimant`` when allowed.
+
+    Returns the verdict and the members other rollouts hold.
+    """
+    with pool_lock(directory, pool):
+        others = [member for member in read_claims(directory, pool, now()) if member not in leaving]
+        bindings = {member: bound and member not in others for member, bound in bindings_of().items()}
+        verdict = judge(pool, bindings, leaving, min_bound)
+        if verdict.allowed:
+            write_claim(directory, pool, claimant, owner, now(), ttl)
+    return verdict, sorted(others)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from ansible_collections.l4vip.rollout.plugins.module_utils import _capacity
 from ansible_collections.l4vip.rollout.plugins.module_utils._capacity import CapacityError, judge
 
 FOUR_BOUND = {'web1': True, 'web2': True, 'web3': True, 'web4': True}
@@ -40,3 +41,36 @@ def test_unknown_member_names_the_pool_and_its_members():
 def test_negative_min_bound_is_refused():
     with pytest.raises(CapacityError, match=r'min_bound: must be 0 or more, got -1'):
         judge('vip', FOUR_BOUND, ['web1'], -1)
+
+
+# --- claims ----------------------------------------------------------------------------------
+
+
+def claim(directory, member, now=1000.0, ttl=60.0):
+    return _capacity.judge_and_claim(str(directory), 'vip', lambda: FOUR_BOUND, [member], member, 3, 'test', ttl, lambda: now)
+
+
+def test_a_claim_counts_as_out_for_the_next_guard(tmp_path):
+    first, others = claim(tmp_path, 'web1')
+    assert first.allowed and others == []
+    # The L4 still binds web1, but its claim holds: web2 may not go too.
+    second, others = claim(tmp_path, 'web2')
+    assert not second.allowed and others == ['web1'] and second.remaining == ['web3', 'web4']
+    assert sorted(p.name for p in tmp_path.glob('*.claim')) == ['vip.web1.claim']
+
+
+def test_expired_and_released_claims_no_longer_count(tmp_path):
+    claim(tmp_path, 'web1', now=1000.0, ttl=60.0)
+    assert claim(tmp_path, 'web2', now=1061.0)[0].allowed  # web1's claim expired at 1060
+    assert _capacity.release_claim(str(tmp_path), 'vip', 'web2') and not _capacity.release_claim(str(tmp_path), 'vip', 'web2')
+
+
+def test_a_members_own_claim_does_not_count_against_it(tmp_path):
+    claim(tmp_path, 'web1')
+    again, others = claim(tmp_path, 'web1')  # a re-run of the same member
+    assert again.allowed and others == []
+
+
+def test_claims_dir_must_exist(tmp_path):
+    with pytest.raises(CapacityError, match='claims_dir: .* is not a directory'):
+        claim(tmp_path / 'missing', 'web1')
