@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing as t
 
 from ansible_collections.l4vip.rollout.plugins.module_utils import _access_log, _haproxy
@@ -59,6 +60,13 @@ def provider_argument_spec() -> dict[str, t.Any]:
         profile=PROFILE_ARGUMENT_SPEC,
         poll_interval=dict(type='float', default=0.1),
     )
+
+
+def check_common_options(params: t.Mapping[str, t.Any]) -> None:
+    """The shared options every module refuses alike, whether it uses them or not (a bad value is a mistake either way)."""
+    value = params.get('poll_interval')
+    if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise ProviderError(f'poll_interval: expected a number of seconds greater than 0, got {value!r}')
 
 
 # Which options each provider needs, for AnsibleModule's required_if.

@@ -106,6 +106,7 @@ leaving:
   sample: [web1, web2]
 '''
 
+import math
 import os
 import socket
 import time
@@ -127,12 +128,16 @@ def main() -> None:
     )
     module = AnsibleModule(argument_spec=argument_spec, required_if=_providers.PROVIDER_REQUIRED_IF, supports_check_mode=True)
     params = module.params
+    try:
+        _providers.check_common_options(params)
+    except _providers.ProviderError as error:
+        module.fail_json(msg=str(error))
     leaving = params['leaving'] if params['leaving'] is not None else [m for m in [params['member']] if m]
     try:
         _capacity.check_min_bound(params['min_bound'])
     except _capacity.CapacityError as error:
         module.fail_json(msg=str(error))
-    if not params['claim_ttl'] > 0:
+    if not (math.isfinite(params['claim_ttl']) and params['claim_ttl'] > 0):
         module.fail_json(msg=f"claim_ttl: must be a number of seconds above 0, got {params['claim_ttl']!r}")
     if params['release']:
         if not params['claims_dir'] or not params['member']:

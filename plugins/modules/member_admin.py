@@ -124,6 +124,10 @@ def main() -> None:
     required_if.append(('provider', 'http', ['endpoint', 'admin_request']))
     module = AnsibleModule(argument_spec=argument_spec, required_if=required_if, supports_check_mode=True)
     params = module.params
+    try:
+        _providers.check_common_options(params)
+    except _providers.ProviderError as error:
+        module.fail_json(msg=str(error))
     if params['provider'] not in _providers.ADMIN_PROVIDERS:
         module.fail_json(msg=f"provider: {params['provider']!r} cannot set an admin state; use one of {', '.join(_providers.ADMIN_PROVIDERS)}")
     if params['admin_values'] is not None and not params['query']:

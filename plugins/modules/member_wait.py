@@ -179,6 +179,7 @@ waited:
   sample: true
 '''
 
+import math
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
@@ -246,7 +247,7 @@ def main() -> None:
     except ProfileError as error:
         module.fail_json(msg=str(error), key=f'profile.{error.key}', value=error.value)
     for key in ('timeout', 'poll_interval'):
-        if params[key] is not None and params[key] <= 0:
+        if params[key] is not None and not (math.isfinite(params[key]) and params[key] > 0):
             module.fail_json(msg=f'{key}: expected a number of seconds greater than 0, got {params[key]!r}')
     try:
         result = wait(module, profile)
