@@ -13,7 +13,6 @@ import importlib
 import io
 import json
 import math
-import pathlib
 import typing as t
 
 import pytest

@@ -18,6 +18,7 @@ from ansible_collections.l4vip.rollout.tests.integration.test_roles import PROFI
 # Live traffic as the end-to-end tests run it: 16 keep-alive clients at 20 requests/s, 40 new connections/s.
 TRAFFIC = {'keepalive_clients': 16, 'new_connection_rate': 40.0, 'request_interval': 0.05}
 
+
 def most_down_at_once(events: list[dict]) -> int:
     """From the L4's event log: the largest number of members down at the same moment."""
     down, most = set(), 0
