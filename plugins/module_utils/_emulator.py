@@ -190,6 +190,15 @@ def parse_config(raw: t.Any) -> EmulatorConfig:
     return EmulatorConfig(vips, profile, control, action, check_source, seed)
 
 
+def control_warnings(config: EmulatorConfig) -> list[str]:
+    """What to tell the user about where the control API listens: nothing on loopback (the default)."""
+    host = config.control.host
+    if ipaddress.ip_address(host).is_loopback:
+        return []
+    return [f'control: the control API listens on {host}, which is not a loopback address; it has no authentication, so '
+            'anyone who can reach it can take members out of the VIP (use a 127.0.0.x address unless this is meant)']
+
+
 def load_config(path: str) -> EmulatorConfig:
     """Read a configuration file: JSON, or YAML where PyYAML is installed."""
     with open(path, encoding='utf-8') as handle:
@@ -879,6 +888,8 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ConfigError) as error:
         _say(sys.stderr, f'l4vip-emulator: {args.config}: {error}')
         return 2
+    for warning in control_warnings(config):
+        _say(sys.stderr, f'l4vip-emulator: warning: {warning}')
     try:
         asyncio.run(serve_forever(config, args.pidfile, args.state_file))
     except OSError as error:

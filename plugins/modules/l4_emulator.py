@@ -42,7 +42,8 @@ options:
       - C(vips) (required) is a list of VIPs, each with C(name), C(listen) (C(address:port), port 0 picks a free one),
         C(balancing) (C(round_robin) or C(least_sessions)) and C(members), a list of C(name) and C(address) (C(address:port)).
       - C(profile) is the L4 profile, the same dict as the C(profile) option of the other modules of this collection.
-      - C(control) is where the control API listens, C(127.0.0.1:0) by default (loopback, a free port).
+      - C(control) is where the control API listens, C(127.0.0.1:0) by default (loopback, a free port). The API has no
+        authentication; an address that is not loopback is accepted with a warning.
       - C(aged_session_action) is what a packet of an aged-out session meets, C(rst) (default) or C(drop).
       - C(check_source) is the address health checks leave from, C(127.0.0.2) by default, distinct from the data path's
         as an L4's self IP is; V(null) lets the kernel choose.
@@ -126,7 +127,7 @@ config_digest:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.l4vip.rollout.plugins.module_utils import _emulator_service as service
-from ansible_collections.l4vip.rollout.plugins.module_utils._emulator import ConfigError, parse_config
+from ansible_collections.l4vip.rollout.plugins.module_utils._emulator import ConfigError, control_warnings, parse_config
 
 
 def _running(state: dict) -> dict:
@@ -167,6 +168,8 @@ def main() -> None:
         config = parse_config(params['config'])
     except ConfigError as error:
         module.fail_json(msg=f'config.{error}', key=f'config.{error.path}', value=error.value)
+    for warning in control_warnings(config):
+        module.warn(f'config.{warning}')
     if current is not None and current.get('config_digest') == config.digest():
         module.exit_json(changed=False, **_running(current))
     if module.check_mode:
