@@ -12,6 +12,7 @@ ports 20500-20519. Loopback only.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import os
@@ -25,6 +26,7 @@ import urllib.request
 import yaml
 
 from ansible_collections.l4vip.rollout.plugins.module_utils._emulator import EmulatorThread
+from ansible_collections.l4vip.rollout.plugins.module_utils._emulator_api import serve_control
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import parse_profile, up_window
 from ansible_collections.l4vip.rollout.tests.harness.ansible import pids_running
 from ansible_collections.l4vip.rollout.tests.harness.real_parts import (
@@ -211,6 +213,29 @@ class EmulatorL4:
         """The emulator's event log (oldest first): health transitions unless ``kind`` says otherwise."""
         return [event for event in self.api('/api/events') if event['kind'] == kind]
 
+    # The control API alone can vanish (fault tests): the VIPs, health checks and sessions go on.
+    def close_control_api(self) -> None:
+        """Stop listening for the control API (new API connections are refused); the data path is untouched."""
+        emulator = self.thread.emulator
+
+        async def close() -> None:
+            if emulator.control is not None:
+                emulator.control.close()
+                await asyncio.wait_for(emulator.control.wait_closed(), 2.0)
+        self.thread.run(close())
+
+    def reopen_control_api(self) -> None:
+        """Listen for the control API again, on the same address and port."""
+        emulator = self.thread.emulator
+
+        async def reopen() -> None:
+            emulator.control = await serve_control(emulator, emulator.control_endpoint)
+        self.thread.run(reopen())
+
+    def control_api_accepts(self) -> bool:
+        endpoint = self.thread.emulator.control_endpoint
+        return port_accepts(endpoint.host, endpoint.port)[0]
+
 
 class HAProxyL4:
     """A real HAProxy (mode tcp, retries 0) for one group, its checks from their own source address."""
@@ -253,6 +278,8 @@ class FleetOptions:
     profile: dict[str, t.Any] = dataclasses.field(default_factory=dict)
     l4_extra: dict[str, t.Any] = dataclasses.field(default_factory=dict)  # more keys of the role's ..._l4 (admin_disable)
     firewall: bool = False  # the L4 role's health_check_sources: [the L4's check source]
+    deploy_tasks: str = DEPLOY_TASKS  # the user's deploy tasks file, as text (fault tests break it)
+    host_vars: dict[str, dict[str, t.Any]] = dataclasses.field(default_factory=dict)  # per member name: variables set over the fleet's
 
 
 class Fleet:
@@ -348,7 +375,7 @@ class Fleet:
     # the inventory
     def write_deploy_tasks(self) -> pathlib.Path:
         path = self.tmp_path / 'deploy.yml'
-        path.write_text(DEPLOY_TASKS, encoding='utf-8')
+        path.write_text(self.options.deploy_tasks, encoding='utf-8')
         return path
 
     def host_vars(self, member: DaemonNginx, deploy_tasks: pathlib.Path) -> dict[str, t.Any]:
@@ -369,6 +396,7 @@ class Fleet:
             variables[f'{prefix}health_check_url'] = member.url('/health_check.html')
         elif self.options.firewall:
             variables[f'{prefix}health_check_sources'] = [self.l4.check_source]
+        variables.update(self.options.host_vars.get(member.name, {}))
         return variables
 
     def write_inventory(self) -> pathlib.Path:

@@ -1,0 +1,644 @@
+"""Faults injected into a rollout while live traffic runs through the VIP (issue 7, faults 1-5).
+
+Each test starts a fleet (tests/harness/fleet.py: daemonized nginx on 127.0.0.11-18 behind the
+embedded emulator or a real HAProxy), sends keep-alive and fresh-connection traffic through the
+VIP for the whole test, runs ansible-playbook in its own session (so that the test can signal it
+and find every process it left), injects one fault, and then judges from records that do not
+depend on each other: every client request, the L4's event log (which members were out, and
+when), each task's result (the test callback), and the processes still running.
+
+Each test prints one ``FIGURES`` line (run with -s); RELIABILITY.md quotes them.
+Addresses: nginx 127.0.0.11-18, the L4 127.0.0.150-153; ports 20500-20519.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+import typing as t
+
+import pytest
+import yaml
+
+from ansible_collections.l4vip.rollout.plugins.module_utils import _sockets
+from ansible_collections.l4vip.rollout.plugins.module_utils._traffic import Summary, TrafficThread
+from ansible_collections.l4vip.rollout.tests.harness.ansible import CALLBACKS, PLAYBOOK_BIN
+from ansible_collections.l4vip.rollout.tests.harness.fleet import EMULATOR, HAPROXY, MEMBER_PORT, Fleet, FleetOptions
+from ansible_collections.l4vip.rollout.tests.harness.real_parts import port_accepts, wait_until
+
+pytestmark = pytest.mark.real
+
+ROLLING_DEPLOY = 'l4vip.rollout.rolling_deploy'
+NEW_VERSION = '2'
+# 8 keep-alive clients at 20 requests/s each, plus 20 fresh connections/s: ~180 requests/s.
+TRAFFIC = {'keepalive_clients': 8, 'new_connection_rate': 20.0, 'request_interval': 0.05}
+MIN_RATE = 100
+THREE = {'web': 3}
+# How long ansible-playbook's processes may take to go once it has exited or been killed.
+GONE_WITHIN = 15.0
+SLACK = 1.5  # on top of a bound: ansible-playbook's own per-task cost on a busy machine
+
+# The user's deploy tasks: the new version, a pause of fleet_deploy_seconds, and a check that
+# fails while the file BROKEN is in the member's directory (the fault of test 1; removing it is the fix).
+DEPLOY_TASKS = """\
+---
+- name: Deploy | write the new version into the docroot
+  ansible.builtin.copy:
+    dest: "{{ fleet_docroot }}/index.html"
+    content: "server={{ inventory_hostname }} version={{ fleet_version }}\\n"
+    mode: '0644'
+
+- name: Deploy | take a while, as a real deploy does
+  ansible.builtin.command:
+    argv: [sleep, "{{ fleet_deploy_seconds | default(0.3) }}"]
+  changed_when: false
+
+- name: Deploy | migrate, which fails while the member is broken
+  ansible.builtin.command:
+    argv: [test, '!', -e, "{{ fleet_docroot }}/../BROKEN"]
+  changed_when: false
+"""
+
+
+# --- ansible-playbook in its own session ---------------------------------------------------------
+
+def environ_has(pid: int, marker: bytes) -> bool:
+    try:
+        return marker in pathlib.Path(f'/proc/{pid}/environ').read_bytes().split(b'\0')
+    except OSError:
+        return False
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = pathlib.Path(f'/proc/{pid}/stat').read_text(encoding='ascii')
+    except OSError:
+        return False
+    return stat[stat.rindex(')') + 2] != 'Z'
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return pathlib.Path(f'/proc/{pid}/cmdline').read_bytes().replace(b'\0', b' ').decode(errors='replace')
+    except OSError:
+        return ''
+
+
+class Controller:
+    """One ansible-playbook run, its processes marked by an environment variable that every process it starts
+    inherits (its workers call setsid and outlive a killed parent, so neither session nor ancestry finds them);
+    the nginx members it starts carry the mark too, and are the fleet's to account for."""
+
+    def __init__(self, tmp_path: pathlib.Path, playbook: str | pathlib.Path, inventory: str | pathlib.Path,
+                 extra_vars: dict[str, t.Any] | None = None, env: dict[str, str] | None = None) -> None:
+        number = len(list(tmp_path.glob('controller-*.log')))
+        self.log_path = tmp_path / f'controller-{number}.log'
+        self.results_path = tmp_path / f'controller-{number}.json'
+        home = tmp_path / 'ansible-home'
+        environment = dict(os.environ, ANSIBLE_HOME=str(home), ANSIBLE_LOCAL_TEMP=str(home / 'tmp'), ANSIBLE_REMOTE_TMP=str(home / 'remote-tmp'),
+                           ANSIBLE_CALLBACK_PLUGINS=str(CALLBACKS), L4VIP_TEST_RESULTS=str(self.results_path), ANSIBLE_NOCOLOR='1',
+                           ANSIBLE_HOST_KEY_CHECKING='0', ANSIBLE_RETRY_FILES_ENABLED='0', L4VIP_FAULTS_RUN=str(self.log_path), **(env or {}))
+        self.marker = f'L4VIP_FAULTS_RUN={self.log_path}'.encode()
+        command = [str(PLAYBOOK_BIN), '-i', str(inventory), str(playbook), '-e', json.dumps(extra_vars or {})]
+        self.started = time.time()
+        with open(self.log_path, 'wb') as log:
+            # pylint: disable-next=consider-using-with  # waited for in finish() / interrupt()
+            self.proc = subprocess.Popen(command, env=environment, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True)  # its own process group: a Ctrl-C reaches it alone
+        self.ended: float | None = None
+        self.at_signal: dict[int, str] = {}  # the run's processes when the test signalled it
+        self.gone_after: float | None = None  # seconds from the end (or kill) until no process of the session was left
+
+    def session_pids(self) -> list[int]:
+        """Every live process of this run but the nginx members (ansible-playbook, its workers, modules, commands)."""
+        pids = [int(entry) for entry in os.listdir('/proc') if entry.isdigit() and int(entry) != os.getpid()]
+        return sorted(pid for pid in pids if environ_has(pid, self.marker) and alive(pid) and not cmdline(pid).startswith('nginx: '))
+
+    def running(self, needle: str) -> bool:
+        """Whether a process of this run has ``needle`` on its command line (e.g. a module, unpipelined)."""
+        return any(needle in cmdline(pid) for pid in self.session_pids())
+
+    def finish(self, timeout: float = 120.0) -> Controller:
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill_all()
+            raise AssertionError(f'ansible-playbook did not finish within {timeout:g}s:\n{self.log[-3000:]}') from None
+        self.ended = time.time()
+        self._wait_gone(self.ended)
+        return self
+
+    def interrupt(self, signum: int, group: bool) -> None:
+        """``signum`` to the whole process group (a Ctrl-C in a terminal) or to ansible-playbook alone (kill -9)."""
+        killed = time.time()
+        self.at_signal = {pid: cmdline(pid)[:80] for pid in self.session_pids()}
+        if group:
+            os.killpg(self.proc.pid, signum)
+        else:
+            self.proc.send_signal(signum)
+        try:
+            self.proc.wait(GONE_WITHIN)
+        except subprocess.TimeoutExpired:
+            self.kill_all()
+            raise AssertionError(f'ansible-playbook still running {GONE_WITHIN:g}s after {signal.Signals(signum).name}') from None
+        self.ended = time.time()
+        self._wait_gone(killed)
+
+    def _wait_gone(self, since: float) -> None:
+        """Every process of the session gone, within GONE_WITHIN; else kill what is left and fail, naming it."""
+        deadline = time.monotonic() + GONE_WITHIN
+        while (left := self.session_pids()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.gone_after = time.time() - since
+        if left:
+            described = {pid: cmdline(pid) for pid in left}
+            self.kill_all()
+            raise AssertionError(f'processes of the controller still running {GONE_WITHIN:g}s on: {described}')
+
+    def kill_all(self) -> None:
+        for pid in self.session_pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.returncode
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(encoding='utf-8', errors='replace')
+
+    @property
+    def output(self) -> list[dict[str, t.Any]]:
+        """Each task's result (the test callback writes them at the end of a run that was not killed)."""
+        return json.loads(self.results_path.read_text()) if self.results_path.exists() else []
+
+    def entries(self, host: str, prefix: str = '') -> list[dict[str, t.Any]]:
+        return [e for e in self.output if e['host'] == host and e['status'] != 'skipped' and e['task'].startswith(prefix)]
+
+    def failed_task(self) -> dict[str, t.Any]:
+        failed = [e for e in self.output if e['status'] == 'failed' and e['task'] != 'Stop the rollout']
+        assert failed, f'no task failed:\n{self.log[-3000:]}'
+        return failed[0]
+
+
+# --- the fleet, its traffic and what the L4 saw --------------------------------------------------
+
+class Faulty:
+    """A fleet with traffic through its (single) VIP for as long as the test runs."""
+
+    def __init__(self, tmp_path: pathlib.Path, options: FleetOptions) -> None:
+        self.tmp_path = tmp_path
+        self.fleet = Fleet(tmp_path, options)
+        self.traffic: TrafficThread | None = None
+        self.summary: Summary | None = None
+        self.runs: list[Controller] = []
+
+    def __enter__(self) -> Faulty:
+        self.fleet.__enter__()
+        try:
+            self.traffic = TrafficThread(*self.fleet.vip(), **TRAFFIC)
+            self.traffic.start()
+            time.sleep(0.5)  # every keep-alive client holds a session before anything happens
+        except BaseException:
+            self.fleet.close()
+            raise
+        self.started = time.time()
+        return self
+
+    def __exit__(self, *exc_info: t.Any) -> None:
+        try:
+            for run in self.runs:
+                if run.returncode is None:
+                    run.kill_all()
+            if self.traffic is not None and self.summary is None:
+                self.traffic.stop()
+        finally:
+            self.fleet.close()
+
+    def stop_traffic(self) -> Summary:
+        time.sleep(0.5)  # traffic goes on a little after the last change
+        self.summary = self.traffic.stop()
+        return self.summary
+
+    def rollout(self, extra_vars: dict[str, t.Any] | None = None, playbook: str | pathlib.Path = ROLLING_DEPLOY,
+                env: dict[str, str] | None = None) -> Controller:
+        """Start a run (not waited for); the inventory is written anew each time."""
+        inventory = self.fleet.write_inventory()
+        run = Controller(self.tmp_path, playbook, inventory, {'fleet_version': NEW_VERSION, **(extra_vars or {})}, env)
+        self.runs.append(run)
+        return run
+
+    # the L4's view
+    def health_events(self, since: float = 0.0) -> list[dict[str, t.Any]]:
+        return [e for e in self.fleet.l4.events() if e['at'] >= since and e['to'] in ('down', 'up')]
+
+    def out_stretches(self, since: float = 0.0) -> dict[str, list[tuple[float, float | None]]]:
+        """Per member, each stretch the emulator held it down after ``since``: (down, up), up None while still down."""
+        stretches: dict[str, list[tuple[float, float | None]]] = {m.name: [] for m in self.fleet.members}
+        for event in self.health_events(since):
+            runs = stretches[event['member']]
+            if event['to'] == 'down':
+                runs.append((event['at'], None))
+            elif runs and runs[-1][1] is None:
+                runs[-1] = (runs[-1][0], event['at'])
+        return stretches
+
+    def bound(self) -> dict[str, bool]:
+        return self.fleet.l4.bound('web')
+
+
+def most_out_at_once(stretches: dict[str, list[tuple[float, float | None]]]) -> int:
+    """The largest number of members down at one moment (touching stretches do not overlap)."""
+    edges = sorted([(start, 1) for runs in stretches.values() for start, _end in runs]
+                   + [(end, -1) for runs in stretches.values() for _start, end in runs if end is not None])
+    most = current = 0
+    for _at, step in edges:
+        current += step
+        most = max(most, current)
+    return most
+
+
+def assert_no_request_failed(summary: Summary) -> None:
+    failed = [r for r in summary.requests if r.outcome == 'failed']
+    assert not failed, f'{len(failed)} failed requests, first ones: {failed[:5]}; {summary.line()}'
+    assert summary.requests_per_second >= MIN_RATE, summary.line()
+
+
+def versions(fleet: Fleet) -> dict[str, str]:
+    """What each member has on disk (a stopped member cannot be asked over HTTP)."""
+    return {m.name: (m.docroot / 'index.html').read_text(encoding='utf-8').split('version=')[1].strip() for m in fleet.members}
+
+
+def figures(fault: str, summary: Summary, runs: list[Controller], **more: t.Any) -> None:
+    """One line a person can read and RELIABILITY.md quotes."""
+    extra = ' '.join(f'{key}={value}' for key, value in more.items())
+    gone = ','.join(f'{run.gone_after:.2f}s' for run in runs)
+    print(f'\nFIGURES {fault}: requests={len(summary.requests)} failed={summary.failed} retried={summary.retried} '
+          f'rc={[run.returncode for run in runs]} {extra} controller_processes_gone_after={gone} leftover=0')
+
+
+# What stops a re-run of a host a fault left half-done, today (reported on issue 7; roles/ is not ours to change).
+# A re-run that fails with one of these is marked xfail, naming it; any other failure fails the test, and once the
+# roles are fixed the same test asserts the whole re-run.
+KNOWN_RERUN_BUGS = {
+    'Health check out of service (verified 404)': ('Connection refused',
+        'l7_vip_deploy re-run: the out-of-service verify wants an HTTP non-2xx answer, but the half-done member\'s server is '
+        'stopped (refused); the module waits its 30 s verify_timeout and fails'),
+    'Stop or start the web server with its command: stop': ('nginx.pid" failed',
+        'l7_vip_deploy re-run: the stop command runs on a server that is already stopped and fails (nginx -s quit: no pidfile)'),
+}
+
+
+BATCH_OVERLAP_BUG = ('rolling_deploy re-run: the plan starts again from the first host, so web1 goes out while the half-done web2 '
+                     'is still out - two members out of a serial-1 VIP; the capacity guard (min_bound 1) lets it through')
+
+
+def xfail_on_batch_overlap(stretches: dict[str, list[tuple[float, float | None]]], rerun_started: float) -> None:
+    """The re-run took web1 out again while web2, left out by the fault, was still out: the known bug above."""
+    web1_again = [(start, end) for start, end in stretches['web1'] if start >= rerun_started]
+    web2 = stretches['web2'][0]
+    if web1_again and web2[1] is not None and web1_again[0][0] < web2[1]:
+        print(f'\nKNOWN BUG on the re-run: web1 out {web1_again[0][0] - rerun_started:.1f}s into the re-run, '
+              f'while web2 was out until {web2[1] - rerun_started:.1f}s')
+        pytest.xfail(BATCH_OVERLAP_BUG)
+
+
+def xfail_on_known_rerun_bug(run: Controller, host: str) -> None:
+    if run.returncode == 0:
+        return
+    failed = run.failed_task()
+    known = KNOWN_RERUN_BUGS.get(failed['task'])
+    if failed['host'] == host and known is not None and known[0] in json.dumps(failed['result']):
+        print(f'\nKNOWN BUG on the re-run: {failed["host"]} failed at {failed["task"]!r} after {failed["ended"] - failed["started"]:.1f}s: '
+              f'{failed["result"].get("msg", "")[:200]}')
+        pytest.xfail(known[1])
+
+
+# --- 1. the user's deploy tasks fail on one host ---------------------------------------------------
+
+def test_failed_deploy_leaves_the_host_out_stops_the_rollout_and_a_rerun_finishes(tmp_path):
+    options = FleetOptions(groups=THREE, deploy_tasks=DEPLOY_TASKS)
+    with Faulty(tmp_path, options) as lab:
+        fleet = lab.fleet
+        web1, web2, web3 = fleet.members
+        broken = web2.workdir / 'BROKEN'
+        broken.write_text('the migration of web2 fails\n', encoding='utf-8')
+
+        first = lab.rollout().finish()
+        assert first.returncode != 0, first.log[-3000:]
+        failed = first.failed_task()
+        assert (failed['host'], failed['task']) == ('web2', 'Deploy | migrate, which fails while the member is broken')
+        stop = first.entries('web2', 'Stop the rollout')[0]['result']['msg']
+        assert stop.startswith("l7_vip_deploy stopped on web2 at 'Deploy | migrate, which fails while the member is broken'"), stop
+        assert stop.endswith('The member is left out of the VIP (health check out of service).'), stop
+        # web2 stays out: health check renamed away (404), server not started again, the L4 holds it down.
+        assert not web2.health_check_path.exists() and (web2.docroot / 'health_check.html.disabled').exists()
+        assert not port_accepts(web2.address, web2.port)[0]
+        assert not first.entries('web2', 'Health check in service') and not first.entries('web2', 'Wait until the L4 has bound')
+        assert lab.bound() == {'web1': True, 'web2': False, 'web3': True}
+        # The rollout stopped: web3 was never touched.
+        assert not first.entries('web3'), [e['task'] for e in first.entries('web3')]
+        assert versions(fleet) == {'web1': NEW_VERSION, 'web2': NEW_VERSION, 'web3': '1'}
+        stretches = lab.out_stretches(lab.started)
+        assert [end is not None for _start, end in stretches['web1']] == [True], stretches
+        assert [end is None for _start, end in stretches['web2']] == [True], stretches
+        assert stretches['web3'] == [], stretches
+        assert stretches['web1'][0][1] < stretches['web2'][0][0]
+
+        figures('fault 1 (deploy tasks fail on web2), first run', lab.traffic.snapshot(), [first], first_run=f'{first.ended - first.started:.1f}s')
+        assert_no_request_failed(lab.traffic.snapshot())
+
+        # The fix, then the same command again: it finishes the job.
+        broken.unlink()
+        second = lab.rollout().finish()
+        xfail_on_known_rerun_bug(second, 'web2')
+        assert second.returncode == 0, second.log[-4000:]
+        assert versions(fleet) == {'web1': NEW_VERSION, 'web2': NEW_VERSION, 'web3': NEW_VERSION}
+        fleet.wait_all_bound(2.0)
+        assert web2.health_check_path.exists() and web2.served_version() == f'server=web2 version={NEW_VERSION}'
+        whole = lab.out_stretches(lab.started)
+        assert all(end is not None for runs in whole.values() for _start, end in runs), whole
+        assert len(whole['web3']) == 1, whole
+        summary = lab.stop_traffic()
+        assert_no_request_failed(summary)
+        served_after = {r.server for r in summary.requests if r.start > second.ended and r.outcome != 'failed'}
+        assert served_after == {'web1', 'web2', 'web3'}, served_after
+        figures('fault 1 (deploy tasks fail on web2, then fixed and re-run)', summary, [first, second],
+                first_run=f'{first.ended - first.started:.1f}s', rerun=f'{second.ended - second.started:.1f}s',
+                web2_out_for=f'{whole["web2"][0][1] - whole["web2"][0][0]:.1f}s', most_out_at_once=most_out_at_once(whole))
+        # Never more than the batch (1) out of the VIP, the re-run included.
+        xfail_on_batch_overlap(whole, second.started)
+        assert most_out_at_once(whole) == 1, whole
+
+
+# --- 2. a session never drains ---------------------------------------------------------------
+
+BIG = 256 * 1024 * 1024  # sparse: far more than every buffer between nginx and a client that does not read
+
+
+class SlowDownload:
+    """A client of the VIP that asks for a large file and reads it one small piece at a time."""
+
+    def __init__(self, vip: tuple[str, int], want: str, attempts: int = 30) -> None:
+        self.sock: socket.socket | None = None
+        self.received = 0
+        for _attempt in range(attempts):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.settimeout(3)
+            sock.connect(vip)
+            sock.sendall(f'GET /big.bin HTTP/1.1\r\nHost: {vip[0]}\r\n\r\n'.encode())
+            head = b''
+            while b'\r\n\r\n' not in head and len(head) < 8192:
+                head += sock.recv(1024)
+            self.received += len(head.partition(b'\r\n\r\n')[2])
+            if f'X-Served-By: {want}'.encode() in head:
+                self.sock, self.head = sock, head
+                return
+            sock.close()
+        raise AssertionError(f'no connection through the VIP landed on {want} in {attempts} attempts')
+
+    @property
+    def local(self) -> str:
+        host, port = self.sock.getsockname()
+        return f'{host}:{port}'
+
+    def read_some(self, size: int = 65536) -> int:
+        """Read up to ``size`` more bytes; how many came (the response is still flowing when > 0)."""
+        got = 0
+        while got < size:
+            chunk = self.sock.recv(min(16384, size - got))
+            if not chunk:
+                break
+            got += len(chunk)
+        self.received += got
+        return got
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+
+
+def test_a_session_that_never_drains_stops_the_rollout_with_capacity_intact(tmp_path):
+    drain_timeout = 2
+    options = FleetOptions(groups=THREE, host_vars={name: {'l7_vip_deploy_drain_timeout': drain_timeout} for name in ('web1', 'web2', 'web3')})
+    with Faulty(tmp_path, options) as lab:
+        fleet = lab.fleet
+        web1 = fleet.members[0]
+        for member in fleet.members:
+            with open(member.docroot / 'big.bin', 'wb') as handle:
+                handle.truncate(BIG)
+        slow = SlowDownload(fleet.vip(), 'web1')
+        try:
+            assert slow.read_some() > 0
+            # What the kernel shows on web1 before the rollout: the L4's connections to it (the slow one among them).
+            held = [s.peer for s in _sockets.client_sessions(_sockets.read_sockets(), MEMBER_PORT, web1.address)]
+            assert held, 'no session on web1'
+            run = lab.rollout().finish()
+            assert run.returncode != 0, run.log[-3000:]
+            failed = run.failed_task()
+            assert (failed['host'], failed['task'].split(', at most')[0]) == ('web1', 'Wait until no client session is left'), failed['task']
+            message = failed['result']['msg']
+            # It gave up at its timeout, naming the peer(s) left: at least the slow download's.
+            assert f'remain on port {MEMBER_PORT} after {drain_timeout}s' in message, message
+            # Exactly one left, the slow download's (the keep-alive clients' sessions ended with the stop's FINs)...
+            named = [s['peer'] for s in failed['result']['sessions']]
+            assert len(named) == 1 and named[0] in held and named[0] in message, (held, named, message)
+            # ...and the L4 still pins the slow client to web1.
+            pinned = [row['client'] for row in fleet.l4.api('/api/sessions?vip=web&member=web1')]
+            assert slow.local in pinned, (slow.local, pinned)
+            gave_up = failed['ended'] - failed['started']
+            assert drain_timeout <= gave_up <= drain_timeout + SLACK, gave_up
+            # The rollout stopped at web1, which stays out (404); the others are untouched: capacity intact.
+            assert not run.entries('web2') and not run.entries('web3')
+            assert not web1.health_check_path.exists()
+            assert lab.bound() == {'web1': False, 'web2': True, 'web3': True}
+            stretches = lab.out_stretches(lab.started)
+            assert len(stretches['web1']) == 1 and stretches['web1'][0][1] is None, stretches
+            assert stretches['web2'] == stretches['web3'] == [], stretches
+            assert versions(fleet) == {'web1': '1', 'web2': '1', 'web3': '1'}
+            # The role did not cut the client's session: its download still flows (nginx's graceful quit finishes it).
+            assert slow.read_some() > 0
+        finally:
+            slow.close()
+        # Once the client goes, the old nginx finishes its last response and exits.
+        wait_until(lambda: (not web1.pids(), web1.pids()), 10.0, 'web1 nginx gone after the slow client closed')
+        summary = lab.stop_traffic()
+        assert_no_request_failed(summary)
+        figures('fault 2 (a download that never drains on web1)', summary, [run], drain_timeout=f'{drain_timeout}s',
+                gave_up_after=f'{gave_up:.2f}s', peers_named=len(named), slow_client_bytes=slow.received)
+
+
+# --- 3. a server never comes back -----------------------------------------------------------
+
+def test_a_server_that_never_comes_back_stops_the_rollout_and_no_other_host_goes_out(tmp_path):
+    # web1's start command starts nothing, and nothing verifies its health check over HTTP:
+    # only the L4's checks can tell that it is not back.
+    options = FleetOptions(groups=THREE, host_vars={'web1': {'l7_vip_deploy_start_command': ['/bin/true'], 'l7_vip_deploy_health_check_url': None}})
+    with Faulty(tmp_path, options) as lab:
+        fleet = lab.fleet
+        web1 = fleet.members[0]
+        run = lab.rollout().finish()
+        assert run.returncode != 0, run.log[-3000:]
+        failed = run.failed_task()
+        step = failed['task'].split(', at most seconds - ')
+        assert (failed['host'], step[0]) == ('web1', 'Wait until the L4 has bound the member again'), failed['task']
+        bound = float(step[1])
+        message = failed['result']['msg']
+        assert message.startswith(f'web1 was not up within {bound:g}s; the L4 last said: '), message
+        assert failed['result']['bound'] is False, failed['result']
+        gave_up = failed['ended'] - failed['started']
+        assert bound <= gave_up <= bound + SLACK, (bound, gave_up)
+        # The rescue took the health check out again; web1 stays out, and no other host was taken out.
+        assert not web1.health_check_path.exists()
+        assert not run.entries('web2') and not run.entries('web3')
+        assert lab.bound() == {'web1': False, 'web2': True, 'web3': True}
+        stretches = lab.out_stretches(lab.started)
+        assert len(stretches['web1']) == 1 and stretches['web1'][0][1] is None, stretches
+        assert stretches['web2'] == stretches['web3'] == [], stretches
+        summary = lab.stop_traffic()
+        assert_no_request_failed(summary)
+        assert not summary.served_by('web1', run.ended), 'web1 answered after the rollout stopped'
+        figures('fault 3 (web1 never comes back)', summary, [run], up_bound=f'{bound:g}s', gave_up_after=f'{gave_up:.2f}s',
+                l4_last_said=repr(failed['result']['observed']))
+
+
+# --- 4. the L4's API vanishes mid-wait ---------------------------------------------------------
+
+# A slower profile, so that the wait is surely under way when the API goes: down 2-3 s after the 404.
+SLOW_PROFILE = {'interval': 1.0, 'retry': 2, 'rise': 1, 'check_timeout': 0.5}
+DOWN_BOUND = 3.0  # (retry + 1) * interval
+
+
+@pytest.mark.parametrize(('l4', 'fallback'), [(EMULATOR, 'fail'), (EMULATOR, 'timer'), (HAPROXY, 'fail'), (HAPROXY, 'timer')])
+def test_the_l4_api_vanishing_mid_wait_is_a_clear_error_or_the_timer_bound(tmp_path, l4, fallback):
+    with Faulty(tmp_path, FleetOptions(groups=THREE, l4=l4, profile=SLOW_PROFILE)) as lab:
+        fleet = lab.fleet
+        web1 = fleet.members[0]
+        provider = fleet.l4.provider('web', 'web1')
+        endpoint = provider['endpoint']
+        playbook = tmp_path / 'wait.yml'
+        playbook.write_text(yaml.safe_dump([{'name': 'wait', 'hosts': 'localhost', 'gather_facts': False, 'tasks': [
+            {'name': 'Wait until the L4 has marked web1 down', 'l4vip.rollout.member_wait': dict(
+                provider, state='down', since='{{ fleet_since }}', timeout=10, poll_interval=0.05, profile=fleet.profile, fallback=fallback)},
+        ]}]), encoding='utf-8')
+        inventory = tmp_path / 'localhost.yml'
+        inventory.write_text(yaml.safe_dump({'all': {'hosts': {'localhost': {
+            'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable}}}}), encoding='utf-8')
+        # The role's first step, done by the test: web1 fails its checks from now on.
+        since = time.time()
+        web1.health_check_path.rename(web1.docroot / 'health_check.html.disabled')
+        # Unpipelined, so that the module's process can be seen under way.
+        run = Controller(tmp_path, playbook, inventory, {'fleet_since': since}, env={'ANSIBLE_PIPELINING': '0'})
+        lab.runs.append(run)
+        wait_until(lambda: (run.running('AnsiballZ_member_wait'), run.session_pids()), 10.0, 'member_wait under way')
+        time.sleep(0.2)
+        gone_at = time.time()
+        if l4 == EMULATOR:
+            fleet.l4.close_control_api()
+            assert not fleet.l4.control_api_accepts()
+        else:
+            pathlib.Path(endpoint).unlink()
+        run.finish(30)
+        wait = run.output[0]
+        result = wait['result']
+        if l4 == EMULATOR:
+            fleet.l4.reopen_control_api()  # for the event log only
+            # The L4 itself went on: it marks web1 down within the timing model's window, after the API had gone.
+            wait_until(lambda: (bool(seen := [e['at'] for e in lab.health_events(since) if e['member'] == 'web1' and e['to'] == 'down']), seen),
+                       max(0.1, since + DOWN_BOUND + 1.0 - time.time()), 'web1 marked down')
+            down_at = [e['at'] for e in lab.health_events(since) if e['member'] == 'web1' and e['to'] == 'down']
+            assert gone_at < down_at[0] <= since + DOWN_BOUND + 0.1, 'the API did not vanish before the L4 marked web1 down: no wait was cut'
+        if fallback == 'fail':
+            assert run.returncode != 0 and wait['status'] == 'failed', run.log[-3000:]
+            assert result['msg'].startswith(f'cannot reach the L4 at {endpoint}'), result['msg']
+            assert result['endpoint'].startswith(endpoint), result['endpoint']
+            gave_up = result['ended_at'] - gone_at
+            assert 0 <= gave_up <= SLACK, gave_up
+            assert result['ended_at'] - since < DOWN_BOUND, 'failed no sooner than the timer bound'
+        else:
+            assert run.returncode == 0 and wait['status'] == 'ok', run.log[-3000:]
+            assert result['fallback_used'] is True and result['bound'] is None
+            assert result['observed'].startswith('unknown: cannot reach the L4 at'), result['observed']
+            assert any(f'waiting the timer bound of {DOWN_BOUND:g}s instead' in w for w in result.get('warnings', [])), result.get('warnings')
+            assert '[WARNING]' in run.log and 'cannot reach the L4' in run.log
+            gave_up = result['ended_at'] - since
+            assert DOWN_BOUND <= gave_up <= DOWN_BOUND + SLACK, gave_up
+            if l4 == EMULATOR:
+                assert down_at[0] <= result['ended_at'], 'the timer bound ended before the L4 marked web1 down'
+        summary = lab.stop_traffic()
+        # The data path never depended on the API: nothing failed, and web1 (404, not stopped) kept its sessions.
+        assert_no_request_failed(summary)
+        figures(f'fault 4 ({l4} API gone mid-wait, fallback {fallback})', summary, [run],
+                ended_after_api_gone=f'{result["ended_at"] - gone_at:.2f}s', ended_after_404=f'{result["ended_at"] - since:.2f}s',
+                msg=repr(result['msg'] if fallback == 'fail' else result['observed'])[:90])
+
+
+# --- 5. the controller is killed mid-rollout -------------------------------------------------------
+
+@pytest.mark.parametrize('how', ['SIGINT', 'SIGKILL'])
+def test_a_killed_controller_leaves_at_most_one_batch_out_and_a_rerun_completes(tmp_path, how):
+    with Faulty(tmp_path, FleetOptions(groups=THREE, deploy_tasks=DEPLOY_TASKS)) as lab:
+        fleet = lab.fleet
+        web2 = fleet.members[1]
+        run = lab.rollout({'fleet_deploy_seconds': 3})
+        if how == 'SIGINT':
+            # Ctrl-C in the terminal (the whole foreground group) as soon as web2's health check is out: web2 is leaving.
+            wait_until(lambda: (run.proc.poll() is not None or not web2.health_check_path.exists(), run.proc.poll()), 60.0, 'web2 404')
+            assert run.proc.poll() is None, run.log[-3000:]
+            killed = time.time()
+            run.interrupt(signal.SIGINT, group=True)
+        else:
+            # kill -9 of ansible-playbook alone (its workers are orphaned) while web2 is stopped, in its 3 s deploy.
+            wait_until(lambda: (run.proc.poll() is not None or not port_accepts(web2.address, web2.port)[0], run.proc.poll()),
+                       60.0, 'web2 stopped by the rollout')
+            assert run.proc.poll() is None, run.log[-3000:]
+            time.sleep(0.5)
+            killed = time.time()
+            run.interrupt(signal.SIGKILL, group=False)
+        time.sleep(1.0)  # whatever was in flight has landed (no process of the run is left: interrupt() checked)
+        at_kill = lab.out_stretches(lab.started)
+        # At most one batch out, and it is web2: web1 done and back, web3 untouched.
+        assert most_out_at_once(at_kill) == 1, at_kill
+        assert lab.bound() == {'web1': True, 'web2': False, 'web3': True}
+        assert at_kill['web3'] == [] and [end is None for _start, end in at_kill['web2']] == [True], at_kill
+        assert not web2.health_check_path.exists()
+        # Half-done: on SIGINT web2 still runs the old version (not stopped yet); on SIGKILL it was stopped mid-deploy.
+        assert port_accepts(web2.address, web2.port)[0] is (how == 'SIGINT')
+        assert versions(fleet)['web1'] == NEW_VERSION and versions(fleet)['web3'] == '1'
+        print(f'\n{how}: processes of the run when signalled: {sorted(run.at_signal.values())}')
+        assert len(run.at_signal) >= 2, run.at_signal  # ansible-playbook and at least the worker of the task under way
+        figures(f'fault 5 ({how} while web2 is out), killed run', lab.traffic.snapshot(), [run], killed_after=f'{killed - run.started:.1f}s',
+                processes_at_signal=len(run.at_signal))
+        assert_no_request_failed(lab.traffic.snapshot())
+
+        rerun = lab.rollout().finish()
+        xfail_on_known_rerun_bug(rerun, 'web2')
+        assert rerun.returncode == 0, rerun.log[-4000:]
+        # The re-run found web2 half-done (already out of service) and completed it; then web3.
+        web2_out = rerun.entries('web2', 'Health check out of service')[0]['result']
+        assert web2_out['changed'] is False and web2_out['previous_state'] == 'out_of_service', web2_out
+        assert versions(fleet) == {'web1': NEW_VERSION, 'web2': NEW_VERSION, 'web3': NEW_VERSION}
+        fleet.wait_all_bound(2.0)
+        whole = lab.out_stretches(lab.started)
+        assert all(end is not None for runs in whole.values() for _start, end in runs), whole
+        summary = lab.stop_traffic()
+        assert_no_request_failed(summary)
+        figures(f'fault 5 ({how} while web2 is out), killed run and re-run', summary, [run, rerun], killed_after=f'{killed - run.started:.1f}s',
+                web2_out_for=f'{whole["web2"][0][1] - whole["web2"][0][0]:.1f}s', rerun=f'{rerun.ended - rerun.started:.1f}s',
+                most_out_at_once=most_out_at_once(whole))
+        # Never more than the batch (1) out of the VIP, the re-run included.
+        xfail_on_batch_overlap(whole, rerun.started)
+        assert most_out_at_once(whole) == 1, whole
