@@ -293,10 +293,12 @@ def figures(fault: str, summary: Summary, runs: list[Controller], **more: t.Any)
 # A re-run that fails with one of these is marked xfail, naming it; any other failure fails the test, and once the
 # roles are fixed the same test asserts the whole re-run.
 KNOWN_RERUN_BUGS = {
-    'Health check out of service (verified 404)': ('Connection refused',
+    'Health check out of service (verified 404)': (
+        'Connection refused',
         'l7_vip_deploy re-run: the out-of-service verify wants an HTTP non-2xx answer, but the half-done member\'s server is '
         'stopped (refused); the module waits its 30 s verify_timeout and fails'),
-    'Stop or start the web server with its command: stop': ('nginx.pid" failed',
+    'Stop or start the web server with its command: stop': (
+        'nginx.pid" failed',
         'l7_vip_deploy re-run: the stop command runs on a server that is already stopped and fails (nginx -s quit: no pidfile)'),
 }
 
@@ -320,7 +322,8 @@ def xfail_on_known_rerun_bug(run: Controller, host: str) -> None:
         return
     failed = run.failed_task()
     known = KNOWN_RERUN_BUGS.get(failed['task'])
-    if failed['host'] == host and known is not None and known[0] in json.dumps(failed['result']):
+    said = ' '.join(str(failed['result'].get(key, '')) for key in ('msg', 'stderr', 'stdout'))
+    if failed['host'] == host and known is not None and known[0] in said:
         print(f'\nKNOWN BUG on the re-run: {failed["host"]} failed at {failed["task"]!r} after {failed["ended"] - failed["started"]:.1f}s: '
               f'{failed["result"].get("msg", "")[:200]}')
         pytest.xfail(known[1])
