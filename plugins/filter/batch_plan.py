@@ -15,7 +15,7 @@ description:
   - A host in several groups goes with the first group that names it.
 author:
   - l4vip.rollout maintainers (@l4vip)
-positional: groups, serial
+positional: groups, serial, first
 options:
   _input:
     description: The inventory groups, in the order to deploy them.
@@ -30,6 +30,13 @@ options:
     description: A host count, a percentage such as V(25%), or a list of them (V([1, "50%"]) deploys one host first).
     type: raw
     required: true
+  first:
+    description:
+      - Hosts an earlier, half-done run left out of the VIP. Each group's such hosts make its first batch, on their own,
+        so finishing them takes no other member out.
+    type: list
+    elements: str
+    default: []
 '''
 
 EXAMPLES = r'''
@@ -62,9 +69,9 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.l4vip.rollout.plugins.module_utils._batches import BatchError, plan
 
 
-def batch_plan(group_names, groups, serial):
+def batch_plan(group_names, groups, serial, first=None):
     try:
-        return plan(group_names, groups, serial).as_dict()
+        return plan(group_names, groups, serial, first or ()).as_dict()
     except BatchError as error:
         raise AnsibleFilterError(str(error)) from None
 

@@ -67,8 +67,13 @@ def split(hosts: t.Sequence[str], serial: t.Sequence[t.Any]) -> list[list[str]]:
     return batches
 
 
-def plan(groups: t.Sequence[str], members: t.Mapping[str, t.Sequence[str]], serial: t.Any) -> Plan:
-    """Batches for ``groups`` in order; a host in several groups goes with the first that names it."""
+def plan(groups: t.Sequence[str], members: t.Mapping[str, t.Sequence[str]], serial: t.Any, first: t.Iterable[str] = ()) -> Plan:
+    """Batches for ``groups`` in order; a host in several groups goes with the first that names it.
+
+    Hosts in ``first`` (left out of the VIP by an earlier, half-done run) open their group in a
+    batch of their own: they are out already, so finishing them takes no one else out.
+    """
+    first = set(first)
     if isinstance(serial, (str, int)) and not isinstance(serial, bool):
         serial = [serial]
     if not isinstance(serial, (list, tuple)):
@@ -82,7 +87,10 @@ def plan(groups: t.Sequence[str], members: t.Mapping[str, t.Sequence[str]], seri
             raise BatchError(f'groups: the inventory has no group {group!r}; it has {", ".join(sorted(members)) or "none"}')
         own = [host for host in members[group] if host not in placed]
         placed.update(own)
-        for number, batch in enumerate(split(own, serial), start=1) if own else ():
+        left_out = [host for host in own if host in first]
+        rest = [host for host in own if host not in first]
+        cut = ([left_out] if left_out else []) + (split(rest, serial) if rest else [])
+        for number, batch in enumerate(cut, start=1):
             hosts.extend(batch)
             sizes.append(len(batch))
             batches.append(dict(group=group, number=number, hosts=batch))

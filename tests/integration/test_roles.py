@@ -142,6 +142,17 @@ def test_a_second_run_in_the_same_play_starts_clean(tmp_path):
         assert published(run, "Publish this host's summary, failed")['out_at'] is None
 
 
+def test_fallback_reaches_the_waits_only(tmp_path):
+    """fallback is member_wait's option: the role hands it to the waits, not to the other modules of the group."""
+    with Lab(tmp_path, count=2, profile=PROFILE) as lab:
+        lab.wait_all_bound()
+        variables = l7_vars(lab)
+        variables['l7_vip_deploy_l4'] = dict(variables['l7_vip_deploy_l4'], fallback='timer')
+        run = run_playbook(tmp_path, role('l7_vip_deploy', variables))
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert lab.member('web1')['bound']
+
+
 def test_check_mode_changes_nothing(tmp_path):
     with Lab(tmp_path, count=2, profile=PROFILE) as lab:
         lab.wait_all_bound()

@@ -70,3 +70,10 @@ def test_batches_never_straddle_groups_and_place_every_host_once(sizes, serial):
         hosts = result.hosts[start:start + size]
         assert hosts == batch['hosts'] and {h.split('h')[0] for h in hosts} == {batch['group']}
         start += size
+
+
+def test_hosts_left_out_by_an_earlier_run_open_their_group_alone():
+    members = {'vip_a': ['a1', 'a2', 'a3', 'a4'], 'vip_b': ['b1', 'b2', 'b3']}
+    result = plan(['vip_a', 'vip_b'], members, 1, first=['a3', 'b2', 'b3'])
+    assert [b['hosts'] for b in result.batches] == [['a3'], ['a1'], ['a2'], ['a4'], ['b2', 'b3'], ['b1']]
+    assert result.serial == [1, 1, 1, 1, 2, 1]
