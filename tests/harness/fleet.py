@@ -54,20 +54,26 @@ EMULATOR, HAPROXY = 'emulator', 'haproxy'
 # The profile every test starts from: the notes' retry 1 and rise 1 with a 0.2 s interval.
 SHORT_PROFILE = {'interval': 0.2, 'retry': 1, 'rise': 1, 'check_timeout': 0.15}
 
-# The deploy itself, as a user writes it: the new version into the docroot, and a while.
-DEPLOY_TASKS = """\
+
+def deploy_tasks(seconds: float = 0.5, more: str = '') -> str:
+    """The deploy itself, as a user writes it: the new version into the docroot, and a while
+    (``fleet_deploy_seconds``, ``seconds`` when not given); then ``more`` tasks, if any."""
+    return f"""\
 ---
 - name: Deploy | write the new version into the docroot
   ansible.builtin.copy:
-    dest: "{{ fleet_docroot }}/index.html"
-    content: "server={{ inventory_hostname }} version={{ fleet_version }}\\n"
+    dest: "{{{{ fleet_docroot }}}}/index.html"
+    content: "server={{{{ inventory_hostname }}}} version={{{{ fleet_version }}}}\\n"
     mode: '0644'
 
 - name: Deploy | take a while, as a real deploy does
   ansible.builtin.command:
-    argv: [sleep, "0.5"]
+    argv: [sleep, "{{{{ fleet_deploy_seconds | default({seconds}) }}}}"]
   changed_when: false
-"""
+{more}"""
+
+
+DEPLOY_TASKS = deploy_tasks()
 
 
 # --- a daemonized nginx member ----------------------------------------------------------

@@ -29,7 +29,7 @@ import yaml
 from ansible_collections.l4vip.rollout.plugins.module_utils import _sockets
 from ansible_collections.l4vip.rollout.plugins.module_utils._traffic import Summary, TrafficThread
 from ansible_collections.l4vip.rollout.tests.harness.ansible import CALLBACKS, PLAYBOOK_BIN
-from ansible_collections.l4vip.rollout.tests.harness.fleet import EMULATOR, HAPROXY, MEMBER_PORT, Fleet, FleetOptions
+from ansible_collections.l4vip.rollout.tests.harness.fleet import EMULATOR, HAPROXY, MEMBER_PORT, Fleet, FleetOptions, deploy_tasks
 from ansible_collections.l4vip.rollout.tests.harness.real_parts import port_accepts, wait_until
 
 pytestmark = pytest.mark.real
@@ -46,24 +46,12 @@ SLACK = 1.5  # on top of a bound: ansible-playbook's own per-task cost on a busy
 
 # The user's deploy tasks: the new version, a pause of fleet_deploy_seconds, and a check that
 # fails while the file BROKEN is in the member's directory (the fault of test 1; removing it is the fix).
-DEPLOY_TASKS = """\
----
-- name: Deploy | write the new version into the docroot
-  ansible.builtin.copy:
-    dest: "{{ fleet_docroot }}/index.html"
-    content: "server={{ inventory_hostname }} version={{ fleet_version }}\\n"
-    mode: '0644'
-
-- name: Deploy | take a while, as a real deploy does
-  ansible.builtin.command:
-    argv: [sleep, "{{ fleet_deploy_seconds | default(0.3) }}"]
-  changed_when: false
-
+DEPLOY_TASKS = deploy_tasks(0.3, """
 - name: Deploy | migrate, which fails while the member is broken
   ansible.builtin.command:
     argv: [test, '!', -e, "{{ fleet_docroot }}/../BROKEN"]
   changed_when: false
-"""
+""")
 
 
 # --- ansible-playbook in its own session ---------------------------------------------------------

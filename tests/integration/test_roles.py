@@ -44,6 +44,19 @@ def l7_vars(lab: Lab, member: str = 'web1', **extra: t.Any) -> dict[str, t.Any]:
     }, **extra)
 
 
+def l4_vars(lab: Lab, l4: dict[str, t.Any], member: str = 'web1') -> dict[str, t.Any]:
+    """The L4 role's variables for one lab member (stop and start are no-ops: the servers are in-process)."""
+    server = lab.servers[member]
+    return {
+        'l4_vip_deploy_l4': l4,
+        'l4_vip_deploy_profile': PROFILE,
+        'l4_vip_deploy_service_port': server.port,
+        'l4_vip_deploy_service_address': server.host,
+        'l4_vip_deploy_stop_command': NOOP,
+        'l4_vip_deploy_start_command': NOOP,
+    }
+
+
 def role(name: str, variables: dict[str, t.Any]) -> list[dict[str, t.Any]]:
     return [{'name': 'deploy', 'ansible.builtin.include_role': {'name': f'l4vip.rollout.{name}'}, 'vars': variables}]
 
@@ -169,16 +182,8 @@ def test_check_mode_changes_nothing(tmp_path):
 def test_l4_role_with_admin_disable_uses_the_admin_state(tmp_path):
     with Lab(tmp_path, count=2, profile=PROFILE) as lab:
         lab.wait_all_bound()
-        server = lab.servers['web1']
-        variables = {
-            'l4_vip_deploy_l4': {'provider': 'emulator', 'endpoint': lab.emulator.control_url, 'pool': 'web', 'member': 'web1',
-                                 'poll_interval': 0.05, 'admin_disable': True},
-            'l4_vip_deploy_profile': PROFILE,
-            'l4_vip_deploy_service_port': server.port,
-            'l4_vip_deploy_service_address': server.host,
-            'l4_vip_deploy_stop_command': NOOP,
-            'l4_vip_deploy_start_command': NOOP,
-        }
+        variables = l4_vars(lab, {'provider': 'emulator', 'endpoint': lab.emulator.control_url, 'pool': 'web', 'member': 'web1',
+                                  'poll_interval': 0.05, 'admin_disable': True})
         run = run_playbook(tmp_path, role('l4_vip_deploy', variables))
         assert run.returncode == 0, run.stderr[-3000:]
         admin = [e['to'] for e in lab.events('web1', kind='admin')]
@@ -193,22 +198,14 @@ def test_l4_role_admin_disable_through_the_http_provider(tmp_path):
     """Any REST API: here the emulator's own, read with JMESPath and written with one request per admin state."""
     with Lab(tmp_path, count=2, profile=PROFILE) as lab:
         lab.wait_all_bound()
-        server = lab.servers['web1']
         member_url = f'{lab.emulator.control_url}/api/vips/web/members/web1'
-        variables = {
-            'l4_vip_deploy_l4': {
-                'provider': 'http', 'endpoint': member_url, 'query': 'bound', 'down_values': [False], 'up_values': [True],
-                'poll_interval': 0.05, 'admin_disable': True, 'admin_query': 'admin_state',
-                'admin_values': {'disabled': ['disabled'], 'enabled': ['enabled']},
-                'admin_requests': {state: {'method': 'PUT', 'url': f'{member_url}/admin', 'body': {'state': state}}
-                                   for state in ('disabled', 'enabled')},
-            },
-            'l4_vip_deploy_profile': PROFILE,
-            'l4_vip_deploy_service_port': server.port,
-            'l4_vip_deploy_service_address': server.host,
-            'l4_vip_deploy_stop_command': NOOP,
-            'l4_vip_deploy_start_command': NOOP,
-        }
+        variables = l4_vars(lab, {
+            'provider': 'http', 'endpoint': member_url, 'query': 'bound', 'down_values': [False], 'up_values': [True],
+            'poll_interval': 0.05, 'admin_disable': True, 'admin_query': 'admin_state',
+            'admin_values': {'disabled': ['disabled'], 'enabled': ['enabled']},
+            'admin_requests': {state: {'method': 'PUT', 'url': f'{member_url}/admin', 'body': {'state': state}}
+                               for state in ('disabled', 'enabled')},
+        })
         run = run_playbook(tmp_path, role('l4_vip_deploy', variables))
         assert run.returncode == 0, run.stderr[-3000:]
         assert [e['to'] for e in lab.events('web1', kind='admin')] == ['disabled', 'enabled']

@@ -24,30 +24,17 @@ from ansible_collections.l4vip.rollout.plugins.module_utils._health_check import
     health_check_files,
     read_state,
 )
+from ansible_collections.l4vip.rollout.tests.unit.plugins.module_utils.test__health_check import (  # noqa: F401  pylint: disable=unused-import
+    CONTENT,
+    docroot,
+    files,
+    make_file,
+)
 
-CONTENT = 'OK from web1\n'
 FOREIGN_UID = 4242
 FOREIGN_GID = 4343
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason='chown to a foreign uid/gid needs root')
-
-
-@pytest.fixture
-def docroot(tmp_path):
-    root = tmp_path / 'html'
-    root.mkdir()
-    return root
-
-
-@pytest.fixture
-def files(docroot):
-    return health_check_files(str(docroot / 'health_check.html'))
-
-
-def make_file(name, content=CONTENT, mode=0o640):
-    with open(name, 'w', encoding='utf-8') as handle:
-        handle.write(content)
-    os.chmod(name, mode)
 
 
 def identity(name):
