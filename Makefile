@@ -4,13 +4,14 @@
 #   make unit       pytest only          make sanity   ansible-test sanity only
 #   make lint       ansible-lint         make build    the collection tarball
 #   make molecule   the roles end to end on loopback (extensions/molecule)
+#   make bench      the benchmarks (benchmarks/RESULTS.md); BENCH='reaction rollout datapath fleet' picks some
 SHELL := /bin/bash
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements/dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: setup system-deps rehearsal test unit sanity lint build molecule changelog lock clean docs
+.PHONY: setup system-deps rehearsal test unit sanity lint build molecule changelog lock clean docs bench
 
 setup: $(STAMP)
 
@@ -48,6 +49,10 @@ molecule: setup
 	@mkdir -p $(MOLECULE_HOME)/ansible $(MOLECULE_HOME)/remote_tmp
 	PATH=$(abspath $(BIN)):$$PATH ANSIBLE_HOME=$(MOLECULE_HOME)/ansible ANSIBLE_REMOTE_TMP=$(MOLECULE_HOME)/remote_tmp \
 	  $(BIN)/molecule test --all
+
+# Not part of `make test`: benchmarks take their time and want the machine to themselves.
+bench: setup system-deps
+	$(BIN)/python benchmarks/run.py $(BENCH)
 
 # docs/plugins/<name>.md for every module, role and plugin, rendered by ansible-doc; commit the result.
 docs: setup

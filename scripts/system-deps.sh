@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Install the Debian packages the tests run for real: nginx and HAProxy (the real web server
-# and L4), iptables (the L4 role's health-check firewall rule), socat (HAProxy's runtime socket), shellcheck (ansible-test's shell lint).
+# and L4), iptables (the L4 role's health-check firewall rule), socat (HAProxy's runtime socket), shellcheck (ansible-test's shell lint), wrk (the benchmarks' load generator).
 # Nothing is installed when all commands are already there. Installing starts no service.
 set -euo pipefail
 
-declare -A package_of=([nginx]=nginx [haproxy]=haproxy [iptables]=iptables [socat]=socat [shellcheck]=shellcheck)
+declare -A package_of=([nginx]=nginx [haproxy]=haproxy [iptables]=iptables [socat]=socat [shellcheck]=shellcheck [wrk]=wrk)
 missing=()
 for command in "${!package_of[@]}"; do
     if ! PATH=$PATH:/usr/sbin:/sbin command -v "$command" >/dev/null 2>&1; then
