@@ -21,12 +21,7 @@ import typing as t
 from ansible_collections.l4vip.rollout.plugins.module_utils import _access_log, _haproxy
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import PROFILE_ARGUMENT_SPEC, SYSTEM_CLOCK, Clock, Polled, Profile, poll_until
 
-try:
-    from ansible.module_utils.urls import open_url
-    from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
-except ImportError:  # pragma: no cover - only outside Ansible
-    open_url = None  # type: ignore[assignment]
-    from urllib.error import HTTPError, URLError
+from urllib.error import HTTPError, URLError
 
 try:
     import jmespath
@@ -116,6 +111,8 @@ def fetch_json(url: str, settings: HttpSettings, method: str = 'GET', body: t.An
     headers = dict(settings.headers)
     if data is not None:
         headers.setdefault('Content-Type', 'application/json')
+    # Imported here: only the HTTP providers need it, and it costs every module run tens of ms.
+    from ansible.module_utils.urls import open_url  # pylint: disable=import-outside-toplevel
     try:
         answer = open_url(url, data=data, method=method, headers=headers, validate_certs=settings.validate_certs,
                           ca_path=settings.ca_path, timeout=settings.timeout, follow_redirects='safe')

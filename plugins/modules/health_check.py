@@ -62,9 +62,9 @@ options:
     type: str
   verify_url:
     description:
-      - After the change (also when nothing changed, never in check mode) GET this URL until it answers 200 for
-        O(state=in_service), or an HTTP status other than 2xx for O(state=out_of_service), as the L4's check would
-        see it.
+      - After the change (also when nothing changed unless O(verify_unchanged=false), never in check mode) GET this URL
+        until it answers 200 for O(state=in_service), or an HTTP status other than 2xx for O(state=out_of_service), as
+        the L4's check would see it.
       - Redirects are not followed and no proxy is used, like an L4's check. A connection error is not an answer;
         polling goes on.
       - Not allowed with O(state=query).
@@ -79,6 +79,14 @@ options:
       - Seconds between two requests to O(verify_url).
     type: float
     default: 0.5
+  verify_unchanged:
+    description:
+      - Whether to request O(verify_url) also when the file already had the wanted name.
+      - V(false) suits a rollout's step out of service. A file already out was put there by an earlier run, which may have
+        stopped the web server too, and a refused connection verifies nothing; one task then does what a
+        O(state=query) task followed by a conditional O(verify_url) would.
+    type: bool
+    default: true
 notes:
   - A rename does not change a file's modification time but does change its inode change time and the directory's
     modification time.
@@ -193,6 +201,7 @@ def main() -> None:
             verify_url=dict(type='str'),
             verify_timeout=dict(type='float', default=health_check.DEFAULT_VERIFY_TIMEOUT),
             verify_poll_interval=dict(type='float', default=health_check.DEFAULT_POLL_INTERVAL),
+            verify_unchanged=dict(type='bool', default=True),
         ),
         supports_check_mode=True,
     )

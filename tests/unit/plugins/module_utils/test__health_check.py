@@ -337,6 +337,19 @@ def test_verify_runs_when_nothing_changed(files):
     assert result['changed'] is False and result['verify']['status'] == 200 and result['verify']['attempts'] == 1
 
 
+def test_verify_unchanged_false_verifies_a_change_only(files):
+    """A rollout's step out: an earlier run's file already out (its server maybe stopped) is not requested; a change is."""
+    make_file(files.disabled_path)
+    clock = FakeClock()
+    refused = FakeServer(clock, [Probe(error='Connection refused')])
+    params = {'path': files.path, 'state': OUT_OF_SERVICE, 'verify_url': 'http://h/hc', 'verify_unchanged': False, 'verify_timeout': 1}
+    result = hc.run(params, get=refused, clock=clock)
+    assert result['changed'] is False and 'verify' not in result and refused.requests == []
+    os.rename(files.disabled_path, files.path)
+    result = hc.run(params, get=FakeServer(clock, [Probe(status=404)]), clock=clock)
+    assert result['changed'] is True and result['verify']['status'] == 404
+
+
 def test_http_get_turns_statuses_and_errors_into_probes():
     import socket
     with socket.socket() as closed:
@@ -344,6 +357,33 @@ def test_http_get_turns_statuses_and_errors_into_probes():
         port = closed.getsockname()[1]
         probe = hc.http_get(f'http://127.0.0.92:{port}/hc', 1.0)  # bound but not listening: refused
     assert probe.status is None and 'refused' in probe.error.lower()
+
+
+def test_http_get_reports_each_status_as_is_and_follows_no_redirect():
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802  (the name http.server calls)
+            status = {'/ok': 200, '/gone': 404, '/moved': 302}[self.path.split('?')[0]]
+            self.send_response(status)
+            self.send_header('Location', '/ok')
+            self.send_header('Content-Length', '0')
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(('127.0.0.92', 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={'poll_interval': 0.05}, daemon=True)
+    thread.start()
+    try:
+        base = f'http://127.0.0.92:{server.server_address[1]}'
+        assert [hc.http_get(f'{base}{path}', 2.0).status for path in ('/ok', '/gone', '/moved', '/ok?x=1')] == [200, 404, 302, 200]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=2)
 
 
 # --- changed_at: member_wait's since ------------------------------------------------------
