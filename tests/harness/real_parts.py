@@ -336,8 +336,12 @@ class Nginx:
 # --- HAProxy -------------------------------------------------------------------------------
 
 def haproxy_config(socket_path: pathlib.Path, profile: Profile, frontend: tuple[str, int], members: t.Sequence[Member],
-                   backend: str = 'vip', check_source: str | None = None) -> str:
-    """An HAProxy config standing for the notes' L4, every timing taken from ``profile``."""
+                   backend: str = 'vip', check_source: str | None = None, log_socket: pathlib.Path | None = None) -> str:
+    """An HAProxy config standing for the notes' L4, every timing taken from ``profile``.
+
+    With ``log_socket``, HAProxy sends its log (syslog datagrams) to that unix datagram socket: its
+    own word on when it marked a server DOWN or UP, with no polling of the runtime API.
+    """
     server_opts = [f'inter {seconds_to_ms(profile.interval)}', f'fall {profile.fall}', f'rise {profile.rise}']
     if profile.reset_on_port_fail:
         # The L4's "Reset On Port Fail": kill the member's sessions at the DOWN transition.
@@ -354,9 +358,11 @@ def haproxy_config(socket_path: pathlib.Path, profile: Profile, frontend: tuple[
     lines = [
         'global',
         f'    stats socket {socket_path} level admin mode 600',
+        *([f'    log {log_socket} local0'] if log_socket else []),
         '',
         'defaults',
         '    mode tcp',
+        *(['    log global'] if log_socket else []),
         # A DSR L4 cannot retry a refused connection: the member's kernel RSTs the client directly.
         '    retries 0',
         '    timeout connect 1s',
@@ -405,18 +411,20 @@ class HAProxy:
     """A real HAProxy in ``mode tcp``: the L4 with binding list, health checks and runtime API."""
 
     def __init__(self, workdir: str | os.PathLike[str], profile: Profile, frontend: tuple[str, int], members: list[Member],
-                 backend: str = 'vip', check_source: str | None = None) -> None:
+                 backend: str = 'vip', check_source: str | None = None, log_socket: pathlib.Path | None = None) -> None:
         self.workdir = pathlib.Path(workdir)
         self.profile = profile
         self.frontend = frontend
         self.members = list(members)
         self.backend = backend
         self.check_source = check_source
+        self.log_socket = log_socket
         self.conf_path = self.workdir / 'haproxy.cfg'
         self.socket_path = _short_socket_path(self.workdir / 'haproxy.sock')
         self._process = _Process(f'haproxy on {frontend[0]}:{frontend[1]}', self.workdir / 'haproxy.out')
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.conf_path.write_text(haproxy_config(self.socket_path, profile, frontend, self.members, backend, check_source), encoding='utf-8')
+        self.conf_path.write_text(haproxy_config(self.socket_path, profile, frontend, self.members, backend, check_source, log_socket),
+                                  encoding='utf-8')
 
     def __repr__(self) -> str:
         return f'HAProxy({self.frontend[0]}:{self.frontend[1]}, pid={self.pid})'

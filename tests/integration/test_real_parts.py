@@ -94,6 +94,14 @@ def test_config_takes_every_timing_from_the_profile(tmp_path):
     HAProxy(tmp_path / 'cfg', profile, (VIP, 18000), [('a', WEB1, 18001)], check_source=CHECK_SOURCE).check_config()
 
 
+def test_config_logs_to_a_socket_only_when_asked(tmp_path):
+    assert '    log ' not in haproxy_config(tmp_path / 's', PROFILE, (VIP, 18000), [('a', WEB1, 18001)])
+    text = haproxy_config(tmp_path / 's', PROFILE, (VIP, 18000), [('a', WEB1, 18001)], log_socket=tmp_path / 'log.sock')
+    global_section, defaults = text.split('defaults', maxsplit=1)
+    assert f'    log {tmp_path / "log.sock"} local0\n' in global_section and '    log global\n' in defaults
+    HAProxy(tmp_path / 'cfg', PROFILE, (VIP, 18000), [('a', WEB1, 18001)], log_socket=tmp_path / 'log.sock').check_config()
+
+
 def test_parse_servers_state_reads_columns_from_the_header():
     text = '1\n# be_id be_name srv_id srv_name srv_op_state srv_admin_state\n3 vip 1 a 2 0\n3 vip 2 b 0 1\n\n'
     assert parse_servers_state(text) == {
