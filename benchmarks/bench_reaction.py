@@ -1,0 +1,423 @@
+"""Benchmark 1 of issue 8: how soon member_wait returns after the L4's own transition.
+
+Two real nginx members stand behind two L4s at once: the emulator and a real HAProxy (mode tcp,
+L7 check). For each provider one ansible-playbook alternates ``member_wait state=down`` and
+``state=up`` for web1; while each task's module waits, this process fails or restores web1's
+health check. The reaction is the module's ``ended_at`` less the L4's own transition time: the
+emulator's event log, or the DOWN/UP line HAProxy sends to its log, stamped here on receipt.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import typing as t
+import urllib.request
+
+import yaml
+
+import _common
+from ansible_collections.l4vip.rollout.plugins.module_utils._emulator import EmulatorThread
+from ansible_collections.l4vip.rollout.plugins.module_utils._providers import provider_argument_spec
+from ansible_collections.l4vip.rollout.plugins.module_utils._timing import Profile
+from ansible_collections.l4vip.rollout.tests.harness.ansible import PLAYBOOK_BIN, _playbook_env
+from ansible_collections.l4vip.rollout.tests.harness.real_parts import HAProxy, Nginx, pid_alive, stop_all, tail
+
+PROFILE = Profile(interval=0.5, retry=1, rise=1, check_timeout=0.25)
+# Each provider and the L4 whose own transition times are its ground truth.
+PROVIDERS = {'emulator': 'emulator', 'http': 'emulator', 'haproxy': 'haproxy', 'access_log': 'haproxy'}
+TRANSITIONS = 20  # of each direction, per provider
+GOAL = 0.25  # median seconds from the L4's transition to the module's return
+POLL_INTERVAL = provider_argument_spec()['poll_interval']['default']  # left at the module's default
+WAIT_TIMEOUT = 10.0  # far beyond any transition: a wait that misses one fails rather than returning late
+TOGGLE_DELAY = (0.1, 0.3)  # seconds from the module's first question to the toggle: a random phase against the L4's checks
+
+POOL, MEMBER = 'web', 'web1'
+MEMBERS = {'web1': ('127.0.2.11', 22011), 'web2': ('127.0.2.12', 22012)}
+EMULATOR_VIP, EMULATOR_CONTROL, EMULATOR_CHECK_SOURCE = ('127.0.2.1', 22001), ('127.0.2.1', 22009), '127.0.2.8'
+HAPROXY_VIP, HAPROXY_CHECK_SOURCE = ('127.0.2.2', 22002), '127.0.2.7'
+SEED = 22000
+
+HAPROXY_TRANSITION = re.compile(r'Server (?P<backend>[^/\s]+)/(?P<server>\S+) is (?P<state>UP|DOWN)\b')
+MODULE_SCRIPT = b'/AnsiballZ_member_wait.py'
+
+T = t.TypeVar('T')
+
+
+class BenchmarkError(RuntimeError):
+    """A trial could not be measured; the message says what was last seen."""
+
+
+def until(what: str, probe: t.Callable[[], tuple[T | None, str]], timeout: float, every: float) -> T:
+    """Call ``probe`` until it finds something (not None); raise naming ``what`` and the last thing seen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found, seen = probe()
+        if found is not None:
+            return found
+        if time.monotonic() > deadline:
+            raise BenchmarkError(f'{what}: not within {timeout:g}s; last saw {seen}')
+        time.sleep(every)
+
+
+# --- the L4s' own transition times -----------------------------------------------------------
+
+class HAProxyLog:
+    """HAProxy's log datagrams on a unix socket, each stamped with the time it arrived."""
+
+    def __init__(self, path: pathlib.Path) -> None:
+        self.path = path
+        self.received: list[tuple[float, str]] = []
+        self._open = True
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._sock.bind(str(path))
+        self._sock.settimeout(0.2)  # how soon the thread notices close()
+        self._thread = threading.Thread(target=self._receive, name='haproxy-log', daemon=True)
+        self._thread.start()
+
+    def _receive(self) -> None:
+        while self._open:
+            try:
+                data = self._sock.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.received.append((time.time(), data.decode('utf-8', errors='replace')))
+
+    def transitions(self, backend: str, server: str) -> list[tuple[float, str]]:
+        """(epoch, 'down' | 'up') for every DOWN/UP line about ``backend/server``, oldest first."""
+        found = []
+        for at, text in list(self.received):
+            match = HAPROXY_TRANSITION.search(text)
+            if match and (match['backend'], match['server']) == (backend, server):
+                found.append((at, match['state'].lower()))
+        return found
+
+    def close(self) -> None:
+        self._open = False
+        self._thread.join(timeout=2)
+        self._sock.close()
+        self.path.unlink(missing_ok=True)
+
+
+def emulator_transitions(control_url: str) -> list[tuple[float, str]]:
+    """(epoch, 'down' | 'up') of web1's health transitions in the emulator's event log (Suspect is still bound)."""
+    with urllib.request.urlopen(f'{control_url}/api/events', timeout=5) as answer:
+        events = json.load(answer)
+    return [(e['at'], e['to']) for e in events if e['kind'] == 'health' and e['member'] == MEMBER and e['to'] in ('down', 'up')]
+
+
+# --- member_wait's module processes ------------------------------------------------------------
+
+def module_processes(script_dir: pathlib.Path) -> set[tuple[int, str]]:
+    """member_wait's module processes run from ``script_dir``, as (pid, start time): a reused pid is a new process."""
+    prefix = os.fsencode(script_dir)
+    found = set()
+    for entry in os.scandir('/proc'):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f'/proc/{entry.name}/cmdline', 'rb') as handle:
+                argv = handle.read().split(b'\0')
+            # The interpreter running the script; not the chmod that Ansible runs on it first.
+            if len(argv) > 1 and argv[1].startswith(prefix) and argv[1].endswith(MODULE_SCRIPT):
+                with open(f'/proc/{entry.name}/stat', 'rb') as handle:
+                    stat = handle.read()
+                found.add((int(entry.name), stat[stat.rindex(b')') + 2:].split()[19].decode()))
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+    return found
+
+
+class Playbook:
+    """One ansible-playbook of member_wait tasks, run in its own session so that it can be stopped whole."""
+
+    def __init__(self, workdir: pathlib.Path, tasks: list[dict[str, t.Any]]) -> None:
+        self.workdir = workdir
+        self.tasks = tasks
+        self.results_path = workdir / 'results.json'
+        self.output_path = workdir / 'ansible.out'
+        self.env = _playbook_env(workdir, self.results_path)
+        # Where this run's modules are copied (ANSIBLE_REMOTE_TMP): no one else's member_wait is found there.
+        self.script_dir = pathlib.Path(self.env['ANSIBLE_REMOTE_TMP'])
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.workdir.mkdir(parents=True)
+        playbook = self.workdir / 'playbook.yml'
+        playbook.write_text(yaml.safe_dump([{'name': 'reaction', 'hosts': 'localhost', 'gather_facts': False, 'tasks': self.tasks}],
+                                           sort_keys=False))
+        command = [str(PLAYBOOK_BIN), '-i', 'localhost,', '-c', 'local', '-e', f'ansible_python_interpreter={sys.executable}', str(playbook)]
+        with open(self.output_path, 'wb') as output:
+            # pylint: disable-next=consider-using-with  # lives until finish() or stop()
+            self.proc = subprocess.Popen(command, env=self.env, stdin=subprocess.DEVNULL,
+                                         stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def exited(self) -> str | None:
+        """Once ansible-playbook has exited, why: the failed task and its message, or the end of its output."""
+        if self.proc is None or self.proc.poll() is None:
+            return None
+        records = json.loads(self.results_path.read_text()) if self.results_path.exists() else []
+        failed = [f"task {record['task']!r} failed: {record['result'].get('msg')}" for record in records if record['result']['failed']]
+        return f'ansible-playbook exited with {self.proc.returncode}: ' + ('; '.join(failed) or f'\n{tail(self.output_path, 25)}')
+
+    def finish(self, timeout: float) -> list[dict[str, t.Any]]:
+        """Wait for the end; every task's record (result, and `ended` as Ansible saw it)."""
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise BenchmarkError(f'ansible-playbook still running {timeout:g}s after its last task:\n{tail(self.output_path)}') from None
+        if self.proc.returncode != 0 or not self.results_path.exists():
+            raise BenchmarkError(self.exited())
+        return json.loads(self.results_path.read_text())
+
+    def stop(self) -> None:
+        """SIGTERM the session, SIGKILL what is left after 5 s; nothing when it has already ended."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        for signum in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(self.proc.pid, signum)
+            except ProcessLookupError:
+                return
+            try:
+                self.proc.wait(5)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+
+# --- the lab: two nginx members behind both L4s ----------------------------------------------------
+
+class Lab:
+    """web1 and web2 (real nginx) behind the emulator and a real HAProxy, both built from PROFILE."""
+
+    def __init__(self, workdir: pathlib.Path) -> None:
+        self.workdir = workdir
+        self.members: list[Nginx] = []
+        self.emulator_thread: EmulatorThread | None = None
+        self.haproxy: HAProxy | None = None
+        self.log: HAProxyLog | None = None
+        self.control_url = ''
+
+    def start(self) -> None:
+        for name, (address, port) in MEMBERS.items():
+            self.members.append(Nginx(name, address, port, self.workdir / name))
+            self.members[-1].start()
+        # A unix socket path must fit in 108 bytes.
+        log_dir = self.workdir if len(os.fsencode(self.workdir)) < 80 else pathlib.Path(tempfile.mkdtemp(prefix='l4vip-bench-'))
+        self.log = HAProxyLog(log_dir / 'haproxy-log.sock')
+        members = [(name, address, port) for name, (address, port) in MEMBERS.items()]
+        self.haproxy = HAProxy(self.workdir / 'haproxy', PROFILE, HAPROXY_VIP, members, backend=POOL,
+                               check_source=HAPROXY_CHECK_SOURCE, log_socket=self.log.path)
+        self.haproxy.start()
+        emulator_thread = EmulatorThread({
+            'vips': [{'name': POOL, 'listen': f'{EMULATOR_VIP[0]}:{EMULATOR_VIP[1]}',
+                      'members': [{'name': name, 'address': f'{address}:{port}'} for name, address, port in members]}],
+            'profile': PROFILE.as_dict(),
+            'control': f'{EMULATOR_CONTROL[0]}:{EMULATOR_CONTROL[1]}',
+            'check_source': EMULATOR_CHECK_SOURCE,
+            'seed': SEED,
+        })
+        self.control_url = emulator_thread.start().control_url  # a start that fails cleans up after itself
+        self.emulator_thread = emulator_thread
+        self.wait_all_up()
+
+    @property
+    def web1(self) -> Nginx:
+        return self.members[0]
+
+    def wait_all_up(self) -> None:
+        """Both L4s bind both members, and HAProxy needs `fall` failures to drop one (see HAProxy.unsettled)."""
+        def emulator_bound() -> tuple[bool | None, str]:
+            with urllib.request.urlopen(f'{self.control_url}/api/vips/{POOL}', timeout=5) as answer:
+                bound = {m['name']: m['bound'] for m in json.load(answer)['members']}
+            return (True if all(bound.values()) else None), f'emulator bindings {bound}'
+        until('the emulator binds every member', emulator_bound, 5, 0.05)
+        self.haproxy.wait_settled(timeout=5)
+        states = {name: self.haproxy.member_state(name) for name in MEMBERS}
+        if set(states.values()) != {'up'}:
+            raise BenchmarkError(f'HAProxy settled with members not up: {states}')
+
+    def l4_transitions(self, l4: str) -> list[tuple[float, str]]:
+        return emulator_transitions(self.control_url) if l4 == 'emulator' else self.log.transitions(POOL, MEMBER)
+
+    def stop(self) -> None:
+        """Stop every part, also when one of them fails to stop."""
+        try:
+            if self.emulator_thread is not None:
+                self.emulator_thread.stop()
+        finally:
+            try:
+                stop_all([*self.members, *([self.haproxy] if self.haproxy else [])])
+            finally:
+                if self.log is not None:
+                    self.log.close()
+                    if self.log.path.parent != self.workdir:
+                        shutil.rmtree(self.log.path.parent, ignore_errors=True)
+
+
+def provider_options(provider: str, lab: Lab) -> dict[str, t.Any]:
+    if provider == 'emulator':
+        return dict(endpoint=lab.control_url, pool=POOL, member=MEMBER)
+    if provider == 'http':
+        # The emulator's REST API read as any REST API: `bound` is a JSON boolean, and matches() compares it as such.
+        return dict(endpoint=f'{lab.control_url}/api/vips/{POOL}/members/{MEMBER}', query='bound', down_values=[False], up_values=[True])
+    if provider == 'haproxy':
+        return dict(endpoint=str(lab.haproxy.socket_path), pool=POOL, member=MEMBER)
+    return dict(endpoint=str(lab.web1.access_log_path), sources=[HAPROXY_CHECK_SOURCE])
+
+
+# --- the trials --------------------------------------------------------------------------------
+
+def wait_new_module(playbook: Playbook, seen: set[tuple[int, str]], task: str) -> set[tuple[int, str]]:
+    """The module process(es) of the next task, once running; fails at once when ansible-playbook has ended."""
+    def probe() -> tuple[set[tuple[int, str]] | None, str]:
+        if (exited := playbook.exited()) is not None:
+            raise BenchmarkError(f'task {task!r} never ran: {exited}')
+        return (module_processes(playbook.script_dir) - seen) or None, f'{len(seen)} module processes before, no new one'
+    # A scan of /proc costs about a millisecond of CPU, and the module's start-up takes far longer than 0.05 s.
+    return until(f'task {task!r}: member_wait running', probe, 60, 0.05)
+
+
+def wait_module_polling(module: set[tuple[int, str]], task: str) -> None:
+    """Until the module sleeps between two questions to the L4: its start-up is over and its first answer was "not yet".
+
+    Nothing else in member_wait sleeps; the kernel names the sleep in /proc/<pid>/wchan.
+    """
+    def probe() -> tuple[bool | None, str]:
+        seen = {}
+        for pid, _started in module:
+            try:
+                seen[pid] = pathlib.Path(f'/proc/{pid}/wchan').read_text(encoding='ascii')
+            except OSError:
+                seen[pid] = 'gone'
+        if 'gone' in seen.values():
+            raise BenchmarkError(f'task {task!r}: member_wait ended before the health check was touched (wchan: {seen})')
+        return (True if any('nanosleep' in wchan for wchan in seen.values()) else None), f'wchan {seen}'
+    until(f'task {task!r}: member_wait polling', probe, 30, 0.01)
+
+
+def wait_module_gone(module: set[tuple[int, str]], task: str) -> None:
+    def probe() -> tuple[bool | None, str]:
+        alive = [pid for pid, _started in module if pid_alive(pid)]
+        return (None if alive else True), f'module pids {alive} alive'
+    until(f'task {task!r}: member_wait ending', probe, WAIT_TIMEOUT + 10, 0.02)
+
+
+def drive(playbook: Playbook, tasks: list[tuple[str, str]], lab: Lab, rng: random.Random) -> list[float]:
+    """For each (name, state) task in turn: wait until its module polls, fail or restore web1's health check, wait for its end.
+
+    Returns the epoch of each toggle.
+    """
+    toggled = []
+    seen: set[tuple[int, str]] = set()
+    for name, state in tasks:
+        module = wait_new_module(playbook, seen, name)
+        seen |= module
+        wait_module_polling(module, name)
+        time.sleep(rng.uniform(*TOGGLE_DELAY))
+        if state == 'down':
+            lab.haproxy.wait_settled(timeout=3)  # else HAProxy drops web1 on one failed check, the access log needs two
+            lab.web1.disable_health_check()
+        else:
+            lab.web1.enable_health_check()
+        toggled.append(time.time())
+        wait_module_gone(module, name)
+    return toggled
+
+
+def measure_provider(provider: str, lab: Lab, workdir: pathlib.Path, rng: random.Random) -> dict[str, t.Any]:
+    states = ['down', 'up'] * TRANSITIONS
+    names = [f'{state} {number // 2 + 1}' for number, state in enumerate(states)]
+    options = dict(provider=provider, timeout=WAIT_TIMEOUT, profile=PROFILE.as_dict(), **provider_options(provider, lab))
+    tasks = [{'name': name, 'l4vip.rollout.member_wait': dict(options, state=state)} for name, state in zip(names, states)]
+    playbook = Playbook(workdir / f'ansible-{provider}', tasks)
+    try:
+        playbook.start()
+        toggled = drive(playbook, list(zip(names, states)), lab, rng)
+        records = {record['task']: record for record in playbook.finish(timeout=60)}
+    finally:
+        playbook.stop()
+    transitions = lab.l4_transitions(PROVIDERS[provider])
+    trials = []
+    for name, state, toggled_at in zip(names, states, toggled):
+        record = records.get(name)
+        if record is None:
+            raise BenchmarkError(f'{provider}: no result for task {name!r}')
+        result = record['result']
+        if result['failed'] or result['bound'] is not (state == 'up'):
+            raise BenchmarkError(f'{provider}: task {name!r} failed or ended with bound={result.get("bound")!r}: {result.get("msg")!r}')
+        transition_at = next((at for at, to in transitions if to == state and at > toggled_at), None)
+        if transition_at is None:
+            raise BenchmarkError(f'{provider}: the L4 logged no {state} transition of {MEMBER} after the toggle at {toggled_at:.3f}; '
+                                 f'its transitions: {transitions[-6:]}')
+        if result['ended_at'] - result['elapsed'] > toggled_at:
+            raise BenchmarkError(f'{provider}: task {name!r} began its wait after the toggle: it would time its start-up, not its reaction')
+        trials.append({'state': state, 'reaction': result['ended_at'] - transition_at, 'task_end': record['ended'] - transition_at,
+                       'detection': transition_at - toggled_at, 'polls': result['polls']})
+    return {'l4': PROVIDERS[provider], 'trials': trials, **summarise(trials)}
+
+
+def summarise(trials: list[dict[str, t.Any]]) -> dict[str, t.Any]:
+    directions = {'down': ['down'], 'up': ['up'], 'both': ['down', 'up']}
+    return {figure: {direction: _common.describe([trial[figure] for trial in trials if trial['state'] in states])
+                     for direction, states in directions.items()}
+            for figure in ('reaction', 'task_end', 'detection')}
+
+
+def run(workdir: pathlib.Path) -> dict[str, t.Any]:
+    rng = random.Random(SEED)
+    lab = Lab(workdir)
+    providers = {}
+    try:
+        lab.start()
+        for provider in PROVIDERS:
+            _common.log(f'reaction: {provider}, {TRANSITIONS} down and {TRANSITIONS} up transitions')
+            providers[provider] = measure_provider(provider, lab, workdir, rng)
+            figures = providers[provider]['reaction']['both']
+            _common.log(f'reaction: {provider}: median {figures["median"]:.3f} s, p95 {figures["p95"]:.3f} s')
+    finally:
+        lab.stop()
+    return {'profile': PROFILE.as_dict(), 'poll_interval': POLL_INTERVAL, 'wait_timeout': WAIT_TIMEOUT, 'goal_median': GOAL,
+            'transitions_per_direction': TRANSITIONS, 'providers': providers}
+
+
+# --- RESULTS.md ----------------------------------------------------------------------------------
+
+def render(result: dict[str, t.Any]) -> str:
+    goal, profile = result['goal_median'], result['profile']
+    rows = []
+    for provider, figures in result['providers'].items():
+        for direction in ('down', 'up', 'both'):
+            reaction, task_end = figures['reaction'][direction], figures['task_end'][direction]
+            rows.append([f'`{provider}`', direction, reaction['n'], *(_common.fmt(reaction[key]) for key in ('median', 'p95', 'min', 'max')),
+                         _common.verdict(reaction['median'], goal), f'{_common.fmt(task_end["median"])} / {_common.fmt(task_end["p95"])}'])
+    table = _common.table(['Provider', 'Direction', 'n', 'Median (s)', 'p95 (s)', 'Min (s)', 'Max (s)', f'Goal: median <= {goal:g} s',
+                           'Task end median / p95 (s)'], rows)
+    return '\n\n'.join([
+        '## 1. Reaction: member_wait after the L4\'s own transition',
+        table,
+        f'L4 profile: interval {profile["interval"]:g} s, retry {profile["retry"]}, rise {profile["rise"]}, '
+        f'check_timeout {profile["check_timeout"]:g} s. member_wait polls every {result["poll_interval"]:g} s (its default).',
+        'Ground truth: for `emulator` and `http`, the `at` of web1\'s health transition in the emulator\'s event log (`/api/events`); '
+        'for `haproxy` and `access_log`, the time HAProxy\'s own "Server web/web1 is DOWN/UP" log line arrived on a unix datagram socket.',
+        'Method: two real nginx members stand behind the emulator and a real HAProxy (mode tcp, L7 check) at once. '
+        f'For each provider one ansible-playbook runs {result["transitions_per_direction"]} pairs of `member_wait` state=down / state=up '
+        'tasks for web1; once a task\'s module sleeps between two questions to the L4 (its start-up over), the benchmark waits 0.1-0.3 s '
+        'and renames web1\'s health-check file away or back. '
+        'Reaction is the module\'s `ended_at` minus the L4\'s first transition to the wanted state after the rename; every task must end '
+        'with `bound` as wanted. "Task end" is the same from the end of the task as Ansible recorded it, its own result handling included.',
+    ])
