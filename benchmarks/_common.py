@@ -82,6 +82,7 @@ class Measured:
 
     wall: float = 0.0
     children_cpu: float = 0.0
+    own_cpu: float = 0.0  # this process's threads meanwhile (an embedded emulator, a log receiver)
 
 
 class measure:  # pylint: disable=invalid-name  # used as a context manager, like a function
@@ -90,14 +91,19 @@ class measure:  # pylint: disable=invalid-name  # used as a context manager, lik
     def __enter__(self) -> Measured:
         self._measured = Measured()
         self._wall = time.monotonic()
-        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-        self._cpu = usage.ru_utime + usage.ru_stime
+        self._cpu = _cpu(resource.RUSAGE_CHILDREN)
+        self._own = _cpu(resource.RUSAGE_SELF)
         return self._measured
 
     def __exit__(self, *exc_info: t.Any) -> None:
-        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         self._measured.wall = time.monotonic() - self._wall
-        self._measured.children_cpu = usage.ru_utime + usage.ru_stime - self._cpu
+        self._measured.children_cpu = _cpu(resource.RUSAGE_CHILDREN) - self._cpu
+        self._measured.own_cpu = _cpu(resource.RUSAGE_SELF) - self._own
+
+
+def _cpu(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
 
 
 def fmt(seconds: float, digits: int = 3) -> str:

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Run the benchmarks and write benchmarks/RESULTS.md.
 
     make bench                      # all of them, in one run

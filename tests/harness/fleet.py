@@ -29,6 +29,7 @@ from ansible_collections.l4vip.rollout.plugins.module_utils._emulator import Emu
 from ansible_collections.l4vip.rollout.plugins.module_utils._emulator_api import serve_control
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import parse_profile, up_window
 from ansible_collections.l4vip.rollout.tests.harness.ansible import pids_running
+from ansible_collections.l4vip.rollout.tests.harness.haproxy_log import HAProxyLogReceiver, Transition
 from ansible_collections.l4vip.rollout.tests.harness.real_parts import (
     NGINX_BIN,
     NGINX_CONF,
@@ -37,6 +38,7 @@ from ansible_collections.l4vip.rollout.tests.harness.real_parts import (
     child_pids,
     pid_alive,
     port_accepts,
+    _short_socket_path,
     tail,
     wait_until,
 )
@@ -219,6 +221,10 @@ class EmulatorL4:
         """The emulator's event log (oldest first): health transitions unless ``kind`` says otherwise."""
         return [event for event in self.api('/api/events') if event['kind'] == kind]
 
+    def transitions(self) -> list[Transition]:
+        """Every time the emulator marked a member down or up, from its own event log."""
+        return [Transition(event['member'], event['to'], event['at']) for event in self.events() if event['to'] in ('down', 'up')]
+
     # The control API alone can vanish (fault tests): the VIPs, health checks and sessions go on.
     def close_control_api(self) -> None:
         """Stop listening for the control API (new API connections are refused); the data path is untouched."""
@@ -252,16 +258,22 @@ class HAProxyL4:
         if len(groups) != 1:
             raise HarnessError(f'the HAProxy L4 serves one group, got {sorted(groups)}')
         (self.group, members), = groups.items()
+        # HAProxy's log says when it marked a member down or up (transitions()).
+        self.log = HAProxyLogReceiver(_short_socket_path(workdir / 'haproxy-log.sock'))
         self.haproxy = HAProxy(workdir, parse_profile(profile), HAPROXY_VIP, [(m.name, m.address, m.port) for m in members],
-                               backend=self.group, check_source=check_source)
+                               backend=self.group, check_source=check_source, log_socket=self.log.path)
         self.check_source = check_source
 
     def start(self) -> None:
         self.haproxy.check_config()
+        self.log.__enter__()
         self.haproxy.start()
 
     def stop(self) -> None:
-        self.haproxy.stop()
+        try:
+            self.haproxy.stop()
+        finally:
+            self.log.__exit__(None, None, None)
         if self.haproxy.leftover_pids():
             raise HarnessError(f'{self.haproxy!r}: pids {self.haproxy.leftover_pids()} still alive')
 
@@ -273,6 +285,10 @@ class HAProxyL4:
 
     def bound(self, group: str) -> dict[str, bool]:
         return {name: self.haproxy.member_state(name) == 'up' for name, _address, _port in self.haproxy.members}
+
+    def transitions(self) -> list[Transition]:
+        """Every time HAProxy marked a member down or up, from its own log."""
+        return list(self.log.transitions)
 
 
 # --- the fleet ----------------------------------------------------------------------------

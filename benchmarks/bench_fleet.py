@@ -1,0 +1,230 @@
+"""Benchmark 4: how the rollout's time and the controller's CPU grow with the fleet.
+
+16, 32 and 64 embedded real servers (the collection's own, one daemon each on 127.0.1.x)
+behind the embedded emulator, deployed by ``l4vip.rollout.rolling_deploy`` in batches of 25 %
+(4 batches whatever the size), forks = the batch size. The L4 is benchmark 2's (interval 1 s,
+retry 1, rise 1). Ideal per batch = the slowest member's detection + stop + deploy + start +
+bring-up, as in benchmark 2. CPU: every process ansible-playbook ran; the modules' share is
+measured apart by the interpreter wrapper timed_python.sh (on real hosts it is theirs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import typing as t
+import urllib.request
+
+import yaml
+
+import _common
+from bench_rollout import DEPLOY_SECONDS, POLL_INTERVAL, PROFILE, member_record
+from ansible_collections.l4vip.rollout.plugins.module_utils import _emulator
+from ansible_collections.l4vip.rollout.plugins.module_utils._emulator import EmulatorThread
+from ansible_collections.l4vip.rollout.plugins.module_utils._timing import parse_profile, up_window
+from ansible_collections.l4vip.rollout.tests.harness.ansible import run_collection_playbook
+from ansible_collections.l4vip.rollout.tests.harness.fleet import deploy_tasks
+from ansible_collections.l4vip.rollout.tests.harness.real_parts import wait_until
+
+SIZES = (16, 32, 64)
+SERIAL = '25%'
+GOAL = 1.15
+MEMBER_PORT = 24080
+VIP = '127.0.1.250:24000'
+CONTROL = '127.0.1.250:24009'
+CHECK_SOURCE = '127.0.1.251'
+TIMED_PYTHON = pathlib.Path(__file__).resolve().parent / 'timed_python.sh'
+# As the embedded lookup builds it: the collection's tree (.../ansible_collections/l4vip/rollout/plugins/module_utils) on PYTHONPATH.
+COLLECTIONS_ROOT = pathlib.Path(_emulator.__file__).parents[5]
+REALSERVER = ['env', f'PYTHONPATH={COLLECTIONS_ROOT}', sys.executable, '-m', 'ansible_collections.l4vip.rollout.plugins.module_utils._realserver']
+SUMMARY_TASK = 'Keep this host\'s summary as a fact, for later plays'
+
+
+def member_address(number: int) -> str:
+    return f'127.0.1.{number}'
+
+
+class EmbeddedFleet:
+    """``size`` embedded real servers, daemonized as the roles start them, behind the emulator; all stopped on exit."""
+
+    def __init__(self, workdir: pathlib.Path, size: int) -> None:
+        self.workdir = workdir
+        self.names = [f'web{n}' for n in range(1, size + 1)]
+        self.emulator = EmulatorThread({
+            'vips': [{'name': 'web', 'listen': VIP,
+                      'members': [{'name': name, 'address': f'{member_address(n)}:{MEMBER_PORT}'} for n, name in enumerate(self.names, 1)]}],
+            'profile': PROFILE, 'control': CONTROL, 'check_source': CHECK_SOURCE, 'seed': 1})
+
+    def docroot(self, name: str) -> pathlib.Path:
+        return self.workdir / name
+
+    def pidfile(self, name: str) -> pathlib.Path:
+        return self.workdir / f'{name}.pid'
+
+    def start_command(self, number: int, name: str) -> list[str]:
+        return [*REALSERVER, '--daemon', '--name', name, '--listen', f'{member_address(number)}:{MEMBER_PORT}',
+                '--docroot', str(self.docroot(name)), '--pidfile', str(self.pidfile(name))]
+
+    def stop_command(self, name: str) -> list[str]:
+        return [*REALSERVER, '--stop', '--pidfile', str(self.pidfile(name))]
+
+    def __enter__(self) -> EmbeddedFleet:
+        try:
+            for number, name in enumerate(self.names, 1):
+                self.docroot(name).mkdir(parents=True)
+                (self.docroot(name) / 'health_check.html').write_text('OK\n', encoding='utf-8')
+                (self.docroot(name) / 'index.html').write_text(f'server={name} version=1\n', encoding='utf-8')
+            self._run_all([self.start_command(number, name) for number, name in enumerate(self.names, 1)])
+            self.emulator.start()
+            bound_within = up_window(parse_profile(PROFILE)).high + 5.0
+            wait_until(lambda: ((seen := self.bound()).count(True) == len(self.names), f'{seen.count(True)} of {len(seen)} bound'),
+                       bound_within, 'every member bound')
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc_info: t.Any) -> None:
+        with contextlib.suppress(Exception):
+            self.emulator.stop()
+        self._run_all([self.stop_command(name) for name in self.names if self.pidfile(name).exists()])
+        left = [name for name in self.names if self.pidfile(name).exists()]
+        if left:
+            raise RuntimeError(f'embedded servers still running after --stop: {left}')
+
+    def _run_all(self, commands: list[list[str]]) -> None:
+        """Run the commands 16 at a time (each returns once its server listens, or has stopped); fail naming the first failure."""
+        for first in range(0, len(commands), 16):
+            running = [subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for command in commands[first:first + 16]]
+            for command, process in zip(commands[first:first + 16], running):
+                _out, err = process.communicate(timeout=30)
+                if process.returncode != 0:
+                    raise RuntimeError(f'{" ".join(command[-6:])}: exit {process.returncode}: {err.decode(errors="replace")[-500:]}')
+
+    def api(self, path: str) -> t.Any:
+        with urllib.request.urlopen(f'http://{CONTROL}{path}', timeout=5) as answer:
+            return json.load(answer)
+
+    def bound(self) -> list[bool]:
+        return [member['bound'] for member in self.api('/api/vips/web')['members']]
+
+    def transitions(self) -> list[tuple[str, str, float]]:
+        return [(event['member'], event['to'], event['at']) for event in self.api('/api/events')
+                if event['kind'] == 'health' and event['to'] in ('down', 'up')]
+
+    def write_inventory(self, deploy: pathlib.Path) -> pathlib.Path:
+        hosts = {}
+        for number, name in enumerate(self.names, 1):
+            address = member_address(number)
+            hosts[name] = {
+                'l7_vip_deploy_l4': {'provider': 'emulator', 'endpoint': f'http://{CONTROL}', 'pool': 'web', 'member': name,
+                                     'poll_interval': POLL_INTERVAL},
+                'l7_vip_deploy_health_check_path': str(self.docroot(name) / 'health_check.html'),
+                'l7_vip_deploy_health_check_url': f'http://{address}:{MEMBER_PORT}/health_check.html',
+                'l7_vip_deploy_service_address': address,
+                'l7_vip_deploy_service_port': MEMBER_PORT,
+                'l7_vip_deploy_stop_command': self.stop_command(name),
+                'l7_vip_deploy_start_command': self.start_command(number, name),
+                'l7_vip_deploy_deploy_tasks': str(deploy),
+                'l7_vip_deploy_drain_timeout': 10,
+                'fleet_docroot': str(self.docroot(name)),
+            }
+        inventory = {'all': {'vars': {'ansible_connection': 'local', 'ansible_python_interpreter': str(TIMED_PYTHON), 'ansible_pipelining': True,
+                                      'rolling_deploy_profile': PROFILE},
+                             'children': {'web': {'hosts': hosts}}}}
+        path = self.workdir / 'inventory.yml'
+        path.write_text(yaml.safe_dump(inventory, sort_keys=False), encoding='utf-8')
+        return path
+
+
+def rollout(workdir: pathlib.Path, size: int) -> dict[str, t.Any]:
+    module_cpu_file = workdir / 'module-cpu.txt'
+    deploy = workdir / 'deploy.yml'
+    workdir.mkdir(parents=True)
+    deploy.write_text(deploy_tasks(DEPLOY_SECONDS), encoding='utf-8')
+    module_cpu_file.write_text('', encoding='ascii')
+    os.environ.update(ANSIBLE_FORKS=str(size // 4), L4VIP_BENCH_PYTHON=sys.executable, L4VIP_BENCH_MODULE_CPU=str(module_cpu_file))
+    with EmbeddedFleet(workdir, size) as fleet:
+        inventory = fleet.write_inventory(deploy)
+        with _common.measure() as measured:
+            run = run_collection_playbook(workdir, 'l4vip.rollout.rolling_deploy', inventory,
+                                          {'fleet_version': '2', 'rolling_deploy_serial': SERIAL}, timeout=900)
+        if run.returncode != 0:
+            raise RuntimeError(f'{size} servers: ansible-playbook failed (rc {run.returncode}):\n{run.stderr[-3000:]}')
+        transitions = fleet.transitions()
+    members = {name: member_record(run, name, transitions) for name in fleet.names}
+    batches = _batches(run, fleet.names)
+    ideal = sum(max(members[name].ideal for name in batch) for batch in batches)
+    module_cpu, module_runs = _module_cpu(module_cpu_file)
+    return {
+        'size': size, 'batches': [len(batch) for batch in batches], 'wall': measured.wall, 'ideal': ideal, 'ratio': measured.wall / ideal,
+        'cpu': measured.children_cpu, 'module_cpu': module_cpu, 'module_runs': module_runs,
+        'cpu_per_host': measured.children_cpu / size, 'controller_cpu_per_host': (measured.children_cpu - module_cpu) / size,
+        'module_cpu_per_host': module_cpu / size, 'emulator_cpu': measured.own_cpu,
+        'detection_max': max(m.detection for m in members.values()), 'bring_up_max': max(m.bring_up for m in members.values()),
+    }
+
+
+def _batches(run: t.Any, names: list[str]) -> list[list[str]]:
+    """The batches as the roles saw them (ansible_play_batch in each member's summary), in order."""
+    batches: list[list[str]] = []
+    for entry in run.output:
+        if entry['task'] == SUMMARY_TASK and entry['host'] in names:
+            batch = entry['result']['ansible_facts']['l7_vip_deploy_summary']['batch']
+            if batch not in batches:
+                batches.append(batch)
+    if sorted(name for batch in batches for name in batch) != sorted(names):
+        raise RuntimeError(f'the batches {batches} do not cover the fleet {names}')
+    return batches
+
+
+def _module_cpu(path: pathlib.Path) -> tuple[float, int]:
+    """Sum of the children lines bash's `times` appended (every second line: '0m0.120s 0m0.030s')."""
+    lines = path.read_text(encoding='ascii').splitlines()
+    children = lines[1::2]
+    total = 0.0
+    for line in children:
+        for part in line.split():
+            minutes, seconds = part.rstrip('s').split('m')
+            total += int(minutes) * 60 + float(seconds)
+    return total, len(children)
+
+
+def run(workdir: pathlib.Path) -> dict[str, t.Any]:
+    sizes = []
+    for size in SIZES:
+        _common.log(f'fleet: {size} servers')
+        case = rollout(workdir / f'fleet{size}', size)
+        _common.log(f'fleet: {size} servers: {case["wall"]:.1f} s, ideal {case["ideal"]:.1f} s, ratio {case["ratio"]:.3f}, '
+                    f'CPU {case["cpu_per_host"]:.2f} s/host')
+        sizes.append(case)
+    return {'profile': PROFILE, 'serial': SERIAL, 'deploy_seconds': DEPLOY_SECONDS, 'goal': GOAL, 'sizes': sizes}
+
+
+def render(result: dict[str, t.Any]) -> str:
+    sizes = result['sizes']
+    rows = [(case['size'], '+'.join(str(n) for n in case['batches']), _common.fmt(case['wall'], 1), _common.fmt(case['ideal'], 1),
+             f'**{case["ratio"]:.3f}**', _common.fmt(case['cpu_per_host'], 2), _common.fmt(case['controller_cpu_per_host'], 2),
+             _common.fmt(case['module_cpu_per_host'], 2), case['module_runs'] // case['size'], _common.fmt(case.get('emulator_cpu', 0), 1),
+             _common.verdict(case['ratio'], result['goal']) if case['size'] == max(c['size'] for c in sizes) else '-')
+            for case in sizes]
+    first, last = sizes[0], sizes[-1]
+    growth = (f'From {first["size"]} to {last["size"]} servers ({last["size"] / first["size"]:.0f}x): wall ÷ ideal went from '
+              f'{first["ratio"]:.3f} to {last["ratio"]:.3f}, the controller\'s CPU per host from {first["controller_cpu_per_host"]:.2f} s '
+              f'to {last["controller_cpu_per_host"]:.2f} s, and all CPU per host from {first["cpu_per_host"]:.2f} s to {last["cpu_per_host"]:.2f} s.')
+    return '\n\n'.join([
+        '## 4. Fleet scale: 16, 32 and 64 embedded servers in 25 % batches',
+        f'Profile {result["profile"]}; serial "{result["serial"]}" (4 batches), forks = the batch size; deploy = write index.html + '
+        f'`sleep {result["deploy_seconds"]}`; the embedded emulator and servers, all on this machine. Ideal = per batch, the slowest '
+        'member\'s detection + stop + deploy + start + bring-up (the L4\'s transitions from its event log; stop, deploy, start as the '
+        f'tasks ran); goal ≤ {result["goal"]} at 64. CPU is user + system of every process ansible-playbook ran; "modules" is the '
+        'part spent in module processes (timed by benchmarks/timed_python.sh; on real hosts it is the hosts\'), "controller" the rest; '
+        'the emulator (a thread of the benchmark) is counted apart.',
+        _common.table(('servers', 'batches', 'wall s', 'ideal s', 'wall ÷ ideal', 'CPU s/host', 'controller CPU s/host',
+                       'modules CPU s/host', 'module runs/host', 'emulator CPU s', 'goal'), rows),
+        growth,
+    ])

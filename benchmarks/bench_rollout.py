@@ -1,0 +1,205 @@
+"""Benchmark 2: how close a rolling deploy of 8 servers gets to the L4's own limit.
+
+Eight real nginx members behind the emulator, then behind a real HAProxy (interval 1 s,
+retry 1, rise 1), deployed one at a time by ``l4vip.rollout.rolling_deploy``. The ideal is
+what no rollout can beat: per batch, the L4's actual detection (health check out -> the L4
+marks the member down) + stop + deploy + start + bring-up (health check in -> the L4 binds
+it), where stop, deploy and start are the user's own tasks as Ansible ran them. Beside it, the
+same roles with the ``timer`` provider (the model's worst case instead of asking the L4) and the
+notes' flow by hand with a fixed sleep of the worst case (playbooks/fixed_sleep.yml).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+import pathlib
+import typing as t
+
+import _common
+from ansible_collections.l4vip.rollout.plugins.module_utils._timing import down_window, parse_profile, up_window
+from ansible_collections.l4vip.rollout.tests.harness.ansible import PlaybookRun, run_collection_playbook
+from ansible_collections.l4vip.rollout.tests.harness.fleet import EMULATOR, HAPROXY, Fleet, FleetOptions, deploy_tasks
+
+PROFILE = {'interval': 1.0, 'retry': 1, 'rise': 1, 'check_timeout': 0.5}
+MEMBERS = 8
+DEPLOY_SECONDS = 1.0
+POLL_INTERVAL = 0.1  # member_wait's default
+FIXED_SLEEP = pathlib.Path(__file__).resolve().parent / 'playbooks' / 'fixed_sleep.yml'
+GOAL = 1.10
+INCLUDES = ('ansible.builtin.include_tasks', 'ansible.builtin.include_role')
+# rolling_deploy's first play asks every member before the batches start: not part of any batch.
+LOOK_FOR_LEFT_OUT = "Read the health check's state (L7-checked VIPs)"
+
+# (label, L4, how the rollout waits)
+CASES = (
+    ('roles, emulator provider', EMULATOR, 'observed'),
+    ('roles, haproxy provider', HAPROXY, 'observed'),
+    ('roles, timer provider (emulator)', EMULATOR, 'timer'),
+    ('roles, timer provider (HAProxy)', HAPROXY, 'timer'),
+    ('fixed sleep by hand (emulator)', EMULATOR, 'fixed'),
+    ('fixed sleep by hand (HAProxy)', HAPROXY, 'fixed'),
+)
+
+# What each of the role's tasks is, for the breakdown of where the time went.
+STEPS = (
+    ('capacity guard', lambda e: e['action'] == 'l4vip.rollout.capacity_guard' and 'release' not in e['task'].lower()),
+    ('health check query', lambda e: e['action'] == 'l4vip.rollout.health_check' and e['result'].get('state') and 'Read' in e['task']),
+    ('health check out', lambda e: e['task'].startswith('Health check out')),
+    ('wait down', lambda e: e['task'].startswith('Wait until the L4 has marked') or e['task'].startswith('Sleep the worst case of the L4\'s mark-down')),
+    ('stop', lambda e: e['task'].startswith('Stop or start the web server with its command: stop') or e['task'] == 'Stop the web server'),
+    ('session drain', lambda e: e['task'].startswith('Wait until no client session') or e['task'].startswith('Wait until the web server no longer')),
+    ('deploy', lambda e: e['task'].startswith('Deploy | ')),
+    ('start', lambda e: e['task'].startswith('Stop or start the web server with its command: start') or e['task'] == 'Start the web server'),
+    ('health check in', lambda e: e['task'].startswith('Health check in')),
+    ('wait up', lambda e: e['task'].startswith('Wait until the L4 has bound') or e['task'].startswith('Sleep the worst case of the L4\'s mark-up')),
+)
+
+
+@dataclasses.dataclass
+class Member:
+    """One member's deploy, from the task records and the L4's own transitions (epoch seconds)."""
+
+    name: str
+    out_at: float
+    down_at: float
+    stop: float
+    deploy: float
+    start: float
+    in_at: float
+    up_at: float
+    first_task: float
+    last_task: float
+
+    @property
+    def detection(self) -> float:
+        return self.down_at - self.out_at
+
+    @property
+    def bring_up(self) -> float:
+        return self.up_at - self.in_at
+
+    @property
+    def ideal(self) -> float:
+        return self.detection + self.stop + self.deploy + self.start + self.bring_up
+
+
+def _entries(run: PlaybookRun, host: str) -> list[dict[str, t.Any]]:
+    """The host's tasks that ran in its batch (an include is not a step of its own: its tasks are)."""
+    return [e for e in run.output if e['host'] == host and e['status'] != 'skipped' and e['action'] not in INCLUDES
+            and e['task'] != LOOK_FOR_LEFT_OUT]
+
+
+def _one(entries: list[dict[str, t.Any]], step: str) -> dict[str, t.Any]:
+    matcher = dict(STEPS)[step]
+    found = [e for e in entries if matcher(e)]
+    if len(found) != 1:
+        raise RuntimeError(f'expected one {step} task, found {[e["task"] for e in found]}')
+    return found[0]
+
+
+def _command_time(entry: dict[str, t.Any]) -> float:
+    """When a command task's command ended (its own clock, not Ansible's result handling)."""
+    return datetime.datetime.strptime(entry['result']['end'], '%Y-%m-%d %H:%M:%S.%f').timestamp()
+
+
+def member_record(run: PlaybookRun, name: str, transitions: list[tuple[str, str, float]], fixed: bool = False) -> Member:
+    entries = _entries(run, name)
+    out, back = _one(entries, 'health check out'), _one(entries, 'health check in')
+    out_at = _command_time(out) if fixed else out['result']['changed_at']
+    in_at = _command_time(back) if fixed else back['result']['changed_at']
+    deploy = [e for e in entries if dict(STEPS)['deploy'](e)]
+
+    def first(state: str, after: float) -> float:
+        found = [at for member, to, at in transitions if member == name and to == state and at > after]
+        if not found:
+            raise RuntimeError(f'{name}: the L4 never went {state} after {after:.3f}: {transitions}')
+        return min(found)
+
+    def duration(entry: dict[str, t.Any]) -> float:
+        return entry['ended'] - entry['started']
+
+    return Member(name, out_at, first('down', out_at), duration(_one(entries, 'stop')), deploy[-1]['ended'] - deploy[0]['started'],
+                  duration(_one(entries, 'start')), in_at, first('up', in_at), min(e['started'] for e in entries), max(e['ended'] for e in entries))
+
+
+def _breakdown(run: PlaybookRun, hosts: list[str]) -> dict[str, float]:
+    """Seconds per batch each step took on average (a batch is one host here), and the rest."""
+    totals = {step: 0.0 for step, _matcher in STEPS}
+    spans = 0.0
+    for host in hosts:
+        deploy_play = _entries(run, host)
+        spans += max(e['ended'] for e in deploy_play) - min(e['started'] for e in deploy_play)
+        for step, matcher in STEPS:
+            totals[step] += sum(e['ended'] - e['started'] for e in deploy_play if matcher(e))
+    per_batch = {step: total / len(hosts) for step, total in totals.items()}
+    per_batch['other tasks'] = spans / len(hosts) - sum(per_batch.values())
+    return per_batch
+
+
+def rollout(workdir: pathlib.Path, l4: str, mode: str) -> dict[str, t.Any]:
+    profile = parse_profile(PROFILE)
+    names = [f'web{i}' for i in range(1, MEMBERS + 1)]
+    host_vars = {name: {'l7_vip_deploy_l4': {'provider': 'timer', 'poll_interval': POLL_INTERVAL}} for name in names} if mode == 'timer' else {}
+    options = FleetOptions(groups={'web': MEMBERS}, l4=l4, profile=PROFILE, deploy_tasks=deploy_tasks(DEPLOY_SECONDS), host_vars=host_vars)
+    with Fleet(workdir, options) as fleet:
+        inventory = fleet.write_inventory()
+        playbook = str(FIXED_SLEEP) if mode == 'fixed' else 'l4vip.rollout.rolling_deploy'
+        extra = {'fleet_version': '2'}
+        if mode == 'fixed':
+            extra.update(fixed_sleep_down=down_window(profile).high, fixed_sleep_up=up_window(profile).high)
+        with _common.measure() as measured:
+            run = run_collection_playbook(workdir, playbook, inventory, extra, timeout=600)
+        if run.returncode != 0:
+            raise RuntimeError(f'{l4} {mode}: ansible-playbook failed (rc {run.returncode}):\n{run.stderr[-3000:]}')
+        transitions = fleet.l4.transitions()
+    members = [member_record(run, name, transitions, mode == 'fixed') for name in names]
+    ideal = sum(member.ideal for member in members)  # one member per batch
+    batches = sum(member.last_task - member.first_task for member in members)
+    return {
+        'l4': l4, 'mode': mode, 'wall': measured.wall, 'batches': batches, 'ideal': ideal,
+        'ratio_wall': measured.wall / ideal, 'ratio_batches': batches / ideal, 'controller_cpu': measured.children_cpu,
+        'detection': _common.describe([m.detection for m in members]), 'bring_up': _common.describe([m.bring_up for m in members]),
+        'stop': _common.describe([m.stop for m in members]), 'deploy': _common.describe([m.deploy for m in members]),
+        'start': _common.describe([m.start for m in members]),
+        'breakdown': _breakdown(run, names), 'members': [dataclasses.asdict(m) for m in members],
+    }
+
+
+def run(workdir: pathlib.Path) -> dict[str, t.Any]:
+    os.environ['ANSIBLE_FORKS'] = str(MEMBERS)  # the look for members left out asks all of them at once
+    cases = []
+    for number, (label, l4, mode) in enumerate(CASES):
+        _common.log(f'rollout: {label}')
+        case = rollout(workdir / f'case{number}', l4, mode)
+        case['label'] = label
+        _common.log(f'rollout: {label}: {case["wall"]:.1f} s, ideal {case["ideal"]:.1f} s, ratio {case["ratio_wall"]:.3f}')
+        cases.append(case)
+    return {'profile': PROFILE, 'members': MEMBERS, 'deploy_seconds': DEPLOY_SECONDS, 'poll_interval': POLL_INTERVAL, 'goal': GOAL, 'cases': cases}
+
+
+def render(result: dict[str, t.Any]) -> str:
+    rows = [(case['label'], _common.fmt(case['wall'], 1), _common.fmt(case['batches'], 1), _common.fmt(case['ideal'], 1),
+             f'**{case["ratio_wall"]:.3f}**', f'{case["ratio_batches"]:.3f}', _common.fmt(case['controller_cpu'], 1),
+             _common.verdict(case['ratio_wall'], result['goal']) if case['mode'] == 'observed' else '-')
+            for case in result['cases']]
+    steps = list(result['cases'][0]['breakdown'])
+    breakdown = [(case['label'], *(_common.fmt(case['breakdown'][step], 2) for step in steps)) for case in result['cases']]
+    components = [(case['label'], *(f'{case[key]["median"]:.2f} ({case[key]["min"]:.2f}-{case[key]["max"]:.2f})'
+                                    for key in ('detection', 'stop', 'deploy', 'start', 'bring_up'))) for case in result['cases']]
+    return '\n\n'.join([
+        '## 2. Rollout efficiency: 8 servers, one at a time',
+        f'Profile {result["profile"]}; {result["members"]} real nginx members; deploy = write the new index.html + '
+        f'`sleep {result["deploy_seconds"]}`; member_wait polls every {result["poll_interval"]} s. '
+        'Ideal = sum over batches of the L4\'s actual detection + stop + deploy + start + bring-up (the L4\'s transition '
+        'times from its own records: the emulator\'s event log, HAProxy\'s log; stop, deploy and start as the tasks ran). '
+        f'Ratio = total ÷ ideal; goal ≤ {result["goal"]}. "total" is the whole ansible-playbook run (start-up, the look for '
+        'members left out, the plan); "batches" is the sum of the batches\' own spans.',
+        _common.table(('rollout', 'total s', 'batches s', 'ideal s', 'total ÷ ideal', 'batches ÷ ideal', 'controller CPU s', 'goal'), rows),
+        'The ideal\'s parts per member, median (min-max), seconds:',
+        _common.table(('rollout', 'detection', 'stop', 'deploy', 'start', 'bring-up'), components),
+        'Where each batch\'s time went, seconds per batch (task durations as Ansible saw them; "wait down/up" include the L4\'s '
+        'own detection and bring-up):',
+        _common.table(('rollout', *steps), breakdown),
+    ])
