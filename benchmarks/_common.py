@@ -66,7 +66,7 @@ def describe(values: t.Sequence[float]) -> dict[str, float]:
 
 
 def table(headers: t.Sequence[str], rows: t.Iterable[t.Sequence[t.Any]]) -> str:
-    lines = ['| ' + ' | '.join(headers) + ' |', '|' + '|'.join(' --- ' for _ in headers) + '|']
+    lines = ['| ' + ' | '.join(headers) + ' |', '|' + '|'.join(' --- ' for _header in headers) + '|']
     lines += ['| ' + ' | '.join(str(cell) for cell in row) + ' |' for row in rows]
     return '\n'.join(lines)
 

@@ -22,7 +22,7 @@ import urllib.request
 import yaml
 
 import _common
-from bench_rollout import DEPLOY_SECONDS, POLL_INTERVAL, PROFILE, member_record
+from bench_rollout import DEPLOY_SECONDS, PROFILE, member_record
 from ansible_collections.l4vip.rollout.plugins.module_utils import _emulator
 from ansible_collections.l4vip.rollout.plugins.module_utils._emulator import EmulatorThread
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import parse_profile, up_window
@@ -31,6 +31,7 @@ from ansible_collections.l4vip.rollout.tests.harness.fleet import deploy_tasks
 from ansible_collections.l4vip.rollout.tests.harness.real_parts import wait_until
 
 SIZES = (16, 32, 64)
+POLL_INTERVAL = 0.1  # member_wait's default: 16 members of a batch ask the one emulator at once
 SERIAL = '25%'
 GOAL = 1.15
 MEMBER_PORT = 24080
@@ -202,7 +203,7 @@ def run(workdir: pathlib.Path) -> dict[str, t.Any]:
         _common.log(f'fleet: {size} servers: {case["wall"]:.1f} s, ideal {case["ideal"]:.1f} s, ratio {case["ratio"]:.3f}, '
                     f'CPU {case["cpu_per_host"]:.2f} s/host')
         sizes.append(case)
-    return {'profile': PROFILE, 'serial': SERIAL, 'deploy_seconds': DEPLOY_SECONDS, 'goal': GOAL, 'sizes': sizes}
+    return {'profile': PROFILE, 'serial': SERIAL, 'deploy_seconds': DEPLOY_SECONDS, 'poll_interval': POLL_INTERVAL, 'goal': GOAL, 'sizes': sizes}
 
 
 def render(result: dict[str, t.Any]) -> str:
@@ -219,7 +220,7 @@ def render(result: dict[str, t.Any]) -> str:
     return '\n\n'.join([
         '## 4. Fleet scale: 16, 32 and 64 embedded servers in 25 % batches',
         f'Profile {result["profile"]}; serial "{result["serial"]}" (4 batches), forks = the batch size; deploy = write index.html + '
-        f'`sleep {result["deploy_seconds"]}`; the embedded emulator and servers, all on this machine. Ideal = per batch, the slowest '
+        f'`sleep {result["deploy_seconds"]}`; member_wait polls every {result["poll_interval"]} s; the embedded emulator and servers, all on this machine. Ideal = per batch, the slowest '
         'member\'s detection + stop + deploy + start + bring-up (the L4\'s transitions from its event log; stop, deploy, start as the '
         f'tasks ran); goal ≤ {result["goal"]} at 64. CPU is user + system of every process ansible-playbook ran; "modules" is the '
         'part spent in module processes (timed by benchmarks/timed_python.sh; on real hosts it is the hosts\'), "controller" the rest; '

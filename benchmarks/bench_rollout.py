@@ -20,26 +20,30 @@ import typing as t
 import _common
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import down_window, parse_profile, up_window
 from ansible_collections.l4vip.rollout.tests.harness.ansible import PlaybookRun, run_collection_playbook
-from ansible_collections.l4vip.rollout.tests.harness.fleet import EMULATOR, HAPROXY, Fleet, FleetOptions, deploy_tasks
+from ansible_collections.l4vip.rollout.tests.harness.fleet import EMULATOR, HAPROXY, POLL_INTERVAL, Fleet, FleetOptions, deploy_tasks
 
 PROFILE = {'interval': 1.0, 'retry': 1, 'rise': 1, 'check_timeout': 0.5}
 MEMBERS = 8
 DEPLOY_SECONDS = 1.0
-POLL_INTERVAL = 0.1  # member_wait's default
 FIXED_SLEEP = pathlib.Path(__file__).resolve().parent / 'playbooks' / 'fixed_sleep.yml'
 GOAL = 1.10
 INCLUDES = ('ansible.builtin.include_tasks', 'ansible.builtin.include_role')
 # rolling_deploy's first play asks every member before the batches start: not part of any batch.
 LOOK_FOR_LEFT_OUT = "Read the health check's state (L7-checked VIPs)"
 
-# (label, L4, how the rollout waits)
+# The notes' own device (interval 10 s), for one more row: the same overhead against its real detection times.
+NOTES_PROFILE = {'interval': 10.0, 'retry': 1, 'rise': 1, 'check_timeout': 3.0}
+NOTES_MEMBERS = 4
+
+# (label, L4, how the rollout waits, profile, members)
 CASES = (
-    ('roles, emulator provider', EMULATOR, 'observed'),
-    ('roles, haproxy provider', HAPROXY, 'observed'),
-    ('roles, timer provider (emulator)', EMULATOR, 'timer'),
-    ('roles, timer provider (HAProxy)', HAPROXY, 'timer'),
-    ('fixed sleep by hand (emulator)', EMULATOR, 'fixed'),
-    ('fixed sleep by hand (HAProxy)', HAPROXY, 'fixed'),
+    ('roles, emulator provider', EMULATOR, 'observed', PROFILE, MEMBERS),
+    ('roles, haproxy provider', HAPROXY, 'observed', PROFILE, MEMBERS),
+    ('roles, timer provider (emulator)', EMULATOR, 'timer', PROFILE, MEMBERS),
+    ('roles, timer provider (HAProxy)', HAPROXY, 'timer', PROFILE, MEMBERS),
+    ('fixed sleep by hand (emulator)', EMULATOR, 'fixed', PROFILE, MEMBERS),
+    ('fixed sleep by hand (HAProxy)', HAPROXY, 'fixed', PROFILE, MEMBERS),
+    ('roles, emulator provider, the notes\' device (interval 10 s), 4 servers', EMULATOR, 'observed', NOTES_PROFILE, NOTES_MEMBERS),
 )
 
 # What each of the role's tasks is, for the breakdown of where the time went.
@@ -138,11 +142,11 @@ def _breakdown(run: PlaybookRun, hosts: list[str]) -> dict[str, float]:
     return per_batch
 
 
-def rollout(workdir: pathlib.Path, l4: str, mode: str) -> dict[str, t.Any]:
-    profile = parse_profile(PROFILE)
-    names = [f'web{i}' for i in range(1, MEMBERS + 1)]
+def rollout(workdir: pathlib.Path, l4: str, mode: str, profile_values: dict[str, t.Any] = PROFILE, count: int = MEMBERS) -> dict[str, t.Any]:
+    profile = parse_profile(profile_values)
+    names = [f'web{i}' for i in range(1, count + 1)]
     host_vars = {name: {'l7_vip_deploy_l4': {'provider': 'timer', 'poll_interval': POLL_INTERVAL}} for name in names} if mode == 'timer' else {}
-    options = FleetOptions(groups={'web': MEMBERS}, l4=l4, profile=PROFILE, deploy_tasks=deploy_tasks(DEPLOY_SECONDS), host_vars=host_vars)
+    options = FleetOptions(groups={'web': count}, l4=l4, profile=profile_values, deploy_tasks=deploy_tasks(DEPLOY_SECONDS), host_vars=host_vars)
     with Fleet(workdir, options) as fleet:
         inventory = fleet.write_inventory()
         playbook = str(FIXED_SLEEP) if mode == 'fixed' else 'l4vip.rollout.rolling_deploy'
@@ -158,21 +162,21 @@ def rollout(workdir: pathlib.Path, l4: str, mode: str) -> dict[str, t.Any]:
     ideal = sum(member.ideal for member in members)  # one member per batch
     batches = sum(member.last_task - member.first_task for member in members)
     return {
-        'l4': l4, 'mode': mode, 'wall': measured.wall, 'batches': batches, 'ideal': ideal,
+        'l4': l4, 'mode': mode, 'profile': profile_values, 'members': count, 'wall': measured.wall, 'batches': batches, 'ideal': ideal,
         'ratio_wall': measured.wall / ideal, 'ratio_batches': batches / ideal, 'controller_cpu': measured.children_cpu,
         'detection': _common.describe([m.detection for m in members]), 'bring_up': _common.describe([m.bring_up for m in members]),
         'stop': _common.describe([m.stop for m in members]), 'deploy': _common.describe([m.deploy for m in members]),
         'start': _common.describe([m.start for m in members]),
-        'breakdown': _breakdown(run, names), 'members': [dataclasses.asdict(m) for m in members],
+        'breakdown': _breakdown(run, names), 'records': [dataclasses.asdict(m) for m in members],
     }
 
 
 def run(workdir: pathlib.Path) -> dict[str, t.Any]:
     os.environ['ANSIBLE_FORKS'] = str(MEMBERS)  # the look for members left out asks all of them at once
     cases = []
-    for number, (label, l4, mode) in enumerate(CASES):
+    for number, (label, l4, mode, profile, count) in enumerate(CASES):
         _common.log(f'rollout: {label}')
-        case = rollout(workdir / f'case{number}', l4, mode)
+        case = rollout(workdir / f'case{number}', l4, mode, profile, count)
         case['label'] = label
         _common.log(f'rollout: {label}: {case["wall"]:.1f} s, ideal {case["ideal"]:.1f} s, ratio {case["ratio_wall"]:.3f}')
         cases.append(case)

@@ -53,6 +53,8 @@ HAPROXY_CHECK_SOURCE = '127.0.0.152'
 HAPROXY_VIP = ('127.0.0.153', 20512)
 
 EMULATOR, HAPROXY = 'emulator', 'haproxy'
+# How often the roles' L4 modules ask the L4 (member_wait, session_drain): close on its heels.
+POLL_INTERVAL = 0.05
 # The profile every test starts from: the notes' retry 1 and rise 1 with a 0.2 s interval.
 SHORT_PROFILE = {'interval': 0.2, 'retry': 1, 'rise': 1, 'check_timeout': 0.15}
 
@@ -404,7 +406,7 @@ class Fleet:
         """The role's variables for one member (prefixed for the role the profile's health check picks)."""
         prefix = self.role_prefix
         variables: dict[str, t.Any] = {
-            f'{prefix}l4': dict(self.l4.provider(self.group_of(member.name), member.name), poll_interval=0.05, **self.options.l4_extra),
+            f'{prefix}l4': dict(self.l4.provider(self.group_of(member.name), member.name), poll_interval=POLL_INTERVAL, **self.options.l4_extra),
             f'{prefix}service_port': member.port,
             f'{prefix}service_address': member.address,
             f'{prefix}stop_command': member.stop_command,
