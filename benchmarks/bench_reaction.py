@@ -13,14 +13,11 @@ import json
 import os
 import pathlib
 import random
-import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import typing as t
 import urllib.request
@@ -32,6 +29,7 @@ from ansible_collections.l4vip.rollout.plugins.module_utils._emulator import Emu
 from ansible_collections.l4vip.rollout.plugins.module_utils._providers import provider_argument_spec
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import Profile
 from ansible_collections.l4vip.rollout.tests.harness.ansible import PLAYBOOK_BIN, _playbook_env
+from ansible_collections.l4vip.rollout.tests.harness.haproxy_log import HAProxyLogReceiver
 from ansible_collections.l4vip.rollout.tests.harness.real_parts import HAProxy, Nginx, pid_alive, stop_all, tail
 
 PROFILE = Profile(interval=0.5, retry=1, rise=1, check_timeout=0.25)
@@ -49,7 +47,6 @@ EMULATOR_VIP, EMULATOR_CONTROL, EMULATOR_CHECK_SOURCE = ('127.0.2.1', 22001), ('
 HAPROXY_VIP, HAPROXY_CHECK_SOURCE = ('127.0.2.2', 22002), '127.0.2.7'
 SEED = 22000
 
-HAPROXY_TRANSITION = re.compile(r'Server (?P<backend>[^/\s]+)/(?P<server>\S+) is (?P<state>UP|DOWN)\b')
 MODULE_SCRIPT = b'/AnsiballZ_member_wait.py'
 
 T = t.TypeVar('T')
@@ -72,45 +69,6 @@ def until(what: str, probe: t.Callable[[], tuple[T | None, str]], timeout: float
 
 
 # --- the L4s' own transition times -----------------------------------------------------------
-
-class HAProxyLog:
-    """HAProxy's log datagrams on a unix socket, each stamped with the time it arrived."""
-
-    def __init__(self, path: pathlib.Path) -> None:
-        self.path = path
-        self.received: list[tuple[float, str]] = []
-        self._open = True
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self._sock.bind(str(path))
-        self._sock.settimeout(0.2)  # how soon the thread notices close()
-        self._thread = threading.Thread(target=self._receive, name='haproxy-log', daemon=True)
-        self._thread.start()
-
-    def _receive(self) -> None:
-        while self._open:
-            try:
-                data = self._sock.recv(65536)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.received.append((time.time(), data.decode('utf-8', errors='replace')))
-
-    def transitions(self, backend: str, server: str) -> list[tuple[float, str]]:
-        """(epoch, 'down' | 'up') for every DOWN/UP line about ``backend/server``, oldest first."""
-        found = []
-        for at, text in list(self.received):
-            match = HAPROXY_TRANSITION.search(text)
-            if match and (match['backend'], match['server']) == (backend, server):
-                found.append((at, match['state'].lower()))
-        return found
-
-    def close(self) -> None:
-        self._open = False
-        self._thread.join(timeout=2)
-        self._sock.close()
-        self.path.unlink(missing_ok=True)
-
 
 def emulator_transitions(control_url: str) -> list[tuple[float, str]]:
     """(epoch, 'down' | 'up') of web1's health transitions in the emulator's event log (Suspect is still bound)."""
@@ -209,7 +167,7 @@ class Lab:
         self.members: list[Nginx] = []
         self.emulator_thread: EmulatorThread | None = None
         self.haproxy: HAProxy | None = None
-        self.log: HAProxyLog | None = None
+        self.log: HAProxyLogReceiver | None = None
         self.control_url = ''
 
     def start(self) -> None:
@@ -218,7 +176,7 @@ class Lab:
             self.members[-1].start()
         # A unix socket path must fit in 108 bytes.
         log_dir = self.workdir if len(os.fsencode(self.workdir)) < 80 else pathlib.Path(tempfile.mkdtemp(prefix='l4vip-bench-'))
-        self.log = HAProxyLog(log_dir / 'haproxy-log.sock')
+        self.log = HAProxyLogReceiver(log_dir / 'haproxy-log.sock').open()
         members = [(name, address, port) for name, (address, port) in MEMBERS.items()]
         self.haproxy = HAProxy(self.workdir / 'haproxy', PROFILE, HAPROXY_VIP, members, backend=POOL,
                                check_source=HAPROXY_CHECK_SOURCE, log_socket=self.log.path)
@@ -252,7 +210,7 @@ class Lab:
             raise BenchmarkError(f'HAProxy settled with members not up: {states}')
 
     def l4_transitions(self, l4: str) -> list[tuple[float, str]]:
-        return emulator_transitions(self.control_url) if l4 == 'emulator' else self.log.transitions(POOL, MEMBER)
+        return emulator_transitions(self.control_url) if l4 == 'emulator' else [(seen.at, seen.to) for seen in self.log.transitions if seen.member == MEMBER]
 
     def stop(self) -> None:
         """Stop every part, also when one of them fails to stop."""

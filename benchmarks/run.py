@@ -39,7 +39,6 @@ def _link_collection() -> None:
 
 
 def write_results_md() -> None:
-    import _common  # pylint: disable=import-outside-toplevel  # after _link_collection
     sections = []
     results = {name: json.loads((RESULTS_DIR / f'{name}.json').read_text()) for name in BENCHMARKS if (RESULTS_DIR / f'{name}.json').exists()}
     for name, result in results.items():

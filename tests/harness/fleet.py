@@ -268,14 +268,14 @@ class HAProxyL4:
 
     def start(self) -> None:
         self.haproxy.check_config()
-        self.log.__enter__()
+        self.log.open()
         self.haproxy.start()
 
     def stop(self) -> None:
         try:
             self.haproxy.stop()
         finally:
-            self.log.__exit__(None, None, None)
+            self.log.close()
         if self.haproxy.leftover_pids():
             raise HarnessError(f'{self.haproxy!r}: pids {self.haproxy.leftover_pids()} still alive')
 

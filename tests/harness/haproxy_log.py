@@ -26,7 +26,7 @@ class Transition(t.NamedTuple):
 
 
 class HAProxyLogReceiver:
-    """``with HAProxyLogReceiver(path) as log:`` collects transitions until the block ends."""
+    """``with HAProxyLogReceiver(path) as log:`` (or ``open()`` ... ``close()``) collects transitions meanwhile."""
 
     def __init__(self, path: pathlib.Path) -> None:
         self.path = path
@@ -37,13 +37,19 @@ class HAProxyLogReceiver:
         self._thread = threading.Thread(target=self._receive, name='haproxy-log', daemon=True)
 
     def __enter__(self) -> HAProxyLogReceiver:
+        return self.open()
+
+    def __exit__(self, *exc_info: t.Any) -> None:
+        self.close()
+
+    def open(self) -> HAProxyLogReceiver:
         self.path.unlink(missing_ok=True)
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._sock.bind(str(self.path))
         self._thread.start()
         return self
 
-    def __exit__(self, *exc_info: t.Any) -> None:
+    def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=2)
         if self._sock is not None:
