@@ -220,7 +220,8 @@ def render(result: dict[str, t.Any]) -> str:
     return '\n\n'.join([
         '## 4. Fleet scale: 16, 32 and 64 embedded servers in 25 % batches',
         f'Profile {result["profile"]}; serial "{result["serial"]}" (4 batches), forks = the batch size; deploy = write index.html + '
-        f'`sleep {result["deploy_seconds"]}`; member_wait polls every {result["poll_interval"]} s; the embedded emulator and servers, all on this machine. Ideal = per batch, the slowest '
+        f'`sleep {result["deploy_seconds"]}`; member_wait polls every {result["poll_interval"]} s; '
+        'the embedded emulator and servers, all on this machine. Ideal = per batch, the slowest '
         'member\'s detection + stop + deploy + start + bring-up (the L4\'s transitions from its event log; stop, deploy, start as the '
         f'tasks ran); goal ≤ {result["goal"]} at 64. CPU is user + system of every process ansible-playbook ran; "modules" is the '
         'part spent in module processes (timed by benchmarks/timed_python.sh; on real hosts it is the hosts\'), "controller" the rest; '

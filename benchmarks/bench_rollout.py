@@ -142,7 +142,8 @@ def _breakdown(run: PlaybookRun, hosts: list[str]) -> dict[str, float]:
     return per_batch
 
 
-def rollout(workdir: pathlib.Path, l4: str, mode: str, profile_values: dict[str, t.Any] = PROFILE, count: int = MEMBERS) -> dict[str, t.Any]:
+def rollout(workdir: pathlib.Path, l4: str, mode: str, profile_values: t.Mapping[str, t.Any] | None = None, count: int = MEMBERS) -> dict[str, t.Any]:
+    profile_values = dict(profile_values or PROFILE)
     profile = parse_profile(profile_values)
     names = [f'web{i}' for i in range(1, count + 1)]
     host_vars = {name: {'l7_vip_deploy_l4': {'provider': 'timer', 'poll_interval': POLL_INTERVAL}} for name in names} if mode == 'timer' else {}
