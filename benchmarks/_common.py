@@ -6,6 +6,7 @@ and ``render(result) -> str`` (its section of RESULTS.md). ``benchmarks/run.py``
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -85,20 +86,17 @@ class Measured:
     own_cpu: float = 0.0  # this process's threads meanwhile (an embedded emulator, a log receiver)
 
 
-class measure:  # pylint: disable=invalid-name  # used as a context manager, like a function
-    """``with measure() as m:`` then ``m.wall`` and ``m.children_cpu`` (user + system seconds)."""
-
-    def __enter__(self) -> Measured:
-        self._measured = Measured()
-        self._wall = time.monotonic()
-        self._cpu = _cpu(resource.RUSAGE_CHILDREN)
-        self._own = _cpu(resource.RUSAGE_SELF)
-        return self._measured
-
-    def __exit__(self, *exc_info: t.Any) -> None:
-        self._measured.wall = time.monotonic() - self._wall
-        self._measured.children_cpu = _cpu(resource.RUSAGE_CHILDREN) - self._cpu
-        self._measured.own_cpu = _cpu(resource.RUSAGE_SELF) - self._own
+@contextlib.contextmanager
+def measure() -> t.Iterator[Measured]:
+    """``with measure() as m:`` then ``m.wall``, ``m.children_cpu`` and ``m.own_cpu`` (user + system seconds)."""
+    measured = Measured()
+    wall, children, own = time.monotonic(), _cpu(resource.RUSAGE_CHILDREN), _cpu(resource.RUSAGE_SELF)
+    try:
+        yield measured
+    finally:
+        measured.wall = time.monotonic() - wall
+        measured.children_cpu = _cpu(resource.RUSAGE_CHILDREN) - children
+        measured.own_cpu = _cpu(resource.RUSAGE_SELF) - own
 
 
 def _cpu(who: int) -> float:

@@ -27,7 +27,7 @@ from ansible_collections.l4vip.rollout.plugins.module_utils import _emulator
 from ansible_collections.l4vip.rollout.plugins.module_utils._emulator import EmulatorThread
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import parse_profile, up_window
 from ansible_collections.l4vip.rollout.tests.harness.ansible import run_collection_playbook
-from ansible_collections.l4vip.rollout.tests.harness.fleet import deploy_tasks
+from ansible_collections.l4vip.rollout.tests.harness.fleet import deploy_tasks, emulator_transitions
 from ansible_collections.l4vip.rollout.tests.harness.real_parts import wait_until
 
 SIZES = (16, 32, 64)
@@ -113,10 +113,6 @@ class EmbeddedFleet:
     def bound(self) -> list[bool]:
         return [member['bound'] for member in self.api('/api/vips/web')['members']]
 
-    def transitions(self) -> list[tuple[str, str, float]]:
-        return [(event['member'], event['to'], event['at']) for event in self.api('/api/events')
-                if event['kind'] == 'health' and event['to'] in ('down', 'up')]
-
     def write_inventory(self, deploy: pathlib.Path) -> pathlib.Path:
         hosts = {}
         for number, name in enumerate(self.names, 1):
@@ -156,7 +152,7 @@ def rollout(workdir: pathlib.Path, size: int) -> dict[str, t.Any]:
                                           {'fleet_version': '2', 'rolling_deploy_serial': SERIAL}, timeout=900)
         if run.returncode != 0:
             raise RuntimeError(f'{size} servers: ansible-playbook failed (rc {run.returncode}):\n{run.stderr[-3000:]}')
-        transitions = fleet.transitions()
+        transitions = emulator_transitions(f'http://{CONTROL}')
     members = {name: member_record(run, name, transitions) for name in fleet.names}
     batches = _batches(run, fleet.names)
     ideal = sum(max(members[name].ideal for name in batch) for batch in batches)

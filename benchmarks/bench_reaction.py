@@ -29,6 +29,7 @@ from ansible_collections.l4vip.rollout.plugins.module_utils._emulator import Emu
 from ansible_collections.l4vip.rollout.plugins.module_utils._providers import provider_argument_spec
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import Profile
 from ansible_collections.l4vip.rollout.tests.harness.ansible import PLAYBOOK_BIN, _playbook_env
+from ansible_collections.l4vip.rollout.tests.harness.fleet import emulator_transitions
 from ansible_collections.l4vip.rollout.tests.harness.haproxy_log import HAProxyLogReceiver
 from ansible_collections.l4vip.rollout.tests.harness.real_parts import HAProxy, Nginx, pid_alive, stop_all, tail
 
@@ -69,12 +70,6 @@ def until(what: str, probe: t.Callable[[], tuple[T | None, str]], timeout: float
 
 
 # --- the L4s' own transition times -----------------------------------------------------------
-
-def emulator_transitions(control_url: str) -> list[tuple[float, str]]:
-    """(epoch, 'down' | 'up') of web1's health transitions in the emulator's event log (Suspect is still bound)."""
-    with urllib.request.urlopen(f'{control_url}/api/events', timeout=5) as answer:
-        events = json.load(answer)
-    return [(e['at'], e['to']) for e in events if e['kind'] == 'health' and e['member'] == MEMBER and e['to'] in ('down', 'up')]
 
 
 # --- member_wait's module processes ------------------------------------------------------------
@@ -210,7 +205,9 @@ class Lab:
             raise BenchmarkError(f'HAProxy settled with members not up: {states}')
 
     def l4_transitions(self, l4: str) -> list[tuple[float, str]]:
-        return emulator_transitions(self.control_url) if l4 == 'emulator' else [(seen.at, seen.to) for seen in self.log.transitions if seen.member == MEMBER]
+        """(epoch, 'down' | 'up') of web1's transitions, from the L4's own record, oldest first."""
+        seen = emulator_transitions(self.control_url) if l4 == 'emulator' else self.log.transitions
+        return [(transition.at, transition.to) for transition in seen if transition.member == MEMBER]
 
     def stop(self) -> None:
         """Stop every part, also when one of them fails to stop."""

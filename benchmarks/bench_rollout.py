@@ -21,6 +21,7 @@ import _common
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import down_window, parse_profile, up_window
 from ansible_collections.l4vip.rollout.tests.harness.ansible import PlaybookRun, run_collection_playbook
 from ansible_collections.l4vip.rollout.tests.harness.fleet import EMULATOR, HAPROXY, POLL_INTERVAL, Fleet, FleetOptions, deploy_tasks
+from ansible_collections.l4vip.rollout.tests.harness.haproxy_log import Transition
 
 PROFILE = {'interval': 1.0, 'retry': 1, 'rise': 1, 'check_timeout': 0.5}
 MEMBERS = 8
@@ -108,7 +109,7 @@ def _command_time(entry: dict[str, t.Any]) -> float:
     return datetime.datetime.strptime(entry['result']['end'], '%Y-%m-%d %H:%M:%S.%f').timestamp()
 
 
-def member_record(run: PlaybookRun, name: str, transitions: list[tuple[str, str, float]], fixed: bool = False) -> Member:
+def member_record(run: PlaybookRun, name: str, transitions: list[Transition], fixed: bool = False) -> Member:
     entries = _entries(run, name)
     out, back = _one(entries, 'health check out'), _one(entries, 'health check in')
     out_at = _command_time(out) if fixed else out['result']['changed_at']

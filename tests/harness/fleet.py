@@ -80,6 +80,13 @@ def deploy_tasks(seconds: float = 0.5, more: str = '') -> str:
 DEPLOY_TASKS = deploy_tasks()
 
 
+def emulator_transitions(control_url: str) -> list[Transition]:
+    """Every time an emulator marked a member down or up (Suspect is still bound), from its event log, oldest first."""
+    with urllib.request.urlopen(f'{control_url}/api/events', timeout=5) as answer:
+        events = json.load(answer)
+    return [Transition(e['member'], e['to'], e['at']) for e in events if e['kind'] == 'health' and e['to'] in ('down', 'up')]
+
+
 # --- a daemonized nginx member ----------------------------------------------------------
 
 def daemon_conf(**values: t.Any) -> str:
@@ -225,7 +232,7 @@ class EmulatorL4:
 
     def transitions(self) -> list[Transition]:
         """Every time the emulator marked a member down or up, from its own event log."""
-        return [Transition(event['member'], event['to'], event['at']) for event in self.events() if event['to'] in ('down', 'up')]
+        return emulator_transitions(self.control_url)
 
     # The control API alone can vanish (fault tests): the VIPs, health checks and sessions go on.
     def close_control_api(self) -> None:

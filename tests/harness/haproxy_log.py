@@ -26,21 +26,14 @@ class Transition(t.NamedTuple):
 
 
 class HAProxyLogReceiver:
-    """``with HAProxyLogReceiver(path) as log:`` (or ``open()`` ... ``close()``) collects transitions meanwhile."""
+    """Between ``open()`` and ``close()``, collects HAProxy's transitions."""
 
     def __init__(self, path: pathlib.Path) -> None:
         self.path = path
         self.transitions: list[Transition] = []
-        self.lines: list[str] = []
         self._sock: socket.socket | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._receive, name='haproxy-log', daemon=True)
-
-    def __enter__(self) -> HAProxyLogReceiver:
-        return self.open()
-
-    def __exit__(self, *exc_info: t.Any) -> None:
-        self.close()
 
     def open(self) -> HAProxyLogReceiver:
         self.path.unlink(missing_ok=True)
@@ -64,8 +57,6 @@ class HAProxyLogReceiver:
                 continue
             data = self._sock.recv(65536)
             at = time.time()
-            line = data.decode('utf-8', errors='replace')
-            self.lines.append(line)
-            match = STATE_CHANGE.search(line)
+            match = STATE_CHANGE.search(data.decode('utf-8', errors='replace'))
             if match:
                 self.transitions.append(Transition(match['server'], match['state'].lower(), at))
