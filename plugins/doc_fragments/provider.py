@@ -33,8 +33,16 @@ options:
     type: str
   member:
     description:
-      - The member's name as the L4 knows it. Required with V(emulator) and V(haproxy).
+      - The member's name as the L4 knows it. With V(emulator) and V(haproxy), this or O(members) is required.
     type: str
+  members:
+    description:
+      - A batch - several members of O(pool), as the L4 names them - to act on in one task, with the providers that
+        answer for a whole pool in one request (V(emulator), V(haproxy); V(timer) waits once for all). Every member's
+        own result is returned under RV(members).
+      - O(member) alone is a batch of one.
+    type: list
+    elements: str
   query:
     description:
       - V(http) only. A JMESPath expression over the JSON answer that yields the member's state, for example C(state)

@@ -127,15 +127,21 @@ def release_claim(directory: str, pool: str, member: str) -> bool:
 
 
 def judge_and_claim(directory: str, pool: str, bindings_of: t.Callable[[], t.Mapping[str, bool]], leaving: t.Sequence[str],
-                    claimant: str, min_bound: int, owner: str, ttl: float, now: t.Callable[[], float]) -> tuple[Verdict, list[str]]:
-    """Under the pool's lock: count others' claims as gone, judge, and claim ``claimant`` when allowed.
+                    min_bound: int, owner: str, ttl: float, now: t.Callable[[], float]) -> tuple[Verdict, list[str], list[str]]:
+    """Under the pool's lock: count others' claims as gone, judge, and claim every member of ``leaving`` when allowed.
 
-    Returns the verdict and the members other rollouts hold.
+    Returns the verdict, the members other rollouts hold, and the members newly claimed (a claim this
+    batch already held, from a run that stopped half-way, is renewed, not new).
     """
     with pool_lock(directory, pool):
-        others = [member for member in read_claims(directory, pool, now()) if member not in leaving]
+        held = read_claims(directory, pool, now())
+        others = [member for member in held if member not in leaving]
         bindings = {member: bound and member not in others for member, bound in bindings_of().items()}
         verdict = judge(pool, bindings, leaving, min_bound)
+        claimed = []
         if verdict.allowed:
-            write_claim(directory, pool, claimant, owner, now(), ttl)
-    return verdict, sorted(others)
+            for member in leaving:
+                write_claim(directory, pool, member, owner, now(), ttl)
+                if member not in held:
+                    claimed.append(member)
+    return verdict, sorted(others), claimed

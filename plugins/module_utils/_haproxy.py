@@ -104,18 +104,22 @@ def parse_servers_state(text: str) -> dict[tuple[str, str], ServerState]:
     return servers
 
 
-def backend_states(endpoint: str, backend: str, server: str | None = None, timeout: float = 5.0) -> dict[str, ServerState]:
-    """Every server of ``backend`` by name; an unknown backend (or ``server``, when given) is an error."""
+def backend_states(endpoint: str, backend: str, servers: t.Sequence[str] = (), timeout: float = 5.0) -> dict[str, ServerState]:
+    """Every server of ``backend`` by name; an unknown backend, or any of ``servers`` missing, is an error."""
     text = runtime_command(endpoint, f'show servers state {backend}', timeout)
     states = {name: state for (be, name), state in parse_servers_state(text).items() if be == backend}
-    if server is not None and server not in states:
-        known = ', '.join(sorted(states)) or 'none'
-        raise RuntimeApiError(f'HAProxy has no server {server!r} in backend {backend!r}; its servers are {known}')
+    _require_servers(states, backend, servers)
     return states
 
 
+def _require_servers(known: t.Iterable[str], backend: str, servers: t.Sequence[str]) -> None:
+    missing = [server for server in servers if server not in known]
+    if missing:
+        raise RuntimeApiError(f"HAProxy has no server {missing[0]!r} in backend {backend!r}; its servers are {', '.join(sorted(known)) or 'none'}")
+
+
 def server_state(endpoint: str, backend: str, server: str, timeout: float = 5.0) -> ServerState:
-    return backend_states(endpoint, backend, server, timeout)[server]
+    return backend_states(endpoint, backend, [server], timeout)[server]
 
 
 def set_admin_state(endpoint: str, backend: str, server: str, state: str, timeout: float = 5.0) -> None:
@@ -125,15 +129,17 @@ def set_admin_state(endpoint: str, backend: str, server: str, state: str, timeou
         raise RuntimeApiError(f'HAProxy refused to set {backend}/{server} {ADMIN_COMMANDS[state]}: {answer}')
 
 
-def current_sessions(endpoint: str, backend: str, server: str, timeout: float = 5.0) -> int:
-    """The server's current sessions (``scur`` of ``show stat``)."""
+def current_sessions(endpoint: str, backend: str, servers: t.Sequence[str], timeout: float = 5.0) -> dict[str, int]:
+    """Each server's current sessions (``scur`` of ``show stat``), from one answer."""
     text = runtime_command(endpoint, 'show stat', timeout)
     lines = text.splitlines()
     if not lines or not lines[0].startswith('# '):
         raise RuntimeApiError(f'show stat: unexpected answer {text.strip()[:200]!r}')
     columns = lines[0][2:].split(',')
+    counts = {}
     for line in lines[1:]:
         row = dict(zip(columns, line.split(',')))
-        if row.get('pxname') == backend and row.get('svname') == server:
-            return int(row.get('scur') or 0)
-    raise RuntimeApiError(f'HAProxy has no server {server!r} in backend {backend!r}')
+        if row.get('pxname') == backend and row.get('svname') in servers:
+            counts[row['svname']] = int(row.get('scur') or 0)
+    _require_servers(counts, backend, servers)
+    return counts

@@ -44,6 +44,7 @@ def provider_argument_spec() -> dict[str, t.Any]:
         endpoint=dict(type='str'),
         pool=dict(type='str'),
         member=dict(type='str'),
+        members=dict(type='list', elements='str'),
         query=dict(type='str'),
         down_values=dict(type='list', elements='raw', default=['down']),
         up_values=dict(type='list', elements='raw', default=['up']),
@@ -66,8 +67,10 @@ def check_common_options(params: t.Mapping[str, t.Any]) -> None:
 
 # Which options each provider needs, for AnsibleModule's required_if.
 PROVIDER_REQUIRED_IF = [
-    ('provider', 'emulator', ['endpoint', 'pool', 'member']),
-    ('provider', 'haproxy', ['endpoint', 'pool', 'member']),
+    ('provider', 'emulator', ['endpoint', 'pool']),
+    ('provider', 'emulator', ['member', 'members'], True),
+    ('provider', 'haproxy', ['endpoint', 'pool']),
+    ('provider', 'haproxy', ['member', 'members'], True),
     ('provider', 'http', ['endpoint', 'query']),
     ('provider', 'access_log', ['endpoint']),
 ]
@@ -139,9 +142,11 @@ def _error_text(error: HTTPError) -> str:
 
 
 class Provider:
-    """Ask the L4 about one member."""
+    """Ask the L4 about one member; the providers that know the whole pool also answer for a batch."""
 
     name = 'timer'
+    # Whether one provider answers for several members of its pool (``members``) in one request.
+    batches = False
 
     def observe(self) -> Observation:
         raise ProviderError(f'provider {self.name} cannot observe the L4; it only waits the timing model bound')
@@ -156,19 +161,55 @@ class Provider:
         """Every member of the pool and whether it is bound (what the capacity guard counts)."""
         raise ProviderError(f'provider {self.name} cannot list the pool; use one of {", ".join(POOL_PROVIDERS)}')
 
+    def with_member(self, member: str) -> Provider:
+        """The same provider, asking about ``member`` of the same pool."""
+        raise ProviderError(f'members: provider {self.name} follows one member per task; give member instead')
+
+    def observe_members(self, members: t.Sequence[str]) -> dict[str, Observation]:
+        """What the L4 says of each member of a batch; pool providers override this with one request."""
+        if len(members) == 1:
+            return {members[0]: self.observe()}
+        return {member: self.with_member(member).observe() for member in members}
+
+    def session_counts(self, members: t.Sequence[str]) -> dict[str, int] | None:
+        """The sessions the L4 holds per member; None when the provider cannot count them."""
+        return None
+
 
 class EmulatorProvider(Provider):
     name = 'emulator'
 
+    batches = True
+
     def __init__(self, endpoint: str, pool: str, member: str, settings: HttpSettings) -> None:
+        self.endpoint, self.pool, self.member = endpoint, pool, member
         self.pool_url = f'{endpoint.rstrip("/")}/api/vips/{pool}'
         self.url = f'{self.pool_url}/members/{member}'
         self.settings = settings
 
-    def observe(self) -> Observation:
-        member = fetch_json(self.url, self.settings)
+    @staticmethod
+    def _observation(member: t.Mapping[str, t.Any]) -> Observation:
         return Observation(member['bound'], f"{member['state']}, admin {member['admin_state']}", member['admin_state'], member['sessions'],
                            member.get('since'))
+
+    def observe(self) -> Observation:
+        return self._observation(fetch_json(self.url, self.settings))
+
+    def with_member(self, member: str) -> EmulatorProvider:
+        return EmulatorProvider(self.endpoint, self.pool, member, self.settings)
+
+    def _pool_members(self, members: t.Sequence[str]) -> dict[str, t.Mapping[str, t.Any]]:
+        known = {member['name']: member for member in fetch_json(self.pool_url, self.settings)['members']}
+        unknown = [member for member in members if member not in known]
+        if unknown:
+            raise ProviderError(f"the emulator has no member {unknown[0]!r} in VIP {self.pool!r}; its members are {', '.join(sorted(known))}")
+        return {member: known[member] for member in members}
+
+    def observe_members(self, members: t.Sequence[str]) -> dict[str, Observation]:
+        return {name: self._observation(member) for name, member in self._pool_members(members).items()}
+
+    def session_counts(self, members: t.Sequence[str]) -> dict[str, int]:
+        return {name: member['sessions'] for name, member in self._pool_members(members).items()}
 
     def admin_state(self) -> str:
         return self.observe().admin_state or 'enabled'
@@ -182,34 +223,44 @@ class EmulatorProvider(Provider):
 
 class HAProxyProvider(Provider):
     name = 'haproxy'
+    batches = True
 
-    def __init__(self, endpoint: str, pool: str, member: str, timeout: float = REQUEST_TIMEOUT) -> None:
+    def __init__(self, endpoint: str, pool: str, member: str | None, timeout: float = REQUEST_TIMEOUT) -> None:
         _haproxy.parse_endpoint(endpoint)  # fail early on a malformed endpoint
         self.endpoint, self.pool, self.member, self.timeout = endpoint, pool, member, timeout
 
     def _call(self, function: t.Callable[..., t.Any], *args: t.Any) -> t.Any:
         try:
-            return function(self.endpoint, self.pool, self.member, *args, timeout=self.timeout)
+            return function(self.endpoint, self.pool, *args, timeout=self.timeout)
         except _haproxy.RuntimeApiError as error:
             if error.__cause__ is not None:
                 raise L4Unreachable(self.endpoint, error.__cause__) from None
             raise ProviderError(str(error)) from None
 
+    def with_member(self, member: str) -> HAProxyProvider:
+        return HAProxyProvider(self.endpoint, self.pool, member, self.timeout)
+
     def observe(self) -> Observation:
-        state = self._call(_haproxy.server_state)
-        return Observation(state.bound, state.describe(), state.admin_state)
+        return self.observe_members([self.member])[self.member]
+
+    def observe_members(self, members: t.Sequence[str]) -> dict[str, Observation]:
+        states = self._call(_haproxy.backend_states, members)
+        return {member: Observation(states[member].bound, states[member].describe(), states[member].admin_state) for member in members}
 
     def admin_state(self) -> str:
-        return self._call(_haproxy.server_state).admin_state
+        return self._call(_haproxy.backend_states, [self.member])[self.member].admin_state
 
     def set_admin(self, state: str) -> None:
-        self._call(_haproxy.set_admin_state, state)
+        self._call(_haproxy.set_admin_state, self.member, state)
 
     def sessions(self) -> int:
-        return self._call(_haproxy.current_sessions)
+        return self.session_counts([self.member])[self.member]
+
+    def session_counts(self, members: t.Sequence[str]) -> dict[str, int]:
+        return self._call(_haproxy.current_sessions, members)
 
     def pool_bindings(self) -> dict[str, bool]:
-        return {state.name: state.bound for state in self._call(_haproxy.backend_states).values()}
+        return {state.name: state.bound for state in self._call(_haproxy.backend_states, ()).values()}
 
 
 def matches(value: t.Any, candidates: t.Sequence[t.Any]) -> bool:

@@ -106,68 +106,14 @@ leaving:
   sample: [web1, web2]
 '''
 
-import math
-import os
-import socket
-import time
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.l4vip.rollout.plugins.module_utils import _capacity, _providers
-from ansible_collections.l4vip.rollout.plugins.module_utils._timing import ProfileError, parse_profile
+from ansible_collections.l4vip.rollout.plugins.module_utils import _l4_steps, _providers
 
 
 def main() -> None:
-    argument_spec = _providers.provider_argument_spec()
-    argument_spec.update(
-        leaving=dict(type='list', elements='str'),
-        min_bound=dict(type='int', default=1),
-        claims_dir=dict(type='path'),
-        claim_ttl=dict(type='float', default=3600.0),
-        release=dict(type='bool', default=False),
-    )
-    module = AnsibleModule(argument_spec=argument_spec, required_if=_providers.PROVIDER_REQUIRED_IF, supports_check_mode=True)
-    params = module.params
-    try:
-        _providers.check_common_options(params)
-    except _providers.ProviderError as error:
-        module.fail_json(msg=str(error))
-    leaving = params['leaving'] if params['leaving'] is not None else [m for m in [params['member']] if m]
-    try:
-        _capacity.check_min_bound(params['min_bound'])
-    except _capacity.CapacityError as error:
-        module.fail_json(msg=str(error))
-    if not (math.isfinite(params['claim_ttl']) and params['claim_ttl'] > 0):
-        module.fail_json(msg=f"claim_ttl: must be a number of seconds above 0, got {params['claim_ttl']!r}")
-    if params['release']:
-        if not params['claims_dir'] or not params['member']:
-            module.fail_json(msg='release: needs claims_dir and member')
-        released = False if module.check_mode else _capacity.release_claim(params['claims_dir'], params['pool'] or '', params['member'])
-        module.exit_json(changed=released, checked=False, leaving=leaving)
-    if params['provider'] not in _providers.POOL_PROVIDERS:
-        module.warn(f"capacity not checked: provider {params['provider']!r} cannot list the pool "
-                    f"(only {', '.join(_providers.POOL_PROVIDERS)} can)")
-        module.exit_json(changed=False, checked=False, leaving=leaving)
-    others: list[str] = []
-    try:
-        provider = _providers.build_provider(params, parse_profile(params['profile']))
-        if params['claims_dir'] and not module.check_mode:
-            verdict, others = _capacity.judge_and_claim(
-                params['claims_dir'], params['pool'], provider.pool_bindings, leaving, params['member'], params['min_bound'],
-                owner=f'{socket.gethostname()}:{os.getppid()}', ttl=params['claim_ttl'], now=time.time)
-        else:
-            verdict = _capacity.judge(params['pool'], provider.pool_bindings(), leaving, params['min_bound'])
-    except ProfileError as error:
-        module.fail_json(msg=str(error), key=f'profile.{error.key}', value=error.value)
-    except (_providers.ProviderError, _capacity.CapacityError) as error:
-        module.fail_json(msg=str(error), leaving=leaving)
-    except OSError as error:
-        module.fail_json(msg=f"claims_dir: {error}", leaving=leaving)
-    claimed = f"; claimed by another rollout: {', '.join(others)}" if others else ''
-    if not verdict.allowed:
-        module.fail_json(msg=f'capacity guard: {verdict.explain()}{claimed}', checked=True, claimed_by_others=others, **verdict.as_dict())
-    module.exit_json(changed=bool(params['claims_dir']) and not module.check_mode, checked=True, msg=verdict.explain() + claimed,
-                     claimed_by_others=others, **verdict.as_dict())
+    module = AnsibleModule(argument_spec=_l4_steps.capacity_guard_spec(), required_if=_providers.PROVIDER_REQUIRED_IF, supports_check_mode=True)
+    _l4_steps.run_in_module(module, _l4_steps.capacity_guard)
 
 
 if __name__ == '__main__':

@@ -108,52 +108,12 @@ previous_admin_state:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.l4vip.rollout.plugins.module_utils import _providers
-from ansible_collections.l4vip.rollout.plugins.module_utils._timing import ProfileError, parse_profile
+from ansible_collections.l4vip.rollout.plugins.module_utils import _l4_steps
 
 
 def main() -> None:
-    argument_spec = _providers.provider_argument_spec()
-    argument_spec.update(
-        state=dict(type='str', choices=list(_providers.ADMIN_STATES), required=True),
-        admin_request=dict(type='dict', options=dict(
-            method=dict(type='str', default='PATCH'), url=dict(type='str'), body=dict(type='raw'))),
-        admin_values=dict(type='dict'),
-    )
-    required_if = [rule for rule in _providers.PROVIDER_REQUIRED_IF if rule[1] != 'http']
-    required_if.append(('provider', 'http', ['endpoint', 'admin_request']))
-    module = AnsibleModule(argument_spec=argument_spec, required_if=required_if, supports_check_mode=True)
-    params = module.params
-    try:
-        _providers.check_common_options(params)
-    except _providers.ProviderError as error:
-        module.fail_json(msg=str(error))
-    if params['provider'] not in _providers.ADMIN_PROVIDERS:
-        module.fail_json(msg=f"provider: {params['provider']!r} cannot set an admin state; use one of {', '.join(_providers.ADMIN_PROVIDERS)}")
-    if params['admin_values'] is not None and not params['query']:
-        module.fail_json(msg='admin_values: needs query, the JMESPath expression that reads the admin state')
-    unknown = sorted(set(params['admin_values'] or {}) - set(_providers.ADMIN_STATES))
-    if unknown:
-        module.fail_json(msg=f"admin_values: {unknown[0]!r} is not an admin state; use {', '.join(_providers.ADMIN_STATES)}")
-    try:
-        profile = parse_profile(params['profile'])
-        provider = _providers.build_provider(params, profile)
-        before = provider.admin_state()
-        changed = before != params['state']
-        if changed and not module.check_mode:
-            provider.set_admin(params['state'])
-            after = provider.admin_state()
-            if after is not None and after != params['state']:
-                module.fail_json(msg=f"the L4 still reports admin state {after!r} after being told {params['state']!r}",
-                                 admin_state=after, previous_admin_state=before)
-    except ProfileError as error:
-        module.fail_json(msg=str(error), key=f'profile.{error.key}', value=error.value)
-    except _providers.ProviderError as error:
-        module.fail_json(msg=str(error))
-    result = dict(changed=changed, admin_state=params['state'], previous_admin_state=before)
-    if module._diff:
-        result['diff'] = dict(before=f'admin_state: {before}\n', after=f"admin_state: {params['state']}\n")
-    module.exit_json(**result)
+    module = AnsibleModule(argument_spec=_l4_steps.member_admin_spec(), required_if=_l4_steps.MEMBER_ADMIN_REQUIRED_IF, supports_check_mode=True)
+    _l4_steps.run_in_module(module, _l4_steps.member_admin)
 
 
 if __name__ == '__main__':

@@ -179,81 +179,14 @@ waited:
   sample: true
 '''
 
-import math
-import typing as t
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.l4vip.rollout.plugins.module_utils import _providers
-from ansible_collections.l4vip.rollout.plugins.module_utils._timing import (
-    SYSTEM_CLOCK, Clock, Profile, ProfileError, default_timeout, parse_profile, remaining_wait, transition_window)
-
-
-class WaitFailed(Exception):
-    def __init__(self, msg: str, **details: t.Any) -> None:
-        super().__init__(msg)
-        self.details = details
-
-
-def wait(module: AnsibleModule, profile: Profile, clock: Clock = SYSTEM_CLOCK) -> dict[str, t.Any]:
-    """Wait as the options say; returns the result, or raises WaitFailed with what was seen."""
-    params = module.params
-    window = transition_window(profile, params['state'], params['failure'])
-    timeout = params['timeout'] or default_timeout(window, profile)
-    result: dict[str, t.Any] = dict(changed=False, timer_bound=window.high, window=dict(low=window.low, high=window.high),
-                                    fallback_used=False, waited=True, polls=0)
-    if module.check_mode:
-        return dict(result, msg=f"check mode: the wait for {params['state']} was skipped", elapsed=0.0,
-                    observed='not asked (check mode)', bound=None, waited=False)
-    started = clock.monotonic()
-    want_bound = params['state'] == 'up'
-    try:
-        provider = _providers.build_provider(params, profile, params['since'])
-        if params['provider'] == 'timer':
-            clock.sleep(remaining_wait(window.high, params['since'], clock))
-            return dict(result, elapsed=clock.monotonic() - started, bound=want_bound,
-                        observed=f"assumed {params['state']}: the timing model's bound has passed")
-        waited = _providers.wait_for_bound(provider, want_bound, timeout, params['poll_interval'], clock)
-    except _providers.L4Unreachable as error:
-        if params['fallback'] != 'timer':
-            raise WaitFailed(str(error), endpoint=error.endpoint, elapsed=clock.monotonic() - started, **result) from None
-        module.warn(f"{error}; waiting the timer bound of {window.high:g}s instead")
-        clock.sleep(remaining_wait(window.high, params['since'], clock))
-        return dict(result, elapsed=clock.monotonic() - started, observed=f'unknown: {error}', bound=None, fallback_used=True)
-    except _providers.ProviderError as error:
-        raise WaitFailed(str(error), elapsed=clock.monotonic() - started, **result) from None
-    observation = waited.last
-    result.update(elapsed=waited.elapsed, observed=observation.observed, bound=observation.bound, polls=waited.polls,
-                  l4_since=observation.since)
-    if not waited.reached:
-        who = params['member'] or params['endpoint']
-        raise WaitFailed(f"{who} was not {params['state']} within {timeout:g}s; the L4 last said: {observation.observed}", **result)
-    return result
+from ansible_collections.l4vip.rollout.plugins.module_utils import _l4_steps, _providers
 
 
 def main() -> None:
-    argument_spec = _providers.provider_argument_spec()
-    argument_spec.update(
-        state=dict(type='str', choices=['down', 'up'], required=True),
-        since=dict(type='float'),
-        failure=dict(type='str', choices=['fast', 'timeout'], default='fast'),
-        timeout=dict(type='float'),
-        fallback=dict(type='str', choices=['fail', 'timer'], default='fail'),
-    )
-    module = AnsibleModule(argument_spec=argument_spec, required_if=_providers.PROVIDER_REQUIRED_IF, supports_check_mode=True)
-    params = module.params
-    try:
-        profile = parse_profile(params['profile'])
-    except ProfileError as error:
-        module.fail_json(msg=str(error), key=f'profile.{error.key}', value=error.value)
-    for key in ('timeout', 'poll_interval'):
-        if params[key] is not None and not (math.isfinite(params[key]) and params[key] > 0):
-            module.fail_json(msg=f'{key}: expected a number of seconds greater than 0, got {params[key]!r}')
-    try:
-        result = wait(module, profile)
-    except WaitFailed as error:
-        module.fail_json(msg=str(error), ended_at=SYSTEM_CLOCK.time(), **error.details)
-    module.exit_json(ended_at=SYSTEM_CLOCK.time(), **result)
+    module = AnsibleModule(argument_spec=_l4_steps.member_wait_spec(), required_if=_providers.PROVIDER_REQUIRED_IF, supports_check_mode=True)
+    _l4_steps.run_in_module(module, _l4_steps.member_wait)
 
 
 if __name__ == '__main__':

@@ -110,86 +110,14 @@ waited:
   sample: true
 '''
 
-import typing as t
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.l4vip.rollout.plugins.module_utils import _providers, _sockets
-from ansible_collections.l4vip.rollout.plugins.module_utils._timing import SYSTEM_CLOCK, Clock, ProfileError, parse_profile, poll_until
-
-
-class DrainFailed(Exception):
-    def __init__(self, msg: str, **details: t.Any) -> None:
-        super().__init__(msg)
-        self.details = details
-
-
-def l4_session_count(provider: _providers.Provider) -> int | None:
-    if isinstance(provider, _providers.HAProxyProvider):
-        return provider.sessions()
-    if isinstance(provider, _providers.EmulatorProvider):
-        return provider.observe().sessions
-    return None
-
-
-def drain(module: AnsibleModule, clock: Clock = SYSTEM_CLOCK) -> dict[str, t.Any]:
-    params = module.params
-    profile = parse_profile(params['profile'])
-    provider = _providers.build_provider(params, profile)
-    scope = dict(port=params['port'], address=params['address'], exclude_sources=params['exclude_sources'])
-    if module.check_mode:
-        present = _sockets.client_sessions(_sockets.read_sockets(), **scope)
-        return dict(msg='check mode: the wait for drain was skipped', sessions=[s.as_session() for s in present],
-                    l4_sessions=None, drained=len(present) <= params['threshold'], elapsed=0.0, waited=False)
-    started = clock.monotonic()
-    server = _sockets.wait_for_drain(_sockets.read_sockets, threshold=params['threshold'], timeout=params['timeout'],
-                                     poll_interval=params['poll_interval'], clock=clock, **scope)
-    result = dict(sessions=server.sessions, l4_sessions=None, drained=server.drained, elapsed=server.elapsed, waited=True)
-    if not server.drained:
-        peers = ', '.join(f"{s['peer']} ({s['state']})" for s in server.sessions)
-        raise DrainFailed(f"{len(server.sessions)} client session(s) remain on port {params['port']} after {params['timeout']:g}s: {peers}",
-                          **result)
-    left = max(0.0, params['timeout'] - server.elapsed)
-    # The server's FINs clear the L4's sessions; where the L4 can count them, see it agree.
-    count = poll_until(lambda: l4_session_count(provider), lambda seen: seen is None or seen <= params['threshold'],
-                       left, params['poll_interval'], clock).last
-    result.update(l4_sessions=count, elapsed=clock.monotonic() - started)
-    if count is not None and count > params['threshold']:
-        result['drained'] = False
-        raise DrainFailed(f"the server side drained, but the L4 still holds {count} session(s) for {params['member']} "
-                          f"after {params['timeout']:g}s", **result)
-    return result
+from ansible_collections.l4vip.rollout.plugins.module_utils import _l4_steps, _providers
 
 
 def main() -> None:
-    argument_spec = _providers.provider_argument_spec()
-    argument_spec.update(
-        port=dict(type='int', required=True),
-        address=dict(type='str'),
-        exclude_sources=dict(type='list', elements='str', default=[]),
-        threshold=dict(type='int', default=0),
-        timeout=dict(type='float', default=60.0),
-    )
-    module = AnsibleModule(argument_spec=argument_spec, required_if=_providers.PROVIDER_REQUIRED_IF, supports_check_mode=True)
-    params = module.params
-    try:
-        # Every option is checked before the first look at the table, so a bad one never costs a wait.
-        _sockets.validate_port(params['port'])
-        _sockets.validate_address(params['address'])
-        _sockets.validate_exclude_sources(params['exclude_sources'])
-        _sockets.validate_threshold(params['threshold'])
-        _sockets.validate_seconds(params['timeout'], 'timeout', allow_zero=True)
-        _sockets.validate_seconds(params['poll_interval'], 'poll_interval', allow_zero=False)
-        result = drain(module)
-    except (_sockets.OptionError, ProfileError) as error:
-        module.fail_json(msg=str(error))
-    except DrainFailed as error:
-        module.fail_json(msg=str(error), **error.details)
-    except _providers.ProviderError as error:
-        module.fail_json(msg=str(error))
-    except (OSError, _sockets.SocketTableError) as error:
-        module.fail_json(msg=f'cannot read the socket table: {error}')
-    module.exit_json(changed=False, **result)
+    module = AnsibleModule(argument_spec=_l4_steps.session_drain_spec(), required_if=_providers.PROVIDER_REQUIRED_IF, supports_check_mode=True)
+    _l4_steps.run_in_module(module, _l4_steps.session_drain)
 
 
 if __name__ == '__main__':

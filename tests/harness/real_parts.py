@@ -336,11 +336,13 @@ class Nginx:
 # --- HAProxy -------------------------------------------------------------------------------
 
 def haproxy_config(socket_path: pathlib.Path, profile: Profile, frontend: tuple[str, int], members: t.Sequence[Member],
-                   backend: str = 'vip', check_source: str | None = None, log_socket: pathlib.Path | None = None) -> str:
+                   backend: str = 'vip', check_source: str | None = None, log_socket: pathlib.Path | None = None,
+                   extra_global: t.Sequence[str] = ()) -> str:
     """An HAProxy config standing for the notes' L4, every timing taken from ``profile``.
 
     With ``log_socket``, HAProxy sends its log (syslog datagrams) to that unix datagram socket: its
     own word on when it marked a server DOWN or UP, with no polling of the runtime API.
+    ``extra_global``: more lines for the ``global`` section (a second ``stats socket``, say).
     """
     server_opts = [f'inter {seconds_to_ms(profile.interval)}', f'fall {profile.fall}', f'rise {profile.rise}']
     if profile.reset_on_port_fail:
@@ -359,6 +361,7 @@ def haproxy_config(socket_path: pathlib.Path, profile: Profile, frontend: tuple[
         'global',
         f'    stats socket {socket_path} level admin mode 600',
         *([f'    log {log_socket} local0'] if log_socket else []),
+        *(f'    {line}' for line in extra_global),
         '',
         'defaults',
         '    mode tcp',
@@ -411,7 +414,9 @@ class HAProxy:
     """A real HAProxy in ``mode tcp``: the L4 with binding list, health checks and runtime API."""
 
     def __init__(self, workdir: str | os.PathLike[str], profile: Profile, frontend: tuple[str, int], members: list[Member],
-                 backend: str = 'vip', check_source: str | None = None, log_socket: pathlib.Path | None = None) -> None:
+                 backend: str = 'vip', check_source: str | None = None, log_socket: pathlib.Path | None = None,
+                 extra_global: t.Sequence[str] = (), prefix: t.Sequence[str] = ()) -> None:
+        """``prefix``: argv run in front of haproxy (``ip netns exec NS``: HAProxy in another network namespace)."""
         self.workdir = pathlib.Path(workdir)
         self.profile = profile
         self.frontend = frontend
@@ -419,12 +424,13 @@ class HAProxy:
         self.backend = backend
         self.check_source = check_source
         self.log_socket = log_socket
+        self.prefix = list(prefix)
         self.conf_path = self.workdir / 'haproxy.cfg'
         self.socket_path = _short_socket_path(self.workdir / 'haproxy.sock')
         self._process = _Process(f'haproxy on {frontend[0]}:{frontend[1]}', self.workdir / 'haproxy.out')
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.conf_path.write_text(haproxy_config(self.socket_path, profile, frontend, self.members, backend, check_source, log_socket),
-                                  encoding='utf-8')
+        self.conf_path.write_text(haproxy_config(self.socket_path, profile, frontend, self.members, backend, check_source, log_socket,
+                                                 extra_global), encoding='utf-8')
 
     def __repr__(self) -> str:
         return f'HAProxy({self.frontend[0]}:{self.frontend[1]}, pid={self.pid})'
@@ -459,7 +465,7 @@ class HAProxy:
         Start the members first: a member not listening yet is checked, and taken down, like any other.
         """
         self.socket_path.unlink(missing_ok=True)
-        self._process.spawn([HAPROXY_BIN, '-f', str(self.conf_path), '-db'], cwd=self.workdir)
+        self._process.spawn([*self.prefix, HAPROXY_BIN, '-f', str(self.conf_path), '-db'], cwd=self.workdir)
         try:
             wait_until(self._ready, timeout, f'{self._process.label} ready')
         except HarnessError as exc:

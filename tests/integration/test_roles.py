@@ -18,6 +18,7 @@ from ansible_collections.l4vip.rollout.tests.harness.lab import Lab
 
 PROFILE = {'interval': 0.2, 'retry': 1, 'rise': 1}
 NOOP = ['/bin/true']
+STOP = "Stop the web server (its FINs end the L4's sessions) and wait until no client session is left on it"
 
 
 def deploy_tasks(tmp_path: pathlib.Path, docroot: pathlib.Path, version: str, fail: bool = False) -> str:
@@ -85,18 +86,18 @@ def test_l7_role_takes_the_member_out_deploys_and_brings_it_back(tmp_path):
         assert run.returncode == 0, run.stderr[-3000:]
         steps = ran(run)
         order = ['Capacity guard | enough members stay bound while this batch is out', 'Health check out of service (verified 404)',
-                 'Wait until the L4 has marked the member down', 'Stop or start the web server with its command: stop', 'Wait until no client session is left',
-                 'Write version 2', 'Stop or start the web server with its command: start', 'Health check in service (verified 200)',
-                 'Wait until the L4 has bound the member again']
+                 'Wait until the L4 has marked the batch down', STOP,
+                 'Write version 2', 'Start the web server with its command', 'Health check in service (verified 200)',
+                 'Wait until the L4 has bound the batch again']
         assert [step for step in steps if step in order] == order
         # The L4 itself saw web1 go down and come back, once each; web2 never moved.
         assert [e['to'] for e in lab.events('web1') if e['to'] in ('down', 'up')][-2:] == ['down', 'up']
         assert not [e for e in lab.events('web2') if e['to'] == 'down']
         assert lab.member('web1')['bound'] and (lab.docroots['web1'] / 'VERSION').read_text() == '2\n'
         # Every wait said how long it may take: the timing model's worst case plus one interval (0.4 + 0.2; 0.2 + 0.2).
-        assert bound_of(run, 'Wait until the L4 has marked the member down') == pytest.approx(0.6)
-        assert bound_of(run, 'Wait until the L4 has bound the member again') == pytest.approx(0.4)
-        assert bound_of(run, 'Wait until no client session is left') == 5
+        assert bound_of(run, 'Wait until the L4 has marked the batch down') == pytest.approx(0.6)
+        assert bound_of(run, 'Wait until the L4 has bound the batch again') == pytest.approx(0.4)
+        assert bound_of(run, STOP) == 5
         guard = run.task('Capacity guard | enough members stay bound while this batch is out')
         assert guard['checked'] and guard['remaining'] == ['web2']
         summary = published(run)
@@ -173,7 +174,7 @@ def test_check_mode_changes_nothing(tmp_path):
         variables = l7_vars(lab, l7_vip_deploy_deploy_tasks=deploy_tasks(tmp_path, lab.docroots['web1'], '2'))
         run = run_playbook(tmp_path, role('l7_vip_deploy', variables), check=True)
         assert run.returncode == 0, run.stderr[-3000:]
-        waits = [entry['result'] for entry in run.output if entry['task'].startswith('Wait until the L4 has marked the member down')]
+        waits = [entry['result'] for entry in run.output if entry['task'].startswith('Wait until the L4 has marked the batch down')]
         assert waits and waits[0]['waited'] is False
         assert (lab.docroots['web1'] / 'health_check.html').exists() and version.read_text() == '1\n'
         assert not [e for e in lab.events('web1') if e['to'] == 'down']
@@ -189,8 +190,8 @@ def test_l4_role_with_admin_disable_uses_the_admin_state(tmp_path):
         admin = [e['to'] for e in lab.events('web1', kind='admin')]
         assert admin == ['disabled', 'enabled']
         steps = ran(run)
-        assert steps.index('Take the member out administratively') < steps.index('Wait until the L4 has marked the member down') \
-            < steps.index('Stop or start the web server with its command: stop') < steps.index('Put the member back administratively')
+        assert steps.index('Admin state of the batch on the L4: disabled') < steps.index('Wait until the L4 has marked the batch down') \
+            < steps.index(STOP) < steps.index('Admin state of the batch on the L4: enabled')
         assert lab.member('web1')['bound']
 
 
@@ -209,7 +210,7 @@ def test_l4_role_admin_disable_through_the_http_provider(tmp_path):
         run = run_playbook(tmp_path, role('l4_vip_deploy', variables))
         assert run.returncode == 0, run.stderr[-3000:]
         assert [e['to'] for e in lab.events('web1', kind='admin')] == ['disabled', 'enabled']
-        assert run.task('Take the member out administratively')['previous_admin_state'] == 'enabled'
+        assert run.task('Admin state of the batch on the L4: disabled')['previous_admin_state'] == 'enabled'
         assert lab.member('web1')['bound']
 
 

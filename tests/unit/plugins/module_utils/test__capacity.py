@@ -47,7 +47,20 @@ def test_negative_min_bound_is_refused():
 
 
 def claim(directory, member, now=1000.0, ttl=60.0):
-    return _capacity.judge_and_claim(str(directory), 'vip', lambda: FOUR_BOUND, [member], member, 3, 'test', ttl, lambda: now)
+    verdict, others, _claimed = _capacity.judge_and_claim(str(directory), 'vip', lambda: FOUR_BOUND, [member], 3, 'test', ttl, lambda: now)
+    return verdict, others
+
+
+def test_a_batch_claims_every_member_and_a_renewed_claim_is_not_new(tmp_path):
+    verdict, _others, claimed = _capacity.judge_and_claim(str(tmp_path), 'vip', lambda: FOUR_BOUND, ['web1', 'web2'], 2, 'test', 60.0,
+                                                          lambda: 1000.0)
+    assert verdict.allowed and claimed == ['web1', 'web2']
+    assert sorted(p.name for p in tmp_path.glob('*.claim')) == ['vip.web1.claim', 'vip.web2.claim']
+    # The same batch again (a re-run): allowed, nothing new claimed.
+    assert _capacity.judge_and_claim(str(tmp_path), 'vip', lambda: FOUR_BOUND, ['web1', 'web2'], 2, 'test', 60.0, lambda: 1001.0)[2] == []
+    # Another rollout's batch sees both out.
+    refused, others, claimed = _capacity.judge_and_claim(str(tmp_path), 'vip', lambda: FOUR_BOUND, ['web3'], 2, 'other', 60.0, lambda: 1002.0)
+    assert not refused.allowed and others == ['web1', 'web2'] and claimed == []
 
 
 def test_a_claim_counts_as_out_for_the_next_guard(tmp_path):

@@ -1,0 +1,78 @@
+# Copyright (c) 2026, l4vip.rollout contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The action plugins of the L4 steps: on the controller, run the step in this process; elsewhere, run the module.
+
+Internal to the l4vip.rollout collection; not a public API.
+
+A rollout's L4 steps (wait for the L4, admin state, capacity guard, the L4's session count) run
+where the L4's API is reachable - the controller, by default. A module run there costs a fork, an
+interpreter start and the module's imports, several times per batch; the step itself is a few HTTP
+or runtime-API requests. So when the task's connection is the controller's own (``local``, without
+become), the step runs in the worker process Ansible already has. Anywhere else (the LB host over
+SSH, a become user) the module runs as usual, with the same options and the same result.
+"""
+
+from __future__ import annotations
+
+import os
+import typing as t
+
+from ansible import constants as C
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.common.parameters import remove_values
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.l4vip.rollout.plugins.module_utils import _l4_steps
+
+Step = t.Callable[[t.Mapping[str, t.Any], _l4_steps.Context], dict[str, t.Any]]
+
+
+def controller_claims_dir() -> str:
+    """Claims on the controller live under ANSIBLE_HOME: every rollout this user starts here sees them."""
+    return os.path.join(C.config.get_config_value('ANSIBLE_HOME'), 'l4vip.rollout', 'claims')
+
+
+class L4StepAction(ActionBase):
+    """Subclasses name the step and its argument spec (both from module_utils/_l4_steps.py)."""
+
+    TRANSFERS_FILES = False
+    _requires_connection = False
+
+    def argument_spec(self) -> dict[str, t.Any]:
+        raise NotImplementedError
+
+    def required_if(self) -> list[t.Any]:
+        return _l4_steps.PROVIDER_REQUIRED_IF
+
+    def step(self, params: t.Mapping[str, t.Any], ctx: _l4_steps.Context) -> dict[str, t.Any]:
+        raise NotImplementedError
+
+    def runs_in_process(self) -> bool:
+        return getattr(self._connection, 'transport', None) == 'local' and not self._play_context.become
+
+    def run(self, tmp: t.Any = None, task_vars: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
+        result = super().run(tmp, task_vars)
+        if not self.runs_in_process():
+            result.update(self._execute_module(module_name=self._task.resolved_action or self._task.action, module_args=self._task.args,
+                                               task_vars=task_vars))
+            return result
+        validation = ArgumentSpecValidator(self.argument_spec(), required_if=self.required_if()).validate(self._task.args)
+        hidden = validation._no_log_values  # pylint: disable=protected-access  # the values no_log options carry
+        if validation.error_messages:
+            result.update(failed=True, msg=', '.join(validation.error_messages))
+            return result
+        params = validation.validated_parameters
+        ctx = _l4_steps.Context(check_mode=bool(self._play_context.check_mode), diff=bool(self._play_context.diff),
+                                claims_dir=controller_claims_dir())
+        try:
+            outcome = self.step(params, ctx)
+        except _l4_steps.StepFailed as error:
+            outcome = dict(error.details, failed=True, msg=str(error))
+        outcome.setdefault('changed', False)
+        if ctx.warnings:
+            outcome['warnings'] = ctx.warnings
+        outcome['invocation'] = {'module_args': params}
+        result.update(remove_values(outcome, hidden))
+        return result
