@@ -103,6 +103,11 @@ def module_step(run: PlaybookRun, member: DaemonNginx, action: str, **args: t.An
     return Step(found[0]['started'], found[0]['ended'])
 
 
+def stop_step(run: PlaybookRun, member: DaemonNginx) -> Step:
+    """The roles' stop: session_drain runs the member's stop command, then waits for its sessions to end."""
+    return module_step(run, member, 'l4vip.rollout.session_drain', stop_command=member.stop_command)
+
+
 def deploy_step(run: PlaybookRun, member: DaemonNginx) -> Step:
     """From the first to the last of the fleet's deploy tasks on the member."""
     found = [e for e in host_entries(run, member.name) if e['task'].startswith('Deploy | ')]
@@ -198,19 +203,19 @@ def assert_new_version_everywhere(fleet: Fleet, rollout: Rollout) -> None:
 def assert_silent_while_stopped(fleet: Fleet, rollout: Rollout) -> None:
     """No request reaches a member between its proven drain (after its stop) and its start.
 
-    A request still in flight at ``nginx -s quit`` is answered after the stop command returns
-    (graceful quit); once session_drain has seen no session left, nothing may be.
+    The stop and the drain are one step (session_drain runs the stop command, then watches the
+    socket table). A request still in flight at ``nginx -s quit`` is answered after the stop
+    command returns (graceful quit); once the drain has seen no session left, nothing may be.
     """
     for member in fleet.members:
-        stop = command_step(rollout.run, member, member.stop_command)
-        drain = module_step(rollout.run, member, 'l4vip.rollout.session_drain')
+        drain = stop_step(rollout.run, member)
         start = command_step(rollout.run, member, member.start_command)
-        assert stop.ended <= drain.ended <= start.started, (member.name, stop, drain, start)
-        assert rollout.traffic.served_by(member.name, None, stop.started), f'{member.name} served nothing before its stop'
+        assert drain.ended <= start.started, (member.name, drain, start)
+        assert rollout.traffic.served_by(member.name, None, drain.started), f'{member.name} served nothing before its stop'
         inside = [r for r in rollout.traffic.served_by(member.name, drain.ended, start.started) if r.start >= drain.ended]
         assert not inside, f'{member.name} answered {len(inside)} requests while stopped: {inside[:3]}'
-        late = rollout.traffic.served_by(member.name, stop.ended, drain.ended)
-        print(f'  {member.name}: stopped {start.started - stop.ended:.2f}s; answered {len(late)} in-flight requests after the stop command')
+        late = rollout.traffic.served_by(member.name, drain.started, drain.ended)
+        print(f'  {member.name}: stopped {start.started - drain.ended:.2f}s; answered {len(late)} in-flight requests during the stop and drain')
 
 
 # --- 1. the L7 role, on both L4s ------------------------------------------------------------
@@ -249,7 +254,7 @@ def test_l4_rolling_deploy_with_the_window_closed_fails_no_request(tmp_path, l4,
             # What closed the window, as the L4 saw it: each member left the binding list before its stop.
             left = fleet.l4.events('admin') if closer == 'admin_disable' else fleet.l4.events()
             for member in fleet.members:
-                stop = command_step(rollout.run, member, member.stop_command)
+                stop = stop_step(rollout.run, member)
                 assert any(e['member'] == member.name and e['to'] in ('disabled', 'down') and e['at'] < stop.started for e in left), \
                     f'{member.name}: not out of the binding list before its stop'
         if closer == 'health_check_sources':
@@ -270,7 +275,7 @@ def test_l4_plain_sequence_fails_requests_only_between_stop_and_mark_down(tmp_pa
         downs = health_events(fleet, 'down')
         windows = {}
         for member in fleet.members:
-            stop = command_step(rollout.run, member, member.stop_command)
+            stop = stop_step(rollout.run, member)
             marked = [at for at in downs[member.name] if at > stop.started]
             assert marked, f'{member.name}: the emulator never marked it down after its stop'
             windows[member.name] = (stop.started, marked[0])

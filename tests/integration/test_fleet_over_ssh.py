@@ -1,0 +1,191 @@
+"""Rolling deploys of a real fleet: web hosts over SSH in their own namespaces, HAProxy on its own LB host.
+
+The L4's runtime API is reachable from the controller (a socket on its filesystem) and from the LB
+host (its own loopback), never from a web host: the roles' L4 steps must run where the L4 is, once
+per batch. Live traffic (keep-alive and new-connection clients) runs through the VIP from the
+controller's namespace the whole time, and HAProxy's own state is polled every 50 ms to count the
+members out of the VIP at once. See tests/harness/netns.py for the topology.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+import typing as t
+
+import pytest
+
+from ansible_collections.l4vip.rollout.plugins.module_utils._traffic import TrafficThread
+from ansible_collections.l4vip.rollout.tests.harness.ansible import PLAYBOOK_BIN, _playbook_env, run_collection_playbook
+from ansible_collections.l4vip.rollout.tests.harness.netns import LB, LB_RUNTIME_PORT, NetnsFleet, NetnsOptions, require_netns
+from ansible_collections.l4vip.rollout.tests.harness.real_parts import port_accepts, wait_until
+
+pytestmark = pytest.mark.real
+
+NEW = '2'
+# At least 16 keep-alive clients (20 requests/s each) and new connections at 20/s.
+TRAFFIC = {'keepalive_clients': 16, 'new_connection_rate': 20.0, 'request_interval': 0.05}
+ROLLOUT = {'rolling_deploy_groups': ['web'], 'fleet_version': NEW}
+WATCH_EVERY = 0.05
+
+
+class OutWatch:
+    """HAProxy's own binding list, read every 50 ms from the controller: the most members out at one moment."""
+
+    def __init__(self, fleet: NetnsFleet) -> None:
+        self.fleet = fleet
+        self.most_out = 0
+        self.ever_out: set[str] = set()
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> OutWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: t.Any) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(WATCH_EVERY):
+            out = {member for member, bound in self.fleet.l4.bound().items() if not bound}
+            self.most_out = max(self.most_out, len(out))
+            self.ever_out |= out
+            self.samples += 1
+
+
+def versions(fleet: NetnsFleet) -> dict[str, str]:
+    """What each web host has in its docroot, read inside the host (its /srv is its own)."""
+    return {m.name: fleet.run_on(m, ['cat', f'{m.docroot}/index.html'], check=True).stdout.split('version=')[1].strip() for m in fleet.members}
+
+
+def transitions_of(fleet: NetnsFleet) -> dict[str, list[str]]:
+    seen: dict[str, list[str]] = {m.name: [] for m in fleet.members}
+    for transition in fleet.l4.transitions():
+        seen[transition.member].append(transition.to)
+    return seen
+
+
+def rollout_under_traffic(tmp_path, fleet: NetnsFleet, **run: t.Any) -> tuple[t.Any, t.Any, OutWatch]:
+    inventory = fleet.write_inventory()
+    with TrafficThread(*fleet.vip(), **TRAFFIC) as traffic, OutWatch(fleet) as watch:
+        result = run_collection_playbook(tmp_path, 'l4vip.rollout.rolling_deploy', inventory, ROLLOUT, timeout=240, **run)
+        fleet.wait_all_bound()
+        summary = traffic.stop()
+    return result, summary, watch
+
+
+def assert_clean_rollout(fleet: NetnsFleet, result: t.Any, summary: t.Any, watch: OutWatch) -> None:
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert summary.failed == 0 and summary.ok > 500, summary.line()
+    assert watch.samples > 50 and watch.most_out == 1 and watch.ever_out == {m.name for m in fleet.members}, vars(watch)
+    assert versions(fleet) == {m.name: NEW for m in fleet.members}
+    assert transitions_of(fleet) == {m.name: ['down', 'up'] for m in fleet.members}
+
+
+@pytest.mark.parametrize('l4_host', ['controller', LB])
+def test_l7_rolling_deploy_over_ssh_fails_no_request(tmp_path, l4_host):
+    """The L7 role with the haproxy provider; the L4 steps on the controller, or on the LB host over SSH."""
+    require_netns()
+    options = NetnsOptions(members=3)
+    if l4_host == LB:
+        # The LB host's own loopback: an endpoint the controller cannot reach, so every L4 step must run there.
+        options = NetnsOptions(members=3, l4_host_ssh=True, l4_extra={'endpoint': f'127.0.0.1:{LB_RUNTIME_PORT}'},
+                               host_vars={f'web{n}': {'l7_vip_deploy_l4_host': LB} for n in range(1, 4)})
+    with NetnsFleet(tmp_path, options) as fleet:
+        result, summary, watch = rollout_under_traffic(tmp_path, fleet)
+        assert_clean_rollout(fleet, result, summary, watch)
+        if l4_host == LB:
+            assert not port_accepts('127.0.0.1', LB_RUNTIME_PORT)[0]
+        # One wait for the batch, answered for its member, each member its own transition time.
+        for member in fleet.members:
+            wait = result.task('Wait until the L4 has marked the batch down, at most seconds - 0.6', member.name)
+            assert wait['members'][member.name]['reached'] and wait['polls'] >= 1, wait
+        print(f'\nL7 over SSH, L4 steps on {l4_host}: {summary.line()}; most out at once {watch.most_out} ({watch.samples} samples)')
+
+
+def test_l4_rolling_deploy_with_admin_disable_over_ssh_fails_no_request(tmp_path):
+    require_netns()
+    options = NetnsOptions(members=3, profile={'health_check': 'l4'}, l4_extra={'admin_disable': True})
+    with NetnsFleet(tmp_path, options) as fleet:
+        result, summary, watch = rollout_under_traffic(tmp_path, fleet)
+        assert_clean_rollout(fleet, result, summary, watch)
+        print(f'\nL4 role, admin_disable, over SSH: {summary.line()}; most out at once {watch.most_out}')
+
+
+def test_two_rollouts_at_once_coordinate_through_the_controllers_claims(tmp_path):
+    """Two rolling deploys of one VIP (web1 and web2) at once, min 2 of 3 bound, claims in the shared ANSIBLE_HOME."""
+    require_netns()
+    options = NetnsOptions(members=3, host_vars={f'web{n}': {'l7_vip_deploy_min_bound_members': 2} for n in range(1, 4)})
+    home = tmp_path / 'controller-home'
+    with NetnsFleet(tmp_path, options) as fleet:
+        inventory = fleet.write_inventory()
+        runs: dict[str, t.Any] = {}
+
+        def rollout(member: str) -> None:
+            workdir = tmp_path / f'run-{member}'
+            workdir.mkdir()
+            runs[member] = run_collection_playbook(workdir, 'l4vip.rollout.rolling_deploy', inventory, ROLLOUT, timeout=180,
+                                                   limit=f'localhost,{member}', home=home)
+
+        with TrafficThread(*fleet.vip(), **TRAFFIC) as traffic, OutWatch(fleet) as watch:
+            threads = [threading.Thread(target=rollout, args=(member,)) for member in ('web1', 'web2')]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=200)
+            fleet.wait_all_bound()
+            summary = traffic.stop()
+        ok = {member: run.returncode == 0 for member, run in runs.items()}
+        assert sorted(ok.values()) == [False, True], {m: r.stderr[-2000:] for m, r in runs.items()}
+        went, refused = (next(m for m, good in ok.items() if good is wanted) for wanted in (True, False))
+        message = runs[refused].task('Stop the rollout', refused)['msg']
+        assert f'claimed by another rollout: {went}' in message and message.endswith('Nothing was changed.'), message
+        # The refused member never left: its health check in place, never down in HAProxy's log, its old version.
+        assert fleet.run_on(refused, ['test', '-e', fleet.member(refused).health_check_path]).returncode == 0
+        assert transitions_of(fleet)[refused] == [] and transitions_of(fleet)[went] == ['down', 'up']
+        assert versions(fleet)[refused] == '1' and versions(fleet)[went] == NEW
+        assert watch.most_out == 1 and watch.ever_out == {went}, vars(watch)
+        assert summary.failed == 0 and summary.ok > 300, summary.line()
+        # The winner released its claim once its member was back.
+        assert not list((home / 'l4vip.rollout' / 'claims').glob('*.claim'))
+
+
+def test_a_killed_controller_leaves_one_batch_out_and_a_rerun_completes(tmp_path):
+    """kill -9 of ansible-playbook while the second batch (web2) is out; then the same rollout again."""
+    require_netns()
+    home = tmp_path / 'controller-home'
+    with NetnsFleet(tmp_path, NetnsOptions(members=3)) as fleet:
+        inventory = fleet.write_inventory()
+        env = dict(_playbook_env(tmp_path, tmp_path / 'killed.json'), ANSIBLE_HOME=str(home), ANSIBLE_LOCAL_TEMP=str(home / 'tmp'))
+        with TrafficThread(*fleet.vip(), **TRAFFIC) as traffic, OutWatch(fleet) as watch:
+            with open(tmp_path / 'killed.log', 'wb') as log:
+                killed = subprocess.Popen(  # pylint: disable=consider-using-with  # killed below, waited for
+                    [str(PLAYBOOK_BIN), '-i', str(inventory), 'l4vip.rollout.rolling_deploy', '-e', json.dumps(dict(ROLLOUT, fleet_deploy_seconds=3))],
+                    env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+            try:
+                wait_until(lambda: (killed.poll() is not None or not fleet.l4.bound()['web2'], killed.poll()), 120, 'web2 out of the VIP')
+                assert killed.poll() is None, (tmp_path / 'killed.log').read_text()[-3000:]
+            finally:
+                os.kill(killed.pid, signal.SIGKILL)
+                killed.wait(10)
+            # Whatever the orphaned workers had in flight lands within their own bounds; then one batch is out.
+            wait_until(lambda: (not {m for m, b in fleet.l4.bound().items() if not b} - {'web2'}, fleet.l4.bound()), 10, 'only web2 out')
+            out_after_kill = sorted(m for m, bound in fleet.l4.bound().items() if not bound)
+            rerun = run_collection_playbook(tmp_path, 'l4vip.rollout.rolling_deploy', inventory, ROLLOUT, timeout=240, home=home)
+            fleet.wait_all_bound()
+            summary = traffic.stop()
+        assert out_after_kill == ['web2']
+        assert rerun.returncode == 0, rerun.stderr[-4000:]
+        # The re-run took web2, left out, first and on its own.
+        assert rerun.task('Health check out of service (verified 404)', 'web2')['previous_state'] == 'out_of_service'
+        assert versions(fleet) == {m.name: NEW for m in fleet.members}
+        assert watch.most_out == 1, vars(watch)
+        assert summary.failed == 0, summary.line()
+        print(f'\nkilled controller and re-run over SSH: {summary.line()}; most out at once {watch.most_out}')
