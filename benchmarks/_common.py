@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import math
 import os
+import pathlib
 import platform
 import resource
 import shutil
@@ -102,6 +103,72 @@ def measure() -> t.Iterator[Measured]:
 def _cpu(who: int) -> float:
     usage = resource.getrusage(who)
     return usage.ru_utime + usage.ru_stime
+
+
+# The interpreter wrapper that counts and times module runs, one directory per host (see the script).
+TIMED_PYTHON = pathlib.Path(__file__).resolve().parent / 'timed_python.sh'
+MODULE_CPU_FILE = 'module-cpu.txt'  # beside each host's wrapper: one line per module run, "<user s> <system s>"
+
+
+def read_module_cpu(path: os.PathLike[str] | str) -> tuple[float, int]:
+    """(CPU seconds, module runs) from one host's module-cpu.txt (none yet: no run)."""
+    try:
+        lines = pathlib.Path(path).read_text(encoding='ascii').splitlines()
+    except FileNotFoundError:
+        return 0.0, 0
+    runs = [line.split() for line in lines if line.strip()]
+    return sum(float(user) + float(system) for user, system in runs), len(runs)
+
+
+class ModuleRuns:
+    """What ran as a module process, per host, when the hosts are this machine (the local connection).
+
+    ``interpreter(host)`` is the ansible_python_interpreter to give that host: a link to
+    timed_python.sh in a directory of the host's own, so each module run appends its CPU time
+    there. An L4 step that runs in the controller's process runs no module and leaves no line.
+    Module processes run with ``python`` ($L4VIP_BENCH_PYTHON, which the local connection passes on).
+    """
+
+    def __init__(self, root: pathlib.Path, python: str = sys.executable) -> None:
+        self.root = root
+        os.environ['L4VIP_BENCH_PYTHON'] = python
+        self.hosts: list[str] = []
+
+    def interpreter(self, host: str) -> str:
+        directory = self.root / host
+        directory.mkdir(parents=True, exist_ok=True)
+        link = directory / 'python'
+        if not link.exists():
+            link.symlink_to(TIMED_PYTHON)
+            (directory / MODULE_CPU_FILE).write_text('', encoding='ascii')
+            self.hosts.append(host)
+        return str(link)
+
+    def read(self) -> dict[str, tuple[float, int]]:
+        """{host: (module CPU seconds, module runs)} for every host given an interpreter."""
+        return {host: read_module_cpu(self.root / host / MODULE_CPU_FILE) for host in self.hosts}
+
+
+def module_runs_summary(per_host: t.Mapping[str, tuple[float, int]], members: t.Sequence[str]) -> dict[str, t.Any]:
+    """Members' module runs and CPU (per host: mean, min, max) and what ran as a module anywhere else (the controller)."""
+    runs = [per_host.get(name, (0.0, 0))[1] for name in members]
+    cpu = [per_host.get(name, (0.0, 0))[0] for name in members]
+    others = {host: value for host, value in per_host.items() if host not in members}
+    return {'member_module_runs_per_host': sum(runs) / len(runs), 'member_module_runs_min': min(runs), 'member_module_runs_max': max(runs),
+            'member_module_cpu': sum(cpu), 'member_module_cpu_per_host': sum(cpu) / len(cpu),
+            'controller_module_runs': sum(runs for _cpu, runs in others.values()),
+            'controller_module_cpu': sum(cpu for cpu, _runs in others.values())}
+
+
+def runs_text(summary: t.Mapping[str, t.Any]) -> str:
+    """"7" when every member ran as many modules, else "7.5 (7-8)"."""
+    low, high, mean = summary['member_module_runs_min'], summary['member_module_runs_max'], summary['member_module_runs_per_host']
+    return f'{low}' if low == high else f'{mean:.1f} ({low}-{high})'
+
+
+def smoke() -> bool:
+    """L4VIP_BENCH_SMOKE=1 (run.py --smoke): each benchmark at a small size, to check that it runs; figures are not kept."""
+    return os.environ.get('L4VIP_BENCH_SMOKE') == '1'
 
 
 def fmt(seconds: float, digits: int = 3) -> str:
