@@ -14,8 +14,10 @@ description:
     O(min_bound) of them. The count comes from the L4, so a member that is already out (a half-done earlier run, a
     concurrent rollout, a dead server) counts as out.
   - Changes nothing on the L4. With O(claims_dir) it writes (and with O(release) removes) a claim file there.
-  - Only the providers that can list a pool (V(emulator), V(haproxy)) can be asked. With the others the module returns
+  - Only the providers that can list a pool (V(emulator), V(haproxy)) can be asked. With the others the guard counts
+    O(pool_members) as bound, less the members other rollouts claim; without O(pool_members) it returns
     RV(checked=false) and a warning, and does not fail.
+  - Runs inside the controller's process when the task runs on the controller; anywhere else, as a module on that host.
 author:
   - l4vip.rollout maintainers (@l4vip)
 extends_documentation_fragment:
@@ -32,7 +34,8 @@ attributes:
 options:
   leaving:
     description:
-      - The members about to go out of O(pool) together (the batch), as the L4 names them. O(member) when not given.
+      - The members about to go out of O(pool) together (the batch), as the L4 names them. O(members), else O(member), when
+        not given.
     type: list
     elements: str
   min_bound:
@@ -40,9 +43,21 @@ options:
       - How many members must stay bound.
     type: int
     default: 1
+  pool_members:
+    description:
+      - The pool's members as the inventory knows them, for the providers that cannot list the pool (V(timer), V(http),
+        V(access_log)). Ignored where the L4 can be asked.
+    type: list
+    elements: str
+  claims:
+    description:
+      - Claim the leaving members (see O(claims_dir)), in O(claims_dir) or, when it is not given, in a directory on the
+        host that runs the guard - under C(ANSIBLE_HOME) on the controller, C(~/.ansible/l4vip.rollout/claims) elsewhere.
+    type: bool
+    default: false
   claims_dir:
     description:
-      - A directory every rollout of this pool shares (on the host that runs the guard). With it, the guard runs under a
+      - A directory every rollout of this pool shares (on the host that runs the guard); giving it turns O(claims) on. With it, the guard runs under a
         lock per pool, counts the members other rollouts have claimed as already out, and claims O(member) when it lets
         it go - so two rollouts started at once cannot take out more than O(min_bound) allows, even before the L4 has
         noticed the first one.
@@ -55,7 +70,7 @@ options:
     default: 3600
   release:
     description:
-      - Release O(member)'s claim in O(claims_dir) (when it is back in the VIP) instead of judging.
+      - Release the claims of O(leaving) (when they are back in the VIP) instead of judging.
     type: bool
     default: false
 seealso:
@@ -104,6 +119,33 @@ leaving:
   elements: str
   returned: always
   sample: [web1, web2]
+claimed:
+  description: The members this task claimed anew (a claim the batch already held is renewed, not new); C(changed) says whether there were any.
+  type: list
+  elements: str
+  returned: when checked
+  sample: [web1, web2]
+released:
+  description: The members whose claims were released.
+  type: list
+  elements: str
+  returned: with O(release)
+  sample: [web1]
+pool:
+  description: The pool judged.
+  type: str
+  returned: when checked
+  sample: web
+min_bound:
+  description: O(min_bound), as judged.
+  type: int
+  returned: when checked
+  sample: 1
+allowed:
+  description: Whether the members may go out.
+  type: bool
+  returned: when checked
+  sample: true
 '''
 
 from ansible.module_utils.basic import AnsibleModule

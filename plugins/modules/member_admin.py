@@ -15,6 +15,7 @@ description:
     port is closed before the L4 has noticed.
   - Works through the providers that can write - V(emulator), V(haproxy) (C(set server <pool>/<member> state
     maint|drain|ready)) and V(http) (a request you describe in O(admin_request), for F5 iControl REST or NetScaler NITRO).
+  - With O(members), sets the state of every member of a batch (V(emulator), V(haproxy)).
   - Reads the current state first and changes nothing when it is already as asked. With V(http) that needs O(query) and
     O(admin_values); without them every run reports a change.
 author:
@@ -100,10 +101,15 @@ admin_state:
   returned: success
   sample: disabled
 previous_admin_state:
-  description: The admin state read before the task; null when the provider cannot read it.
+  description: The admin state read before the task; null when the provider cannot read it, or when the members of a batch differ.
   type: str
   returned: success
   sample: enabled
+members:
+  description: Each member's own C(changed), C(admin_state) and C(previous_admin_state), by name.
+  type: dict
+  returned: success
+  sample: {"web1": {"changed": true, "admin_state": "disabled", "previous_admin_state": "enabled"}}
 '''
 
 from ansible.module_utils.basic import AnsibleModule

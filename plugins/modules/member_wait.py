@@ -16,6 +16,11 @@ description:
     time already gone since O(since). This is the notes' "wait 20 seconds", computed instead of guessed.
   - Down is about new connections only. Sessions the L4 already forwards to the member stay until the web server
     closes them; use M(l4vip.rollout.session_drain) for those.
+  - With O(members) one task follows a whole batch - each poll asks the L4 about every member that has not got there
+    yet, in one request - and returns each member's own result under RV(members); the task fails when any member is late,
+    naming it.
+  - Runs inside the controller's process when the task runs on the controller (no module run); anywhere else, as a
+    module on that host.
   - In check mode the wait is skipped and the module says so.
 author:
   - l4vip.rollout maintainers (@l4vip)
@@ -177,6 +182,28 @@ waited:
   type: bool
   returned: always
   sample: true
+members:
+  description:
+    - Each member's own outcome, by name (O(member), or each of O(members)).
+  type: dict
+  returned: always
+  contains:
+    reached:
+      description: Whether the member got to O(state) within O(timeout).
+      type: bool
+    ended_at:
+      description: When the wait first saw it there (epoch seconds); null when it did not get there.
+      type: float
+    bound:
+      description: Whether it took new connections when last seen.
+      type: bool
+    observed:
+      description: What the L4 last said of it.
+      type: str
+    l4_since:
+      description: The L4's own time of its last health change, where the provider tells it.
+      type: float
+  sample: {"web1": {"reached": true, "ended_at": 1795963441.27, "bound": false, "observed": "STOPPED", "l4_since": null}}
 '''
 
 from ansible.module_utils.basic import AnsibleModule

@@ -19,7 +19,7 @@ description:
     cleared the L4's session.
   - L4 side, through the providers that can count a member's sessions (V(emulator), V(haproxy)), after the server side has
     drained. With the other providers only the server side is checked.
-  - In check mode the wait is skipped; the sessions present now are still reported.
+  - In check mode the stop and the wait are skipped; the sessions present now are still reported.
 author:
   - l4vip.rollout maintainers (@l4vip)
 extends_documentation_fragment:
@@ -36,9 +36,18 @@ attributes:
 options:
   port:
     description:
-      - The web server's service port, whose client sessions must drain.
+      - The web server's service port, whose client sessions must drain, on the host the module runs on.
+      - Without it only the L4's side is checked, for O(member) or each of O(members) - which needs a provider that
+        counts the L4's sessions (V(emulator), V(haproxy)).
     type: int
-    required: true
+  stop_command:
+    description:
+      - The web server's graceful stop, as an argv (no shell), run first - so that the stop and the drain that proves it
+        are one module run. A command that fails counts as stopped once nothing listens on O(port) any more (nothing
+        was running), and fails the task otherwise, with its output.
+      - Needs O(port).
+    type: list
+    elements: str
   address:
     description:
       - Only sessions to this local address (for example the VIP held on C(lo:0) in direct server return). All addresses
@@ -72,13 +81,18 @@ EXAMPLES = r'''
     exclude_sources: [10.0.0.2/31]  # the L4's self IPs
     timeout: 30
 
-- name: And HAProxy must agree
+- name: Stop nginx gracefully and see its clients go, in one module run
   l4vip.rollout.session_drain:
     port: 80
+    stop_command: [/usr/sbin/nginx, -s, quit]
+
+- name: And HAProxy must agree, for the whole batch (where the HAProxy socket is)
+  l4vip.rollout.session_drain:
     provider: haproxy
     endpoint: /run/haproxy/admin.sock
     pool: web
-    member: web1
+    members: [web1, web2]
+  delegate_to: localhost
 '''
 
 RETURN = r'''
@@ -89,10 +103,20 @@ sessions:
   returned: always
   sample: [{"peer": "203.0.113.7:51234", "local": "10.0.0.11:80", "state": "ESTABLISHED"}]
 l4_sessions:
-  description: The sessions the L4 still holds for the member; null when the provider cannot count them.
+  description: The sessions the L4 still holds for the member (for a batch, all its members'); null when the provider cannot count them.
   type: int
   returned: always
   sample: 0
+l4_sessions_by_member:
+  description: The sessions the L4 still holds, per member.
+  type: dict
+  returned: when the provider counts the L4's sessions
+  sample: {"web1": 0, "web2": 0}
+stopped:
+  description: The stop command's exit code (and its error output when it failed but nothing listened any more).
+  type: dict
+  returned: when O(stop_command) ran
+  sample: {"rc": 0}
 drained:
   description: Whether at most O(threshold) sessions remained on both sides.
   type: bool
