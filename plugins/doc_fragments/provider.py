@@ -38,8 +38,8 @@ options:
   members:
     description:
       - A batch - several members of O(pool), as the L4 names them - to act on in one task, with the providers that
-        answer for a whole pool in one request (V(emulator), V(haproxy); V(timer) waits once for all). Every member's
-        own result is returned under RV(members).
+        answer for a whole pool in one request (V(emulator), V(haproxy); V(timer) waits once for all). The modules that
+        report per member return each member's own result under C(members).
       - O(member) alone is a batch of one.
     type: list
     elements: str

@@ -62,7 +62,7 @@ class Context:
 
 def run_in_module(module: t.Any, step: t.Callable[[t.Mapping[str, t.Any], Context], dict[str, t.Any]]) -> None:
     """Run ``step`` as a module: its warnings as module warnings, StepFailed as fail_json with its details."""
-    ctx = Context(check_mode=module.check_mode, diff=module._diff, run_command=lambda argv: module.run_command(argv))
+    ctx = Context(check_mode=module.check_mode, diff=module._diff, run_command=module.run_command)
     try:
         result = step(module.params, ctx)
     except StepFailed as error:
@@ -306,12 +306,11 @@ def capacity_guard(params: t.Mapping[str, t.Any], ctx: Context) -> dict[str, t.A
                  f"(only {', '.join(_providers.POOL_PROVIDERS)} can) and no pool_members were given")
         return dict(changed=False, checked=False, leaving=leaving)
     try:
-        if lists_pool:
-            provider = _build(dict(params, members=None), profile)
-            bindings_of: t.Callable[[], t.Mapping[str, bool]] = provider.pool_bindings
-        else:
+        def inventory_bindings() -> dict[str, bool]:
             # No L4 to ask: the inventory's members count as bound, less what other rollouts claim.
-            bindings_of = lambda: dict.fromkeys(params['pool_members'], True)  # noqa: E731
+            return dict.fromkeys(params['pool_members'], True)
+
+        bindings_of = _build(dict(params, members=None), profile).pool_bindings if lists_pool else inventory_bindings
         others: list[str] = []
         claimed: list[str] = []
         if claims_dir and not ctx.check_mode:
@@ -419,7 +418,8 @@ def session_drain(params: t.Mapping[str, t.Any], ctx: Context) -> dict[str, t.An
                           elapsed=ctx.clock.monotonic() - started)
             if not polled.reached:
                 holding = ', '.join(f'{member} {count}' for member, count in counts.items() if count > params['threshold'])
-                raise StepFailed(f"the L4 still holds sessions after {params['timeout']:g}s: {holding}", **dict(result, drained=False))
+                result['drained'] = False
+                raise StepFailed(f"the L4 still holds sessions after {params['timeout']:g}s: {holding}", **result)
     except _providers.ProviderError as error:
         raise StepFailed(str(error), **result) from None
     except (OSError, _sockets.SocketTableError) as error:

@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import threading
-import time
 import typing as t
 
 import pytest
