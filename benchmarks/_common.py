@@ -12,6 +12,7 @@ import math
 import os
 import pathlib
 import platform
+import re
 import resource
 import shutil
 import statistics
@@ -116,7 +117,8 @@ def read_module_cpu(path: os.PathLike[str] | str) -> tuple[float, int]:
         lines = pathlib.Path(path).read_text(encoding='ascii').splitlines()
     except FileNotFoundError:
         return 0.0, 0
-    runs = [line.split() for line in lines if line.strip()]
+    # bash adds a line of its own ("Terminated") when the interpreter was killed, as mitogen ends its own.
+    runs = [line.split() for line in lines if re.fullmatch(r'\d+\.\d+ \d+\.\d+', line.strip())]
     return sum(float(user) + float(system) for user, system in runs), len(runs)
 
 

@@ -2,8 +2,10 @@
 
 Two real nginx members stand behind two L4s at once: the emulator and a real HAProxy (mode tcp,
 L7 check). For each provider one ansible-playbook alternates ``member_wait state=down`` and
-``state=up`` for web1; while each task's module waits, this process fails or restores web1's
-health check. The reaction is the module's ``ended_at`` less the L4's own transition time: the
+``state=up`` for web1; while each task waits, this process fails or restores web1's health
+check. On the controller's local connection member_wait's action plugin runs the wait in
+ansible-playbook's worker process, with no module process (as the roles' L4 steps run). The
+reaction is the step's ``ended_at`` less the L4's own transition time: the
 emulator's event log, or the DOWN/UP line HAProxy sends to its log, stamped here on receipt.
 """
 
@@ -36,7 +38,7 @@ from ansible_collections.l4vip.rollout.tests.harness.real_parts import HAProxy, 
 PROFILE = Profile(interval=0.5, retry=1, rise=1, check_timeout=0.25)
 # Each provider and the L4 whose own transition times are its ground truth.
 PROVIDERS = {'emulator': 'emulator', 'http': 'emulator', 'haproxy': 'haproxy', 'access_log': 'haproxy'}
-TRANSITIONS = 20  # of each direction, per provider
+TRANSITIONS = 3 if _common.smoke() else 20  # of each direction, per provider
 GOAL = 0.25  # median seconds from the L4's transition to the module's return
 POLL_INTERVAL = provider_argument_spec()['poll_interval']['default']  # left at the module's default
 WAIT_TIMEOUT = 10.0  # far beyond any transition: a wait that misses one fails rather than returning late
@@ -72,7 +74,13 @@ def until(what: str, probe: t.Callable[[], tuple[T | None, str]], timeout: float
 # --- the L4s' own transition times -----------------------------------------------------------
 
 
-# --- member_wait's module processes ------------------------------------------------------------
+# --- the processes member_wait runs in ------------------------------------------------------------
+
+def _start_time(pid: str) -> str:
+    with open(f'/proc/{pid}/stat', 'rb') as handle:
+        stat = handle.read()
+    return stat[stat.rindex(b')') + 2:].split()[19].decode()
+
 
 def module_processes(script_dir: pathlib.Path) -> set[tuple[int, str]]:
     """member_wait's module processes run from ``script_dir``, as (pid, start time): a reused pid is a new process."""
@@ -86,12 +94,34 @@ def module_processes(script_dir: pathlib.Path) -> set[tuple[int, str]]:
                 argv = handle.read().split(b'\0')
             # The interpreter running the script; not the chmod that Ansible runs on it first.
             if len(argv) > 1 and argv[1].startswith(prefix) and argv[1].endswith(MODULE_SCRIPT):
-                with open(f'/proc/{entry.name}/stat', 'rb') as handle:
-                    stat = handle.read()
-                found.add((int(entry.name), stat[stat.rindex(b')') + 2:].split()[19].decode()))
+                found.add((int(entry.name), _start_time(entry.name)))
         except (OSError, IndexError):
             continue  # gone meanwhile
     return found
+
+
+def worker_processes(parent: int) -> set[tuple[int, str]]:
+    """The processes ansible-playbook (``parent``) forked: one worker per task. On the controller's local connection
+    member_wait's action plugin runs the wait in the worker itself, with no module process
+    (plugins/plugin_utils/_l4_action.py)."""
+    found = set()
+    for entry in os.scandir('/proc'):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f'/proc/{entry.name}/stat', 'rb') as handle:
+                stat = handle.read()
+            fields = stat[stat.rindex(b')') + 2:].split()
+            if int(fields[1]) == parent:
+                found.add((int(entry.name), fields[19].decode()))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def step_processes(playbook: Playbook) -> set[tuple[int, str]]:
+    """Where a member_wait task may run: its module process, or the worker that runs it in-process."""
+    return module_processes(playbook.script_dir) | worker_processes(playbook.proc.pid)
 
 
 class Playbook:
@@ -237,38 +267,33 @@ def provider_options(provider: str, lab: Lab) -> dict[str, t.Any]:
 
 # --- the trials --------------------------------------------------------------------------------
 
-def wait_new_module(playbook: Playbook, seen: set[tuple[int, str]], task: str) -> set[tuple[int, str]]:
-    """The module process(es) of the next task, once running; fails at once when ansible-playbook has ended."""
-    def probe() -> tuple[set[tuple[int, str]] | None, str]:
+def wait_step_polling(playbook: Playbook, seen: set[tuple[int, str]], task: str) -> tuple[set[tuple[int, str]], set[tuple[int, str]]]:
+    """Until the task's wait sleeps between two questions to the L4: its start-up is over and its first answer was "not yet".
+
+    The wait runs in a process that was not there before (``seen``): member_wait's module process or, as the
+    action plugin runs it on the controller, the worker ansible-playbook forked for the task. Nothing else in
+    either sleeps; the kernel names the sleep in /proc/<pid>/wchan. Returns (the sleeping process(es), every new one).
+    """
+    def probe() -> tuple[tuple[set[tuple[int, str]], set[tuple[int, str]]] | None, str]:
         if (exited := playbook.exited()) is not None:
             raise BenchmarkError(f'task {task!r} never ran: {exited}')
-        return (module_processes(playbook.script_dir) - seen) or None, f'{len(seen)} module processes before, no new one'
-    # A scan of /proc costs about a millisecond of CPU, and the module's start-up takes far longer than 0.05 s.
-    return until(f'task {task!r}: member_wait running', probe, 60, 0.05)
-
-
-def wait_module_polling(module: set[tuple[int, str]], task: str) -> None:
-    """Until the module sleeps between two questions to the L4: its start-up is over and its first answer was "not yet".
-
-    Nothing else in member_wait sleeps; the kernel names the sleep in /proc/<pid>/wchan.
-    """
-    def probe() -> tuple[bool | None, str]:
-        seen = {}
-        for pid, _started in module:
+        new = step_processes(playbook) - seen
+        wchan = {}
+        for pid, started in new:
             try:
-                seen[pid] = pathlib.Path(f'/proc/{pid}/wchan').read_text(encoding='ascii')
+                wchan[(pid, started)] = pathlib.Path(f'/proc/{pid}/wchan').read_text(encoding='ascii')
             except OSError:
-                seen[pid] = 'gone'
-        if 'gone' in seen.values():
-            raise BenchmarkError(f'task {task!r}: member_wait ended before the health check was touched (wchan: {seen})')
-        return (True if any('nanosleep' in wchan for wchan in seen.values()) else None), f'wchan {seen}'
-    until(f'task {task!r}: member_wait polling', probe, 30, 0.01)
+                wchan[(pid, started)] = 'gone'
+        sleeping = {process for process, where in wchan.items() if 'nanosleep' in where}
+        return ((sleeping, new) if sleeping else None), f'{len(seen)} processes before; new ones, wchan: {wchan}'
+    # A scan of /proc costs about a millisecond of CPU, and the step's start-up takes far longer than 0.01 s.
+    return until(f'task {task!r}: member_wait polling', probe, 60, 0.01)
 
 
-def wait_module_gone(module: set[tuple[int, str]], task: str) -> None:
+def wait_step_gone(step: set[tuple[int, str]], task: str) -> None:
     def probe() -> tuple[bool | None, str]:
-        alive = [pid for pid, _started in module if pid_alive(pid)]
-        return (None if alive else True), f'module pids {alive} alive'
+        alive = [pid for pid, _started in step if pid_alive(pid)]
+        return (None if alive else True), f'pids {alive} alive'
     until(f'task {task!r}: member_wait ending', probe, WAIT_TIMEOUT + 10, 0.02)
 
 
@@ -280,9 +305,8 @@ def drive(playbook: Playbook, tasks: list[tuple[str, str]], lab: Lab, rng: rando
     toggled = []
     seen: set[tuple[int, str]] = set()
     for name, state in tasks:
-        module = wait_new_module(playbook, seen, name)
-        seen |= module
-        wait_module_polling(module, name)
+        step, new = wait_step_polling(playbook, seen, name)
+        seen |= new
         time.sleep(rng.uniform(*TOGGLE_DELAY))
         if state == 'down':
             lab.haproxy.wait_settled(timeout=3)  # else HAProxy drops web1 on one failed check, the access log needs two
@@ -290,7 +314,7 @@ def drive(playbook: Playbook, tasks: list[tuple[str, str]], lab: Lab, rng: rando
         else:
             lab.web1.enable_health_check()
         toggled.append(time.time())
-        wait_module_gone(module, name)
+        wait_step_gone(step, name)
     return toggled
 
 
@@ -371,8 +395,9 @@ def render(result: dict[str, t.Any]) -> str:
         'for `haproxy` and `access_log`, the time HAProxy\'s own "Server web/web1 is DOWN/UP" log line arrived on a unix datagram socket.',
         'Method: two real nginx members stand behind the emulator and a real HAProxy (mode tcp, L7 check) at once. '
         f'For each provider one ansible-playbook runs {result["transitions_per_direction"]} pairs of `member_wait` state=down / state=up '
-        'tasks for web1; once a task\'s module sleeps between two questions to the L4 (its start-up over), the benchmark waits 0.1-0.3 s '
+        'tasks for web1 on the controller (local connection: the action plugin runs the wait in ansible-playbook\'s worker, no module '
+        'process); once a task\'s wait sleeps between two questions to the L4 (its start-up over), the benchmark waits 0.1-0.3 s '
         'and renames web1\'s health-check file away or back. '
-        'Reaction is the module\'s `ended_at` minus the L4\'s first transition to the wanted state after the rename; every task must end '
+        'Reaction is the step\'s `ended_at` minus the L4\'s first transition to the wanted state after the rename; every task must end '
         'with `bound` as wanted. "Task end" is the same from the end of the task as Ansible recorded it, its own result handling included.',
     ])

@@ -7,6 +7,10 @@ marks the member down) + stop + deploy + start + bring-up (health check in -> th
 it), where stop, deploy and start are the user's own tasks as Ansible ran them. Beside it, the
 same roles with the ``timer`` provider (the model's worst case instead of asking the L4) and the
 notes' flow by hand with a fixed sleep of the worst case (playbooks/fixed_sleep.yml).
+
+The roles' L4 steps (capacity guard, the waits, the L4's session count, the claims) run once per
+batch on the controller, in its own process; every other step is a module run on the member.
+Module runs are counted and timed per host by the interpreter wrapper timed_python.sh.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import datetime
 import os
 import pathlib
 import typing as t
+
+import yaml
 
 import _common
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import down_window, parse_profile, up_window
@@ -37,7 +43,7 @@ NOTES_PROFILE = {'interval': 10.0, 'retry': 1, 'rise': 1, 'check_timeout': 3.0}
 NOTES_MEMBERS = 4
 
 # (label, L4, how the rollout waits, profile, members)
-CASES = (
+FULL_CASES = (
     ('roles, emulator provider', EMULATOR, 'observed', PROFILE, MEMBERS),
     ('roles, haproxy provider', HAPROXY, 'observed', PROFILE, MEMBERS),
     ('roles, timer provider (emulator)', EMULATOR, 'timer', PROFILE, MEMBERS),
@@ -46,27 +52,35 @@ CASES = (
     ('fixed sleep by hand (HAProxy)', HAPROXY, 'fixed', PROFILE, MEMBERS),
     ('roles, emulator provider, the notes\' device (interval 10 s), 4 servers', EMULATOR, 'observed', NOTES_PROFILE, NOTES_MEMBERS),
 )
+# run.py --smoke: does it run? Two members, one case of each kind at interval 1 s.
+SMOKE_MEMBERS = 2
+SMOKE_LABELS = ('roles, emulator provider', 'roles, haproxy provider', 'roles, timer provider (emulator)', 'fixed sleep by hand (emulator)')
+SMOKE_CASES = tuple((label, l4, mode, profile, SMOKE_MEMBERS) for label, l4, mode, profile, _count in FULL_CASES if label in SMOKE_LABELS)
 
-# What each of the roles' tasks is, for the breakdown of where the time went. The L4 steps (guard, waits, the L4's
-# sessions, release) run once per batch on the L4 host - the controller here, in its own process - and are recorded
-# for the batch's first member. The per-member checks after a batch step ("... the member down") run only on failure.
+# What each of the roles' tasks is, for the breakdown of where the time went: (step, task names start with).
+# The L4 steps (guard, waits, the L4's sessions, release) run once per batch on the L4 host - the controller
+# here, in its own process - and are recorded for the batch's first member. The per-member checks after a
+# batch step ("... has marked the member down") run only when that member failed it.
 STEPS = (
-    ('capacity guard', lambda e: e['task'].startswith('Capacity guard')),
-    ('health check out', lambda e: e['task'].startswith('Health check out')),
-    ('wait down', lambda e: e['task'].startswith('Wait until the L4 has marked the batch down') or e['task'].startswith('Sleep the worst case of the L4\'s mark-down')),
-    # The roles: one module run (the stop command, then the server's own sessions); by hand: the stop, then wait_for.
-    ('stop + server drain', lambda e: e['task'].startswith('Stop the web server') or e['task'].startswith('Wait until the web server no longer')),
-    ('L4 drain', lambda e: e['task'].startswith('Wait until the L4 holds no session of the batch')),
-    ('deploy', lambda e: e['task'].startswith('Deploy | ')),
-    ('start', lambda e: e['task'].startswith('Start the web server')),
-    ('health check in', lambda e: e['task'].startswith('Health check in')),
-    ('wait up', lambda e: e['task'].startswith('Wait until the L4 has bound the batch again') or e['task'].startswith('Sleep the worst case of the L4\'s mark-up')),
-    ('release claims', lambda e: e['task'].startswith('Release the claims')),
+    ('capacity guard', ('Capacity guard',)),
+    ('health check out', ('Health check out',)),
+    ('wait down', ('Wait until the L4 has marked the batch down', "Sleep the worst case of the L4's mark-down")),
+    # The roles: one module run (the stop command, then the server's own sessions until none is left); by hand: the stop, then wait_for.
+    ('stop + server drain', ('Stop the web server', 'Wait until the web server no longer')),
+    ('L4 drain', ('Wait until the L4 holds no session of the batch',)),
+    ('deploy', ('Deploy | ',)),
+    ('start', ('Start the web server',)),
+    ('health check in', ('Health check in',)),
+    ('wait up', ('Wait until the L4 has bound the batch again', "Sleep the worst case of the L4's mark-up")),
+    ('release claims', ('Release the claims',)),
 )
-# The parts of the ideal that are the user's own tasks: the one that runs the stop command (the roles: with the server's
-# drain, in one module run; by hand: the command alone), and the start command.
-STOP = lambda e: e['task'].startswith('Stop the web server')  # noqa: E731
-START = dict(STEPS)['start']
+# The user's own stop as the ideal counts it: the task that runs the stop command (the roles: with the server's
+# drain, in one module run; by hand: the command alone).
+STOP = ('Stop the web server',)
+
+
+def matches(entry: dict[str, t.Any], step: str) -> bool:
+    return entry['task'].startswith(dict(STEPS)[step])
 
 
 @dataclasses.dataclass
@@ -98,16 +112,16 @@ class Member:
 
 
 def _entries(run: PlaybookRun, host: str) -> list[dict[str, t.Any]]:
-    """The host's tasks that ran in its batch (an include is not a step of its own: its tasks are)."""
+    """The host's tasks that ran in its batch (an include is not a step of its own: its tasks are); the batch's
+    L4 steps are among its first member's."""
     return [e for e in run.output if e['host'] == host and e['status'] != 'skipped' and e['action'] not in INCLUDES
             and e['task'] != LOOK_FOR_LEFT_OUT]
 
 
-def _one(entries: list[dict[str, t.Any]], step: str, matcher: t.Callable[[dict[str, t.Any]], bool] | None = None) -> dict[str, t.Any]:
-    matcher = matcher or dict(STEPS)[step]
-    found = [e for e in entries if matcher(e)]
+def _one(entries: list[dict[str, t.Any]], what: str, prefixes: tuple[str, ...]) -> dict[str, t.Any]:
+    found = [e for e in entries if e['task'].startswith(prefixes)]
     if len(found) != 1:
-        raise RuntimeError(f'expected one {step} task, found {[e["task"] for e in found]}')
+        raise RuntimeError(f'expected one {what} task, found {[e["task"] for e in found]}')
     return found[0]
 
 
@@ -118,10 +132,10 @@ def _command_time(entry: dict[str, t.Any]) -> float:
 
 def member_record(run: PlaybookRun, name: str, transitions: list[Transition], fixed: bool = False) -> Member:
     entries = _entries(run, name)
-    out, back = _one(entries, 'health check out'), _one(entries, 'health check in')
+    out, back = _one(entries, 'health check out', dict(STEPS)['health check out']), _one(entries, 'health check in', dict(STEPS)['health check in'])
     out_at = _command_time(out) if fixed else out['result']['changed_at']
     in_at = _command_time(back) if fixed else back['result']['changed_at']
-    deploy = [e for e in entries if dict(STEPS)['deploy'](e)]
+    deploy = [e for e in entries if matches(e, 'deploy')]
 
     def first(state: str, after: float) -> float:
         found = [at for member, to, at in transitions if member == name and to == state and at > after]
@@ -133,32 +147,50 @@ def member_record(run: PlaybookRun, name: str, transitions: list[Transition], fi
         return entry['ended'] - entry['started']
 
     return Member(name, out_at, first('down', out_at), duration(_one(entries, 'stop', STOP)), deploy[-1]['ended'] - deploy[0]['started'],
-                  duration(_one(entries, 'start', START)), in_at, first('up', in_at), min(e['started'] for e in entries),
+                  duration(_one(entries, 'start', dict(STEPS)['start'])), in_at, first('up', in_at), min(e['started'] for e in entries),
                   max(e['ended'] for e in entries))
 
 
-def _breakdown(run: PlaybookRun, hosts: list[str]) -> dict[str, float]:
-    """Seconds per batch each step took on average (a batch is one host here), and the rest."""
-    totals = {step: 0.0 for step, _matcher in STEPS}
+def batch_span(run: PlaybookRun, batch: t.Sequence[str]) -> float:
+    """From the first task of the batch's deploy play to its last, over all its members."""
+    entries = [e for host in batch for e in _entries(run, host)]
+    return max(e['ended'] for e in entries) - min(e['started'] for e in entries)
+
+
+def breakdown(run: PlaybookRun, batches: t.Sequence[t.Sequence[str]]) -> dict[str, float]:
+    """Seconds per batch each step took on average (the longest of the batch's members for a member step), and the rest."""
+    totals = {step: 0.0 for step, _prefixes in STEPS}
     spans = 0.0
-    for host in hosts:
-        deploy_play = _entries(run, host)
-        spans += max(e['ended'] for e in deploy_play) - min(e['started'] for e in deploy_play)
-        for step, matcher in STEPS:
-            totals[step] += sum(e['ended'] - e['started'] for e in deploy_play if matcher(e))
-    per_batch = {step: total / len(hosts) for step, total in totals.items()}
-    per_batch['other tasks'] = spans / len(hosts) - sum(per_batch.values())
+    for batch in batches:
+        spans += batch_span(run, batch)
+        for step, prefixes in STEPS:
+            totals[step] += max(sum(e['ended'] - e['started'] for e in _entries(run, host) if e['task'].startswith(prefixes)) for host in batch)
+    per_batch = {step: total / len(batches) for step, total in totals.items()}
+    per_batch['other tasks'] = spans / len(batches) - sum(per_batch.values())
     return per_batch
+
+
+def inventory_with_timed_modules(inventory: pathlib.Path, modules: _common.ModuleRuns) -> None:
+    """The controller (implicit localhost takes the group all's variables) gets its own timed interpreter too:
+    a module run there shows as a controller module run. The members' are host variables (FleetOptions.host_vars)."""
+    data = yaml.safe_load(inventory.read_text(encoding='utf-8'))
+    data['all']['vars']['ansible_python_interpreter'] = modules.interpreter('localhost')
+    inventory.write_text(yaml.safe_dump(data, sort_keys=False), encoding='utf-8')
 
 
 def rollout(workdir: pathlib.Path, l4: str, mode: str, profile_values: t.Mapping[str, t.Any] | None = None, count: int = MEMBERS) -> dict[str, t.Any]:
     profile_values = dict(profile_values or PROFILE)
     profile = parse_profile(profile_values)
     names = [f'web{i}' for i in range(1, count + 1)]
-    host_vars = {name: {'l7_vip_deploy_l4': {'provider': 'timer', 'poll_interval': POLL_INTERVAL}} for name in names} if mode == 'timer' else {}
+    modules = _common.ModuleRuns(workdir / 'interpreters')
+    host_vars: dict[str, dict[str, t.Any]] = {name: {'ansible_python_interpreter': modules.interpreter(name)} for name in names}
+    if mode == 'timer':
+        for name in names:
+            host_vars[name]['l7_vip_deploy_l4'] = {'provider': 'timer', 'poll_interval': POLL_INTERVAL}
     options = FleetOptions(groups={'web': count}, l4=l4, profile=profile_values, deploy_tasks=deploy_tasks(DEPLOY_SECONDS), host_vars=host_vars)
     with Fleet(workdir, options) as fleet:
         inventory = fleet.write_inventory()
+        inventory_with_timed_modules(inventory, modules)
         playbook = str(FIXED_SLEEP) if mode == 'fixed' else 'l4vip.rollout.rolling_deploy'
         extra = {'fleet_version': '2'}
         if mode == 'fixed':
@@ -171,49 +203,68 @@ def rollout(workdir: pathlib.Path, l4: str, mode: str, profile_values: t.Mapping
     members = [member_record(run, name, transitions, mode == 'fixed') for name in names]
     ideal = sum(member.ideal for member in members)  # one member per batch
     batches = sum(member.last_task - member.first_task for member in members)
+    module_runs = _common.module_runs_summary(modules.read(), names)
     return {
         'l4': l4, 'mode': mode, 'profile': profile_values, 'members': count, 'wall': measured.wall, 'batches': batches, 'ideal': ideal,
-        'ratio_wall': measured.wall / ideal, 'ratio_batches': batches / ideal, 'controller_cpu': measured.children_cpu,
+        'ratio_wall': measured.wall / ideal, 'ratio_batches': batches / ideal, 'own_cost_per_batch': (batches - ideal) / count,
+        'cpu': measured.children_cpu, 'controller_cpu': measured.children_cpu - module_runs['member_module_cpu'], **module_runs,
         'detection': _common.describe([m.detection for m in members]), 'bring_up': _common.describe([m.bring_up for m in members]),
         'stop': _common.describe([m.stop for m in members]), 'deploy': _common.describe([m.deploy for m in members]),
         'start': _common.describe([m.start for m in members]),
-        'breakdown': _breakdown(run, names), 'records': [dataclasses.asdict(m) for m in members],
+        'breakdown': breakdown(run, [[name] for name in names]), 'records': [dataclasses.asdict(m) for m in members],
     }
 
 
 def run(workdir: pathlib.Path) -> dict[str, t.Any]:
-    os.environ['ANSIBLE_FORKS'] = str(MEMBERS)  # the look for members left out asks all of them at once
+    cases_run = SMOKE_CASES if _common.smoke() else FULL_CASES
+    os.environ['ANSIBLE_FORKS'] = str(max(count for *_rest, count in cases_run))  # the look for members left out asks all at once
     cases = []
-    for number, (label, l4, mode, profile, count) in enumerate(CASES):
+    for number, (label, l4, mode, profile, count) in enumerate(cases_run):
         _common.log(f'rollout: {label}')
         case = rollout(workdir / f'case{number}', l4, mode, profile, count)
         case['label'] = label
-        _common.log(f'rollout: {label}: {case["wall"]:.1f} s, ideal {case["ideal"]:.1f} s, ratio {case["ratio_wall"]:.3f}')
+        _common.log(f'rollout: {label}: {case["wall"]:.1f} s, ideal {case["ideal"]:.1f} s, ratio {case["ratio_wall"]:.3f}, '
+                    f'own cost {case["own_cost_per_batch"]:.2f} s per batch, {_common.runs_text(case)} module runs per member, '
+                    f'{case["controller_module_runs"]} on the controller')
         cases.append(case)
-    return {'profile': PROFILE, 'members': MEMBERS, 'deploy_seconds': DEPLOY_SECONDS, 'poll_interval': POLL_INTERVAL, 'goal': GOAL, 'cases': cases}
+    return {'profile': PROFILE, 'members': cases[0]['members'], 'deploy_seconds': DEPLOY_SECONDS, 'poll_interval': POLL_INTERVAL, 'goal': GOAL,
+            'cases': cases}
 
 
 def render(result: dict[str, t.Any]) -> str:
+    def own_cost(case: dict[str, t.Any]) -> float:
+        return case.get('own_cost_per_batch', (case['batches'] - case['ideal']) / case['members'])
+
+    def module_runs(case: dict[str, t.Any]) -> str:
+        return _common.runs_text(case) if 'member_module_runs_min' in case else '-'
+
     rows = [(case['label'], _common.fmt(case['wall'], 1), _common.fmt(case['batches'], 1), _common.fmt(case['ideal'], 1),
-             f'**{case["ratio_wall"]:.3f}**', f'{case["ratio_batches"]:.3f}', _common.fmt(case['controller_cpu'], 1),
-             _common.verdict(case['ratio_wall'], result['goal']) if case['mode'] == 'observed' else '-')
+             f'**{case["ratio_wall"]:.3f}**', f'{case["ratio_batches"]:.3f}', _common.fmt(own_cost(case), 2), module_runs(case),
+             _common.fmt(case['controller_cpu'], 1), _common.verdict(case['ratio_wall'], result['goal']) if case['mode'] == 'observed' else '-')
             for case in result['cases']]
     steps = list(result['cases'][0]['breakdown'])
-    breakdown = [(case['label'], *(_common.fmt(case['breakdown'][step], 2) for step in steps)) for case in result['cases']]
+    breakdown_rows = [(case['label'], *(_common.fmt(case['breakdown'].get(step, 0.0), 2) for step in steps)) for case in result['cases']]
     components = [(case['label'], *(f'{case[key]["median"]:.2f} ({case[key]["min"]:.2f}-{case[key]["max"]:.2f})'
                                     for key in ('detection', 'stop', 'deploy', 'start', 'bring_up'))) for case in result['cases']]
     return '\n\n'.join([
-        '## 2. Rollout efficiency: 8 servers, one at a time',
+        f'## 2. Rollout efficiency: {result["members"]} servers, one at a time',
         f'Profile {result["profile"]}; {result["members"]} real nginx members; deploy = write the new index.html + '
         f'`sleep {result["deploy_seconds"]}`; member_wait polls every {result["poll_interval"]} s. '
         'Ideal = sum over batches of the L4\'s actual detection + stop + deploy + start + bring-up (the L4\'s transition '
-        'times from its own records: the emulator\'s event log, HAProxy\'s log; stop, deploy and start as the tasks ran). '
+        'times from its own records: the emulator\'s event log, HAProxy\'s log; stop, deploy and start as the tasks ran: the stop is '
+        'the task that runs the stop command, which in the roles also waits until no client session is left on the server). '
         f'Ratio = total ÷ ideal; goal ≤ {result["goal"]}. "total" is the whole ansible-playbook run (start-up, the look for '
-        'members left out, the plan); "batches" is the sum of the batches\' own spans.',
-        _common.table(('rollout', 'total s', 'batches s', 'ideal s', 'total ÷ ideal', 'batches ÷ ideal', 'controller CPU s', 'goal'), rows),
+        'members left out, the plan); "batches" is the sum of the batches\' own spans; "own cost" is what the collection adds to '
+        'each batch, batch span − ideal, on average. The roles\' L4 steps (capacity guard, waits, the L4\'s session count, claims) '
+        'run once per batch in the controller\'s own process; "module runs" are the module processes each member ran (counted by '
+        'benchmarks/timed_python.sh, the look for members left out included). The members are reached by the local connection, '
+        'so the stop with the server\'s drain (session_drain) runs in the controller\'s process as well; over SSH it is one module run '
+        'more (benchmark 5). "controller CPU" is ansible-playbook\'s own, without the members\' module processes.',
+        _common.table(('rollout', 'total s', 'batches s', 'ideal s', 'total ÷ ideal', 'batches ÷ ideal', 'own cost s/batch',
+                       'module runs/member', 'controller CPU s', 'goal'), rows),
         'The ideal\'s parts per member, median (min-max), seconds:',
         _common.table(('rollout', 'detection', 'stop', 'deploy', 'start', 'bring-up'), components),
         'Where each batch\'s time went, seconds per batch (task durations as Ansible saw them; "wait down/up" include the L4\'s '
         'own detection and bring-up):',
-        _common.table(('rollout', *steps), breakdown),
+        _common.table(('rollout', *steps), breakdown_rows),
     ])

@@ -210,7 +210,7 @@ def _member_wait(params: t.Mapping[str, t.Any], ctx: Context) -> dict[str, t.Any
     result.update(elapsed=elapsed, polls=polls, members=report, **_aggregate(report))
     late = [member for member, seen in report.items() if not seen['reached']]
     if late:
-        said = '; '.join(f"{member}: {report[member]['observed']}" for member in late)
+        said = report[late[0]]['observed'] if len(report) == 1 else '; '.join(f"{member}: {report[member]['observed']}" for member in late)
         raise StepFailed(f"{', '.join(late)} {'was' if len(late) == 1 else 'were'} not {state} within {timeout:g}s; "
                          f"the L4 last said: {said}", **result)
     return result

@@ -11,7 +11,8 @@ where the L4's API is reachable - the controller, by default. A module run there
 interpreter start and the module's imports, several times per batch; the step itself is a few HTTP
 or runtime-API requests. So when the task's connection is the controller's own (``local``, without
 become), the step runs in the worker process Ansible already has. Anywhere else (the LB host over
-SSH, a become user) the module runs as usual, with the same options and the same result.
+SSH, a become user), or with the variable ``l4vip_rollout_in_process`` false, the module runs as
+usual, with the same options and the same result.
 """
 
 from __future__ import annotations
@@ -49,12 +50,13 @@ class L4StepAction(ActionBase):
     def step(self, params: t.Mapping[str, t.Any], ctx: _l4_steps.Context) -> dict[str, t.Any]:
         raise NotImplementedError
 
-    def runs_in_process(self) -> bool:
-        return getattr(self._connection, 'transport', None) == 'local' and not self._play_context.become
+    def runs_in_process(self, task_vars: dict[str, t.Any]) -> bool:
+        wanted = self._templar.template(task_vars.get('l4vip_rollout_in_process', True))
+        return bool(wanted) and getattr(self._connection, 'transport', None) == 'local' and not self._play_context.become
 
     def run(self, tmp: t.Any = None, task_vars: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
         result = super().run(tmp, task_vars)
-        if not self.runs_in_process():
+        if not self.runs_in_process(task_vars or {}):
             result.update(self._execute_module(module_name=self._task.resolved_action or self._task.action, module_args=self._task.args,
                                                task_vars=task_vars))
             return result

@@ -16,7 +16,8 @@ K = 3
 
 
 def drain_task(**args):
-    return [{'name': 'drain', 'l4vip.rollout.session_drain': dict(poll_interval=0.05, **args)}]
+    # As a module even on the controller: the tests watch for its process to know the wait has begun.
+    return [{'name': 'drain', 'l4vip.rollout.session_drain': dict(poll_interval=0.05, **args), 'vars': {'l4vip_rollout_in_process': False}}]
 
 
 @pytest.mark.parametrize('host', ['127.0.0.141', '::1'])
