@@ -76,14 +76,6 @@ def run_in_module(module: t.Any, step: t.Callable[[t.Mapping[str, t.Any], Contex
 
 # --- shared option handling -----------------------------------------------------------------
 
-def _positive(params: t.Mapping[str, t.Any], key: str, allow_zero: bool = False) -> None:
-    value = params.get(key)
-    if value is None:
-        return
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and (value >= 0 if allow_zero else value > 0)):
-        raise StepFailed(f"{key}: expected a number of seconds {'of 0 or more' if allow_zero else 'greater than 0'}, got {value!r}")
-
-
 def _profile(params: t.Mapping[str, t.Any]) -> Profile:
     try:
         _providers.check_common_options(params)
@@ -174,8 +166,11 @@ def member_wait(params: t.Mapping[str, t.Any], ctx: Context) -> dict[str, t.Any]
 
 def _member_wait(params: t.Mapping[str, t.Any], ctx: Context) -> dict[str, t.Any]:
     profile = _profile(params)
-    for key in ('timeout', 'poll_interval'):
-        _positive(params, key)
+    if params['timeout'] is not None:
+        try:
+            _sockets.validate_seconds(params['timeout'], 'timeout', allow_zero=False)
+        except _sockets.OptionError as error:
+            raise StepFailed(str(error)) from None
     members = batch(params)
     state, since, clock = params['state'], params['since'], ctx.clock
     window = transition_window(profile, state, params['failure'])
@@ -346,7 +341,6 @@ def session_drain_spec() -> dict[str, t.Any]:
     return spec
 
 
-SESSION_PROVIDERS = ('emulator', 'haproxy')
 # How long a failed stop command may take to leave the port closed (it may have been stopping already).
 STOPPED_GRACE = 10.0
 
@@ -382,10 +376,10 @@ def session_drain(params: t.Mapping[str, t.Any], ctx: Context) -> dict[str, t.An
         _sockets.validate_seconds(params['timeout'], 'timeout', allow_zero=True)
     except _sockets.OptionError as error:
         raise StepFailed(str(error)) from None
-    counts_l4 = params['provider'] in SESSION_PROVIDERS
+    counts_l4 = params['provider'] in _providers.SESSION_PROVIDERS
     if port is None and not counts_l4:
         raise StepFailed(f"port: needed to count the server's sessions, as provider {params['provider']!r} cannot count the L4's "
-                         f"(only {', '.join(SESSION_PROVIDERS)} can)")
+                         f"(only {', '.join(_providers.SESSION_PROVIDERS)} can)")
     if params['stop_command'] is not None and (port is None or not params['stop_command']):
         raise StepFailed(f"stop_command: needs port and a non-empty argv, got {params['stop_command']!r} with port {port!r}")
     members = batch(params)

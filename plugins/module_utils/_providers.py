@@ -13,13 +13,14 @@ the web server's access log. ``timer`` asks nothing and trusts the timing model.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
 import typing as t
 
 from ansible_collections.l4vip.rollout.plugins.module_utils import _access_log, _haproxy
-from ansible_collections.l4vip.rollout.plugins.module_utils._timing import PROFILE_ARGUMENT_SPEC, SYSTEM_CLOCK, Clock, Polled, Profile, poll_until
+from ansible_collections.l4vip.rollout.plugins.module_utils._timing import PROFILE_ARGUMENT_SPEC, SYSTEM_CLOCK, Clock, Profile
 
 from urllib.error import HTTPError, URLError
 
@@ -53,7 +54,8 @@ def provider_argument_spec() -> dict[str, t.Any]:
         ca_path=dict(type='path'),
         health_check_uri=dict(type='str'),
         sources=dict(type='list', elements='str', default=[]),
-        profile=PROFILE_ARGUMENT_SPEC,
+        # A copy: a validator fills its default dict in place, and action plugins validate in a long-lived process.
+        profile=copy.deepcopy(PROFILE_ARGUMENT_SPEC),
         poll_interval=dict(type='float', default=0.1),
     )
 
@@ -253,9 +255,6 @@ class HAProxyProvider(Provider):
     def set_admin(self, state: str) -> None:
         self._call(_haproxy.set_admin_state, self.member, state)
 
-    def sessions(self) -> int:
-        return self.session_counts([self.member])[self.member]
-
     def session_counts(self, members: t.Sequence[str]) -> dict[str, int]:
         return self._call(_haproxy.current_sessions, members)
 
@@ -354,8 +353,3 @@ def build_provider(params: t.Mapping[str, t.Any], profile: Profile, since: float
         uri = params.get('health_check_uri') or profile.health_check_path
         return AccessLogProvider(params['endpoint'], uri, params.get('sources') or [], clock.time() if since is None else since, profile)
     return Provider()
-
-
-def wait_for_bound(provider: Provider, bound: bool, timeout: float, poll_interval: float, clock: Clock = SYSTEM_CLOCK) -> Polled[Observation]:
-    """Poll until the member's binding is ``bound``, at most ``timeout`` seconds; always says what it last saw."""
-    return poll_until(provider.observe, lambda observation: observation.bound is bound, timeout, poll_interval, clock)

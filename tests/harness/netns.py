@@ -44,8 +44,8 @@ import yaml
 
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import parse_profile, up_window
 from ansible_collections.l4vip.rollout.tests.harness.ansible import pids_running
-from ansible_collections.l4vip.rollout.tests.harness.fleet import DEPLOY_TASKS, POLL_INTERVAL, SHORT_PROFILE, daemon_conf
-from ansible_collections.l4vip.rollout.tests.harness.haproxy_log import HAProxyLogReceiver, Transition
+from ansible_collections.l4vip.rollout.tests.harness.fleet import DEPLOY_TASKS, POLL_INTERVAL, SHORT_PROFILE, HAProxyL4, daemon_conf
+from ansible_collections.l4vip.rollout.tests.harness.haproxy_log import HAProxyLogReceiver
 from ansible_collections.l4vip.rollout.tests.harness.real_parts import (
     NGINX_BIN,
     HAProxy,
@@ -369,15 +369,17 @@ class WebHost(NetnsHost):
 
 # --- the L4: HAProxy in the LB namespace -----------------------------------------------------
 
-class NetnsL4:
-    """HAProxy in ``l4v-lb``: members are the web hosts; runtime API on the controller's fs and on the LB's loopback."""
+class NetnsL4(HAProxyL4):
+    """HAProxy in ``l4v-lb``: members are the web hosts; runtime API on the controller's fs and on the LB's loopback.
 
-    kind = 'haproxy'
+    Starts, stops and reports transitions as the one-machine fleet's HAProxyL4 does; only where it runs differs.
+    """
 
     def __init__(self, workdir: pathlib.Path, run_dir: pathlib.Path, members: list[WebHost], profile: dict[str, t.Any],
-                 host: NetnsHost) -> None:
+                 host: NetnsHost) -> None:  # pylint: disable=super-init-not-called  # the same parts, built for the LB host
         self.host = host  # the LB host (its sshd runs only with l4_host_ssh)
         self.group = GROUP
+        self.check_source = None
         self.local_endpoint = f'127.0.0.1:{LB_RUNTIME_PORT}'
         # A unix datagram socket is a file: HAProxy in another network namespace logs to it all the same.
         self.log = HAProxyLogReceiver(run_dir / 'haproxy-log.sock')
@@ -385,17 +387,6 @@ class NetnsL4:
                                log_socket=self.log.path, extra_global=[f'stats socket ipv4@{self.local_endpoint} level admin'],
                                prefix=[IP_BIN, 'netns', 'exec', host.netns])
         self.socket_path = self.haproxy.socket_path  # the controller-side runtime API (under /tmp: not on the web hosts)
-
-    def start(self) -> None:
-        self.haproxy.check_config()
-        self.log.open()
-        self.haproxy.start()
-
-    def stop(self) -> None:
-        try:
-            self.haproxy.stop()
-        finally:
-            self.log.close()
 
     def vip(self, group: str = GROUP) -> tuple[str, int]:
         self._check_group(group)
@@ -405,21 +396,14 @@ class NetnsL4:
         if group != self.group:
             raise HarnessError(f'the L4 has one backend, {self.group!r}; asked for {group!r}')
 
-    def provider(self, member: str) -> dict[str, t.Any]:
-        return {'provider': 'haproxy', 'endpoint': str(self.socket_path), 'pool': self.group, 'member': member}
-
     def runtime(self, command: str) -> str:
         """One runtime API command, through the controller-side socket."""
         return self.haproxy.runtime(command)
 
     def bound(self, group: str = GROUP) -> dict[str, bool]:
-        """{member: whether HAProxy gives it new connections}, from the controller-side socket."""
+        """{member: whether HAProxy gives it new connections}, from the controller-side socket, in one request (polled every 50 ms)."""
         self._check_group(group)
         return {name: bound_state(row) == 'up' for name, row in self.haproxy.server_states().items()}
-
-    def transitions(self) -> list[Transition]:
-        """Every time HAProxy marked a member down or up, from its own log."""
-        return list(self.log.transitions)
 
 
 # --- the fleet ----------------------------------------------------------------------------
@@ -635,7 +619,7 @@ class NetnsFleet:
         prefix = self.role_prefix
         variables: dict[str, t.Any] = {
             'ansible_host': member.address,
-            f'{prefix}l4': dict(self.l4.provider(member.name), poll_interval=POLL_INTERVAL, **self.options.l4_extra),
+            f'{prefix}l4': dict(self.l4.provider(GROUP, member.name), poll_interval=POLL_INTERVAL, **self.options.l4_extra),
             f'{prefix}service_port': member.port,
             f'{prefix}service_address': member.address,
             f'{prefix}stop_command': member.stop_command,

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from ansible_collections.l4vip.rollout.plugins.doc_fragments.provider import ModuleDocFragment
-from ansible_collections.l4vip.rollout.plugins.module_utils import _providers
+from ansible_collections.l4vip.rollout.plugins.module_utils import _l4_steps, _providers
 from ansible_collections.l4vip.rollout.plugins.module_utils._providers import Observation
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import parse_profile
 from ansible_collections.l4vip.rollout.tests.unit.fakes import FakeClock
@@ -54,18 +54,18 @@ class ScriptedProvider(_providers.Provider):
 def test_wait_returns_when_the_binding_changes():
     clock = FakeClock()
     provider = ScriptedProvider(clock, [Observation(True, 'up'), Observation(None, 'suspect'), Observation(False, 'down')])
-    result = _providers.wait_for_bound(provider, False, timeout=5, poll_interval=0.1, clock=clock)
-    assert result.reached and result.polls == 3 and result.last.observed == 'down'
-    assert result.elapsed == pytest.approx(0.2)
+    report, polls, elapsed = _l4_steps.follow(provider, ['web1'], False, timeout=5, poll_interval=0.1, clock=clock)
+    assert report['web1']['reached'] and polls == 3 and report['web1']['observed'] == 'down'
+    assert elapsed == pytest.approx(0.2)
     assert clock.slept == [0.1, 0.1]
 
 
 def test_wait_gives_up_at_the_timeout_and_says_what_it_saw():
     clock = FakeClock()
     provider = ScriptedProvider(clock, [Observation(True, 'RUNNING')])
-    result = _providers.wait_for_bound(provider, False, timeout=1.0, poll_interval=0.3, clock=clock)
-    assert not result.reached and result.last.observed == 'RUNNING'
-    assert result.elapsed == pytest.approx(1.0)
+    report, _polls, elapsed = _l4_steps.follow(provider, ['web1'], False, timeout=1.0, poll_interval=0.3, clock=clock)
+    assert not report['web1']['reached'] and report['web1']['observed'] == 'RUNNING'
+    assert elapsed == pytest.approx(1.0)
     assert clock.slept == pytest.approx([0.3, 0.3, 0.3, 0.1], abs=1e-6)  # the last sleep never overshoots
 
 
