@@ -4,7 +4,7 @@
 #   make unit       pytest only          make sanity   ansible-test sanity only
 #   make lint       ansible-lint         make build    the collection tarball
 #   make molecule   the roles end to end on loopback (extensions/molecule)
-#   make bench      the benchmarks (benchmarks/RESULTS.md); BENCH='reaction rollout datapath fleet' picks some
+#   make bench      the benchmarks (benchmarks/RESULTS.md); BENCH='reaction rollout datapath fleet ssh' picks some
 SHELL := /bin/bash
 VENV ?= .venv
 PYTHON ?= python3
