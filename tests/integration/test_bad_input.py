@@ -89,7 +89,8 @@ def test_bad_values_name_the_option_and_change_nothing(lab, name):
     before = snapshot(lab)
     tried: list[str] = []
 
-    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    # Derandomized: the same 40 examples every run, so whether they cover every option does not hang on the draw.
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True, database=None)
     @given(data=st.data())
     def check(data):
         option = data.draw(st.sampled_from(sorted(BAD[name])), label='option')

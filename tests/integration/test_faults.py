@@ -601,11 +601,11 @@ def test_a_killed_controller_leaves_at_most_one_batch_out_and_a_rerun_completes(
             killed = time.time()
             run.interrupt(signal.SIGINT, group=True)
         else:
-            # kill -9 of ansible-playbook alone (its workers are orphaned) while web2 is stopped, in its 3 s deploy.
-            wait_until(lambda: (run.proc.poll() is not None or not port_accepts(web2.address, web2.port)[0], run.proc.poll()),
-                       60.0, 'web2 stopped by the rollout')
+            # kill -9 of ansible-playbook alone (its workers are orphaned) while web2 is stopped, in its 3 s deploy:
+            # the deploy's own `sleep` runs (the fleet's deploy tasks take fleet_deploy_seconds with it).
+            wait_until(lambda: (run.proc.poll() is not None or (run.running('sleep 3') and not port_accepts(web2.address, web2.port)[0]),
+                                run.proc.poll()), 60.0, 'web2 stopped by the rollout and in its deploy')
             assert run.proc.poll() is None, run.log[-3000:]
-            time.sleep(0.5)
             killed = time.time()
             run.interrupt(signal.SIGKILL, group=False)
         time.sleep(1.0)  # whatever was in flight has landed (no process of the run is left: interrupt() checked)
