@@ -125,16 +125,17 @@ def _one(entries: list[dict[str, t.Any]], what: str, prefixes: tuple[str, ...]) 
     return found[0]
 
 
-def _command_time(entry: dict[str, t.Any]) -> float:
-    """When a command task's command ended (its own clock, not Ansible's result handling)."""
-    return datetime.datetime.strptime(entry['result']['end'], '%Y-%m-%d %H:%M:%S.%f').timestamp()
+def _command_time(entry: dict[str, t.Any], edge: str = 'end') -> float:
+    """When a command task's command started or ended (its own clock, not Ansible's result handling)."""
+    return datetime.datetime.strptime(entry['result'][edge], '%Y-%m-%d %H:%M:%S.%f').timestamp()
 
 
 def member_record(run: PlaybookRun, name: str, transitions: list[Transition], fixed: bool = False) -> Member:
     entries = _entries(run, name)
     out, back = _one(entries, 'health check out', dict(STEPS)['health check out']), _one(entries, 'health check in', dict(STEPS)['health check in'])
     out_at = _command_time(out) if fixed else out['result']['changed_at']
-    in_at = _command_time(back) if fixed else back['result']['changed_at']
+    # The rename back happens between the command's start and end, and the L4 may check (and bind) in between.
+    in_at = _command_time(back, 'start') if fixed else back['result']['changed_at']
     deploy = [e for e in entries if matches(e, 'deploy')]
 
     def first(state: str, after: float) -> float:
