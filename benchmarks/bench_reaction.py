@@ -103,7 +103,7 @@ def module_processes(script_dir: pathlib.Path) -> set[tuple[int, str]]:
 def worker_processes(parent: int) -> set[tuple[int, str]]:
     """The processes ansible-playbook (``parent``) forked: one worker per task. On the controller's local connection
     member_wait's action plugin runs the wait in the worker itself, with no module process
-    (plugins/plugin_utils/_l4_action.py)."""
+    (plugins/plugin_utils/_in_process.py)."""
     found = set()
     for entry in os.scandir('/proc'):
         if not entry.name.isdigit():

@@ -15,7 +15,8 @@ def main(path: str) -> int:
     if bad:
         print(f'{path} carries {len(bad)} files that must not ship, such as: {", ".join(bad[:5])}', file=sys.stderr)
         return 1
-    for required in ('MANIFEST.json', 'FILES.json', 'plugins/module_utils/_timing.py'):
+    for required in ('MANIFEST.json', 'FILES.json', 'plugins/module_utils/_timing.py', 'meta/execution-environment.yml',
+                     'meta/ee-requirements.txt', 'meta/ee-bindep.txt'):
         if required not in names:
             print(f'{path} lacks {required}', file=sys.stderr)
             return 1

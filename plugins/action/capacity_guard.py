@@ -1,12 +1,12 @@
 # Copyright (c) 2026, l4vip.rollout contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""capacity_guard: in the controller's process when the task runs on the controller, else the module (see plugin_utils/_l4_action.py)."""
+"""capacity_guard: in the controller's process when the task runs on the controller, else the module (see plugin_utils/_in_process.py)."""
 
 from __future__ import annotations
 
 from ansible_collections.l4vip.rollout.plugins.module_utils import _l4_steps
-from ansible_collections.l4vip.rollout.plugins.plugin_utils._l4_action import L4StepAction
+from ansible_collections.l4vip.rollout.plugins.plugin_utils._in_process import L4StepAction
 
 
 class ActionModule(L4StepAction):

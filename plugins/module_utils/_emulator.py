@@ -51,6 +51,10 @@ AGED_SESSION_ACTIONS = ('rst', 'drop')
 DEFAULT_CHECK_SOURCE = '127.0.0.2'
 EVENT_LOG_SIZE = 10_000
 CHECKS_KEPT = 10
+# In DSR the client's SYN reaches the member itself, so a client waits for a slow member as long as
+# its own connect timeout allows (seconds, with SYN retransmissions), not the L4's check timeout.
+# A refused connect still comes back at once.
+MEMBER_CONNECT_TIMEOUT = 3.0
 
 
 class ConfigError(ValueError):
@@ -682,7 +686,7 @@ class Emulator:
         try:
             _transport, member_side = await asyncio.wait_for(
                 loop.create_connection(lambda: MemberSide(session), member.address.host, member.address.port),
-                self.config.profile.effective_check_timeout)
+                MEMBER_CONNECT_TIMEOUT)
         except (OSError, asyncio.TimeoutError) as error:
             # A DSR L4 forwards the SYN; the server's kernel answers RST. The client sees a reset.
             vip.rejected_total['member_refused' if isinstance(error, ConnectionRefusedError) else 'member_unreachable'] += 1

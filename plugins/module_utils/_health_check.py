@@ -50,6 +50,20 @@ MIN_REQUEST_TIMEOUT = 0.1  # a poll at the deadline still gets a real chance to 
 USER_AGENT = 'l4vip.rollout.health_check'
 
 
+def argument_spec() -> dict[str, t.Any]:
+    """The options of the health_check module and its action plugin (documented in the module)."""
+    return dict(
+        path=dict(type='path', required=True),
+        state=dict(type='str', choices=list(STATES), default=IN_SERVICE),
+        disabled_path=dict(type='path'),
+        content=dict(type='str'),
+        verify_url=dict(type='str'),
+        verify_timeout=dict(type='float', default=DEFAULT_VERIFY_TIMEOUT),
+        verify_poll_interval=dict(type='float', default=DEFAULT_POLL_INTERVAL),
+        verify_unchanged=dict(type='bool', default=True),
+    )
+
+
 class HealthCheckError(Exception):
     """Any refusal or failure; ``detail`` is passed to ``fail_json`` beside the message."""
 

@@ -20,6 +20,9 @@ description:
     something that is not a regular file); the module never follows a symlink out of the docroot.
   - With O(verify_url) it then polls the URL until the web server answers as the new state requires, because a server
     may cache the file's existence for a while.
+  - Runs inside the controller's process when the task's connection is V(local) without become (the member is the
+    controller itself); anywhere else, as a module on the member. Set the variable C(l4vip_rollout_in_process) to
+    V(false) to always run the module.
 author:
   - l4vip.rollout maintainers (@l4vip)
 extends_documentation_fragment:
@@ -193,16 +196,7 @@ class HealthCheckModule(AnsibleModule):
 
 def main() -> None:
     module = HealthCheckModule(
-        argument_spec=dict(
-            path=dict(type='path', required=True),
-            state=dict(type='str', choices=list(health_check.STATES), default=health_check.IN_SERVICE),
-            disabled_path=dict(type='path'),
-            content=dict(type='str'),
-            verify_url=dict(type='str'),
-            verify_timeout=dict(type='float', default=health_check.DEFAULT_VERIFY_TIMEOUT),
-            verify_poll_interval=dict(type='float', default=health_check.DEFAULT_POLL_INTERVAL),
-            verify_unchanged=dict(type='bool', default=True),
-        ),
+        argument_spec=health_check.argument_spec(),
         supports_check_mode=True,
     )
     try:

@@ -59,9 +59,9 @@ POLL_INTERVAL = 0.05
 SHORT_PROFILE = {'interval': 0.2, 'retry': 1, 'rise': 1, 'check_timeout': 0.15}
 
 
-def deploy_tasks(seconds: float = 0.5, more: str = '') -> str:
-    """The deploy itself, as a user writes it: the new version into the docroot, and a while
-    (``fleet_deploy_seconds``, ``seconds`` when not given); then ``more`` tasks, if any."""
+def deploy_tasks(more: str = '') -> str:
+    """The deploy itself, as a user writes it: the new version into the docroot (a copy: about a
+    second of module runs), and ``fleet_deploy_seconds`` more when a test sets it; then ``more`` tasks."""
     return f"""\
 ---
 - name: Deploy | write the new version into the docroot
@@ -72,8 +72,9 @@ def deploy_tasks(seconds: float = 0.5, more: str = '') -> str:
 
 - name: Deploy | take a while, as a real deploy does
   ansible.builtin.command:
-    argv: [sleep, "{{{{ fleet_deploy_seconds | default({seconds}) }}}}"]
+    argv: [sleep, "{{{{ fleet_deploy_seconds }}}}"]
   changed_when: false
+  when: fleet_deploy_seconds is defined
 {more}"""
 
 

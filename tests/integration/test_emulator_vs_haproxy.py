@@ -55,9 +55,9 @@ HAPROXY_CLIENT = '127.0.0.89'
 VIP_NAME = 'cmp'
 EMULATOR, HAPROXY = 'emulator', 'haproxy'
 
-# The emulator keeps a fixed check schedule; its results land a few ms late (a thread that
+# The emulator keeps a fixed check schedule; its results land late by up to ~0.1 s under load (a thread that
 # shares the GIL with this test's polling, on a 2-core machine).
-EMULATOR_TOLERANCE = 0.06
+EMULATOR_TOLERANCE = 0.1
 # HAProxy schedules each check `inter` after the previous one ENDED, so its checks drift later by
 # a check's duration each time; on top come the poll of its runtime API and the machine's load.
 HAPROXY_TOLERANCE = 0.1

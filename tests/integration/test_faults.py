@@ -44,9 +44,9 @@ THREE = {'web': 3}
 GONE_WITHIN = 15.0
 SLACK = 1.5  # on top of a bound: ansible-playbook's own per-task cost on a busy machine
 
-# The user's deploy tasks: the new version, a pause of fleet_deploy_seconds, and a check that
-# fails while the file BROKEN is in the member's directory (the fault of test 1; removing it is the fix).
-DEPLOY_TASKS = deploy_tasks(0.3, """
+# The user's deploy tasks: the new version, a pause of fleet_deploy_seconds when set, and a check
+# that fails while the file BROKEN is in the member's directory (the fault of test 1; removing it is the fix).
+DEPLOY_TASKS = deploy_tasks("""
 - name: Deploy | migrate, which fails while the member is broken
   ansible.builtin.command:
     argv: [test, '!', -e, "{{ fleet_docroot }}/../BROKEN"]

@@ -11,7 +11,8 @@ import pytest
 
 SCRIPT = pathlib.Path(__file__).resolve().parents[2] / 'scripts' / 'check_build.py'
 check_build = runpy.run_path(str(SCRIPT))['main']
-GOOD = ['MANIFEST.json', 'FILES.json', 'plugins/module_utils/_timing.py', 'README.md']
+GOOD = ['MANIFEST.json', 'FILES.json', 'plugins/module_utils/_timing.py', 'meta/execution-environment.yml', 'meta/ee-requirements.txt',
+        'meta/ee-bindep.txt', 'README.md']
 
 
 def make_tarball(tmp_path, names):
@@ -25,7 +26,7 @@ def make_tarball(tmp_path, names):
 
 def test_clean_tarball_passes(tmp_path, capsys):
     assert check_build(make_tarball(tmp_path, GOOD)) == 0
-    assert '4 entries' in capsys.readouterr().out
+    assert '7 entries' in capsys.readouterr().out
 
 
 @pytest.mark.parametrize('intruder', ['.venv/bin/python', '.ansible/collections/x', 'tests/output/junit.xml', 'plugins/__pycache__/x.pyc', '.pytest_cache/v'])

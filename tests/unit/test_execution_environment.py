@@ -1,9 +1,12 @@
-"""execution-environment.yml: ansible-builder writes a build context from it that holds the collection and jmespath.
+"""execution-environment.yml: an execution environment built from the collection tarball alone gets jmespath.
 
-No container engine here: ``ansible-builder create`` only writes the context (Containerfile and
-_build/), which is what is checked. The definition file is copied into a scratch directory with
-the collection tarball built beside it (where ``make build`` would put it), so nothing is
-written into the checkout.
+The definition lists only the tarball; the collection declares its own dependencies
+(meta/execution-environment.yml), which is where ansible-builder looks in any EE that installs it.
+No container engine here: ``ansible-builder create`` writes the context (Containerfile and
+_build/), and the two steps the build would run inside the builder image are run here instead:
+installing the collections of the context's requirements.yml, then ``ansible-builder introspect``
+on them. The definition file is copied into a scratch directory with the collection tarball
+built beside it (where ``make build`` would put it), so nothing is written into the checkout.
 """
 
 from __future__ import annotations
@@ -36,13 +39,13 @@ def test_definition_pins_what_the_tests_run_and_installs_this_build():
     dependencies = definition['dependencies']
     assert dependencies['ansible_core']['package_pip'] == pinned('ansible-core')
     assert dependencies['ansible_runner']['package_pip'] == pinned('ansible-runner')
-    assert pinned('jmespath') in dependencies['python']
+    assert 'python' not in dependencies, 'the collection declares its Python dependencies itself'
     tarball = f'l4vip-rollout-{galaxy_version()}.tar.gz'
     assert dependencies['galaxy']['collections'] == [{'name': f'collections/{tarball}', 'type': 'file'}]
     assert definition['additional_build_files'] == [{'src': f'build/{tarball}', 'dest': 'collections'}]
 
 
-def test_ansible_builder_create_writes_a_context_with_the_collection_and_jmespath(tmp_path):
+def test_an_ee_of_the_tarball_alone_gets_jmespath_from_the_collection(tmp_path):
     shutil.copy(DEFINITION, tmp_path / DEFINITION.name)
     build = subprocess.run([str(BIN / 'ansible-galaxy'), 'collection', 'build', '--force', '--output-path', str(tmp_path / 'build'), str(REPO)],
                            capture_output=True, text=True, timeout=120, check=False)
@@ -65,5 +68,20 @@ def test_ansible_builder_create_writes_a_context_with_the_collection_and_jmespat
     assert (context / '_build' / 'collections' / tarball).read_bytes() == (tmp_path / 'build' / tarball).read_bytes()
     galaxy = yaml.safe_load((context / '_build' / 'requirements.yml').read_text(encoding='utf-8'))
     assert galaxy['collections'] == [{'name': f'collections/{tarball}', 'type': 'file'}]
-    assert pinned('jmespath') in (context / '_build' / 'requirements.txt').read_text(encoding='utf-8').split()
-    assert 'iptables-nft [platform:rpm]' in (context / '_build' / 'bindep.txt').read_text(encoding='utf-8')
+
+    # What the builder stage does in the container: install the collections (into an empty path, hence --force
+    # here, where this checkout may already be on the collections path), then introspect them.
+    collections = tmp_path / 'collections'
+    install = subprocess.run([str(BIN / 'ansible-galaxy'), 'collection', 'install', '--force', '-r', 'requirements.yml', '-p', str(collections)],
+                             capture_output=True, text=True, timeout=120, check=False, cwd=context / '_build')
+    assert install.returncode == 0, install.stdout + install.stderr
+    pip, bindep = tmp_path / 'pip.txt', tmp_path / 'bindep.txt'
+    introspect = subprocess.run([str(BIN / 'ansible-builder'), 'introspect', '--write-pip', str(pip),
+                                 '--write-bindep', str(bindep), str(collections)],
+                                capture_output=True, text=True, timeout=120, check=False)
+    assert introspect.returncode == 0, introspect.stdout + introspect.stderr
+    assert pip.is_file(), introspect.stdout + introspect.stderr
+    python_requirements = pip.read_text(encoding='utf-8')
+    assert any(line.split('#')[0].strip().startswith('jmespath') for line in python_requirements.splitlines()), python_requirements
+    system_requirements = bindep.read_text(encoding='utf-8')
+    assert 'iptables-nft [platform:rpm]' in system_requirements and 'openssh-clients [platform:rpm]' in system_requirements, system_requirements

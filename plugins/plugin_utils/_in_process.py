@@ -2,17 +2,18 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The action plugins of the L4 steps: on the controller, run the step in this process; elsewhere, run the module.
+"""Action plugins that run their step in the controller's process when the task runs on the controller.
 
 Internal to the l4vip.rollout collection; not a public API.
 
-A rollout's L4 steps (wait for the L4, admin state, capacity guard, the L4's session count) run
-where the L4's API is reachable - the controller, by default. A module run there costs a fork, an
-interpreter start and the module's imports, several times per batch; the step itself is a few HTTP
-or runtime-API requests. So when the task's connection is the controller's own (``local``, without
-become), the step runs in the worker process Ansible already has. Anywhere else (the LB host over
-SSH, a become user), or with the variable ``l4vip_rollout_in_process`` false, the module runs as
-usual, with the same options and the same result.
+A module run costs a fork, an interpreter start and the module's imports (about half a second on
+a small machine), several times per batch; the step itself is a few HTTP or runtime-API requests
+or a file rename. So when the task's connection is the controller's own (``local``, without
+become), the step runs in the worker process Ansible already has: the L4 steps (wait for the L4,
+admin state, capacity guard, session count), which run on the controller by default, and the
+member steps of members that are the controller itself. Anywhere else (over SSH, a become user),
+or with the variable ``l4vip_rollout_in_process`` false, the module runs as usual, with the same
+options and the same result.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ def controller_claims_dir() -> str:
     return os.path.join(C.config.get_config_value('ANSIBLE_HOME'), 'l4vip.rollout', 'claims')
 
 
-class L4StepAction(ActionBase):
-    """Subclasses name the step and its argument spec (both from module_utils/_l4_steps.py)."""
+class InProcessAction(ActionBase):
+    """Subclasses name the step and its argument spec, both shared with the module."""
 
     TRANSFERS_FILES = False
     _requires_connection = False
@@ -45,9 +46,10 @@ class L4StepAction(ActionBase):
         raise NotImplementedError
 
     def required_if(self) -> list[t.Any]:
-        return _l4_steps.PROVIDER_REQUIRED_IF
+        return []
 
     def step(self, params: t.Mapping[str, t.Any], ctx: _l4_steps.Context) -> dict[str, t.Any]:
+        """The step; a failure raises ``_l4_steps.StepFailed``."""
         raise NotImplementedError
 
     def runs_in_process(self, task_vars: dict[str, t.Any]) -> bool:
@@ -78,3 +80,10 @@ class L4StepAction(ActionBase):
         outcome['invocation'] = {'module_args': params}
         result.update(remove_values(outcome, hidden))
         return result
+
+
+class L4StepAction(InProcessAction):
+    """The L4 steps: their options share the provider's required_if."""
+
+    def required_if(self) -> list[t.Any]:
+        return _l4_steps.PROVIDER_REQUIRED_IF
