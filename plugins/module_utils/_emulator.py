@@ -527,6 +527,7 @@ class Emulator:
         self.events: collections.deque[dict[str, t.Any]] = collections.deque(maxlen=EVENT_LOG_SIZE)
         self.control: asyncio.AbstractServer | None = None
         self.control_endpoint = config.control
+        self.api_requests = 0  # answered on the control API, /metrics included
         self.started = 0.0
         self._tasks: set[asyncio.Task[t.Any]] = set()
         self._stopping = False
@@ -761,6 +762,8 @@ class Emulator:
         ]
         lines += ['# HELP l4vip_rejected_total Client connections refused or reset by the L4.', '# TYPE l4vip_rejected_total counter']
         lines += [f'l4vip_rejected_total{{vip="{v.config.name}",reason="{r}"}} {n}' for v in self.vips.values() for r, n in sorted(v.rejected_total.items())]
+        lines += ['# HELP l4vip_api_requests_total Requests answered on the control API.', '# TYPE l4vip_api_requests_total counter',
+                  f'l4vip_api_requests_total {self.api_requests}']
         return '\n'.join(lines) + '\n'
 
 

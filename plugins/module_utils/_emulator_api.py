@@ -44,6 +44,7 @@ async def serve_control(emulator: t.Any, endpoint: t.Any) -> asyncio.AbstractSer
             status, content_type, body = await asyncio.wait_for(_answer(emulator, reader), REQUEST_TIMEOUT)
         except asyncio.TimeoutError:
             status, content_type, body = 400, 'application/json', _json({'error': 'request not complete in time'})
+        emulator.api_requests += 1
         head = (f'HTTP/1.1 {status} {REASONS.get(status, "Error")}\r\nContent-Type: {content_type}\r\n'
                 f'Content-Length: {len(body)}\r\nConnection: close\r\n\r\n')
         writer.write(head.encode() + body)

@@ -337,11 +337,20 @@ def session_drain_spec() -> dict[str, t.Any]:
         threshold=dict(type='int', default=0),
         timeout=dict(type='float', default=60.0),
         stop_command=dict(type='list', elements='str'),
+        at_timeout=dict(type='str', choices=list(AT_TIMEOUT), default=AT_TIMEOUT_FAIL),
+        force_command=dict(type='list', elements='str'),
     )
     return spec
 
 
-# How long a failed stop command may take to leave the port closed (it may have been stopping already).
+# What a drain does when client sessions remain at its timeout: fail (the member stays out,
+# nothing is cut), or force - run the web server's hard stop and report the sessions it cut.
+AT_TIMEOUT_FAIL, AT_TIMEOUT_FORCE = 'fail', 'force'
+AT_TIMEOUT = (AT_TIMEOUT_FAIL, AT_TIMEOUT_FORCE)
+
+
+# How long a failed stop command may take to leave the port closed (it may have been stopping already),
+# and how long the sessions a force_command cut may take to leave the socket table.
 STOPPED_GRACE = 10.0
 
 
@@ -364,6 +373,30 @@ def _stop(params: t.Mapping[str, t.Any], ctx: Context, local: t.Any) -> dict[str
     return dict(rc=rc, stderr=err)
 
 
+def _force(params: t.Mapping[str, t.Any], ctx: Context, scope: dict[str, t.Any], left: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
+    """The web server's hard stop, then the socket table until none of its client sessions is left; the sessions cut."""
+    argv = params['force_command']
+    rc, out, err = ctx.run_command(argv)
+    if rc != 0:
+        raise StepFailed(f"force_command {argv} exited {rc}: {(err or out).strip()[-500:]}", rc=rc, stderr=err, sessions=left, drained=False)
+    after = _sockets.wait_for_drain(_sockets.read_sockets, threshold=0, timeout=STOPPED_GRACE, poll_interval=params['poll_interval'],
+                                    clock=ctx.clock, **scope)
+    if not after.drained:
+        peers = ', '.join(f"{s['peer']} ({s['state']})" for s in after.sessions)
+        raise StepFailed(f"{len(after.sessions)} client session(s) remain on port {scope['port']} {STOPPED_GRACE:g}s after "
+                         f"force_command {argv}: {peers}", sessions=after.sessions, cut_sessions=left, drained=False)
+    return left
+
+
+def _check_at_timeout(params: t.Mapping[str, t.Any]) -> None:
+    force, command = params['at_timeout'] == AT_TIMEOUT_FORCE, params['force_command']
+    if force and (params['port'] is None or not command):
+        raise StepFailed(f"at_timeout: 'force' needs port and force_command (the web server's hard stop, an argv), "
+                         f"got force_command {command!r} with port {params['port']!r}")
+    if command is not None and not force:
+        raise StepFailed(f"force_command: runs only with at_timeout 'force', got at_timeout {params['at_timeout']!r}")
+
+
 def session_drain(params: t.Mapping[str, t.Any], ctx: Context) -> dict[str, t.Any]:
     profile = _profile(params)
     port = params['port']
@@ -382,10 +415,12 @@ def session_drain(params: t.Mapping[str, t.Any], ctx: Context) -> dict[str, t.An
                          f"(only {', '.join(_providers.SESSION_PROVIDERS)} can)")
     if params['stop_command'] is not None and (port is None or not params['stop_command']):
         raise StepFailed(f"stop_command: needs port and a non-empty argv, got {params['stop_command']!r} with port {port!r}")
+    _check_at_timeout(params)
     members = batch(params)
     provider = _build(params, profile) if counts_l4 else None
     scope = dict(port=port, address=params['address'], exclude_sources=params['exclude_sources'])
-    result: dict[str, t.Any] = dict(changed=False, sessions=[], l4_sessions=None, drained=True, elapsed=0.0, waited=True)
+    result: dict[str, t.Any] = dict(changed=False, sessions=[], l4_sessions=None, drained=True, elapsed=0.0, waited=True, forced=False,
+                                    cut_sessions=[])
     try:
         if ctx.check_mode:
             present = _sockets.client_sessions(_sockets.read_sockets(), **scope) if port is not None else []
@@ -398,13 +433,20 @@ def session_drain(params: t.Mapping[str, t.Any], ctx: Context) -> dict[str, t.An
             server = _sockets.wait_for_drain(_sockets.read_sockets, threshold=params['threshold'], timeout=params['timeout'],
                                              poll_interval=params['poll_interval'], clock=ctx.clock, **scope)
             result.update(sessions=server.sessions, drained=server.drained, elapsed=server.elapsed)
-            if not server.drained:
+            if not server.drained and params['at_timeout'] == AT_TIMEOUT_FORCE:
+                cut = _force(params, ctx, scope, server.sessions)
+                result.update(changed=True, forced=True, cut_sessions=cut, sessions=[], drained=True, elapsed=ctx.clock.monotonic() - started)
+                ctx.warn(f"at_timeout force: {len(cut)} client session(s) still open on port {port} after {params['timeout']:g}s were cut "
+                         f"by {params['force_command']}: {', '.join(c['peer'] for c in cut)}")
+            elif not server.drained:
                 peers = ', '.join(f"{s['peer']} ({s['state']})" for s in server.sessions)
                 raise StepFailed(f"{len(server.sessions)} client session(s) remain on port {port} after {params['timeout']:g}s: {peers}",
                                  **result)
         if provider is not None:
             # The server's FINs clear the L4's sessions; where the L4 can count them, see it agree.
             left = max(0.0, params['timeout'] - (ctx.clock.monotonic() - started))
+            if result['forced']:  # the cut came at the timeout: give the L4 a moment to see it
+                left = STOPPED_GRACE
             polled = poll_until(lambda: provider.session_counts(members), lambda counts: max(counts.values()) <= params['threshold'],
                                 left, params['poll_interval'], ctx.clock)
             counts = polled.last

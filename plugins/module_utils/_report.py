@@ -189,17 +189,29 @@ def render_markdown(report: t.Mapping[str, t.Any]) -> str:
     failed = report.get('failed_hosts') or []
     lines += [f"Hosts: {len(report['hosts'])}, failed: {', '.join(failed) if failed else 'none'}.", '',
               f'![Rollout timeline]({TIMELINE_SVG})', '',
-              '| host | result | out of the VIP | L4 let go after | model window | L4 bound again after | model window |',
-              '| --- | --- | --- | --- | --- | --- | --- |']
+              '| host | result | out of the VIP | L4 let go after | model window | L4 bound again after | model window | sessions cut |',
+              '| --- | --- | --- | --- | --- | --- | --- | --- |']
     for entry in report['hosts']:
         result = entry['result'] if entry['result'] != 'failed' else f"failed at {entry.get('failed_step', '?')}"
         lines.append(f"| {entry['host']} | {result} | {_seconds(entry['out_of_vip'])} | {_seconds(entry['detection_down'])} | "
-                     f"{_window(entry.get('down_window'))} | {_seconds(entry['detection_up'])} | {_window(entry.get('up_window'))} |")
+                     f"{_window(entry.get('down_window'))} | {_seconds(entry['detection_up'])} | {_window(entry.get('up_window'))} | "
+                     f"{len(entry.get('cut_sessions') or [])} |")
     lines.append('')
+    lines += _cut_lines(report)
     contrast = report.get('contrast')
     if contrast:
         lines += _contrast_lines(report, contrast)
     return '\n'.join(lines)
+
+
+def _cut_lines(report: t.Mapping[str, t.Any]) -> list[str]:
+    """The client sessions a forced drain cut, per host: each one failed the request it carried."""
+    lines = []
+    for entry in report['hosts']:
+        for cut in entry.get('cut_sessions') or []:
+            lines.append(f"- {entry['host']}: cut {cut['peer']} ({cut['state']}, seen open {_seconds(cut.get('open_for'))}) "
+                         f"at the drain timeout")
+    return ['Sessions cut by a forced drain (the request each carried failed):', ''] + lines + [''] if lines else []
 
 
 def _contrast_lines(report: t.Mapping[str, t.Any], contrast: t.Mapping[str, t.Any]) -> list[str]:

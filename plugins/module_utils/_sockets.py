@@ -349,7 +349,7 @@ class DrainResult:
     """What a wait for drain saw last: whether it drained, and the sessions still there."""
 
     drained: bool
-    sessions: list[dict[str, str]]
+    sessions: list[dict[str, t.Any]]
     elapsed: float
     polls: int
 
@@ -383,6 +383,18 @@ def wait_for_drain(
     timeout = validate_seconds(timeout, 'timeout', allow_zero=True)
     poll_interval = validate_seconds(poll_interval, 'poll_interval', allow_zero=False)
 
-    polled = poll_until(lambda: client_sessions(read(), port, local, excluded, wanted),
-                        lambda remaining: len(remaining) <= threshold, timeout, poll_interval, clock)
-    return DrainResult(drained=polled.reached, sessions=[sock.as_session() for sock in polled.last], elapsed=polled.elapsed, polls=polled.polls)
+    # When each session was first seen: /proc/net/tcp has no age, so a session's reported
+    # ``open_for`` is how long this wait has seen it (it was open at least that long).
+    first_seen: dict[tuple[str, str], float] = {}
+
+    def look() -> list[Socket]:
+        now = clock.monotonic()
+        found = client_sessions(read(), port, local, excluded, wanted)
+        for sock in found:
+            first_seen.setdefault((sock.peer, sock.local), now)
+        return found
+
+    polled = poll_until(look, lambda remaining: len(remaining) <= threshold, timeout, poll_interval, clock)
+    now = clock.monotonic()
+    sessions = [dict(sock.as_session(), open_for=round(now - first_seen[(sock.peer, sock.local)], 3)) for sock in polled.last]
+    return DrainResult(drained=polled.reached, sessions=sessions, elapsed=polled.elapsed, polls=polled.polls)

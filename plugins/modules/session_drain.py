@@ -67,14 +67,42 @@ options:
     default: 0
   timeout:
     description:
-      - Seconds to wait before failing with the sessions that remain.
+      - Seconds to wait for the sessions to go; what happens then is O(at_timeout)'s.
     type: float
     default: 60.0
+  at_timeout:
+    description:
+      - What to do when client sessions remain on the server at O(timeout).
+      - V(fail) fails the task with the sessions that remain and cuts nothing; the member stays out and its open
+        responses go on.
+      - V(force) runs O(force_command), the web server's hard stop, then waits until none of its client sessions is left
+        (at most 10 seconds) and returns the sessions it cut in RV(cut_sessions). Every request still in flight on a cut
+        connection fails for its client, so this trades those requests for a rollout that goes on; the default stays
+        V(fail).
+    type: str
+    choices: [fail, force]
+    default: fail
+  force_command:
+    description:
+      - The web server's hard stop, as an argv (no shell), for example C([/usr/sbin/nginx, -s, stop]) (nginx's fast
+        shutdown) or C([systemctl, kill, --signal=SIGKILL, nginx]).
+      - Needed by, and only taken with, O(at_timeout=force); needs O(port).
+    type: list
+    elements: str
 seealso:
   - module: l4vip.rollout.member_wait
 '''
 
 EXAMPLES = r'''
+- name: Stop nginx gracefully; whatever still holds a response open after 120 s is cut, and reported
+  l4vip.rollout.session_drain:
+    port: 80
+    stop_command: [/usr/sbin/nginx, -s, quit]
+    timeout: 120
+    at_timeout: force
+    force_command: [/usr/sbin/nginx, -s, stop]
+  register: drain
+
 - name: After stopping nginx, no client may still hold a connection to port 80
   l4vip.rollout.session_drain:
     port: 80
@@ -97,11 +125,27 @@ EXAMPLES = r'''
 
 RETURN = r'''
 sessions:
-  description: The client sessions that remain on the server (also when the module fails), each with its peer, local end and state.
+  description:
+    - The client sessions that remain on the server (also when the module fails), each with its peer, local end, state
+      and C(open_for), the seconds this task saw it open (the socket table keeps no age, so it was open at least that
+      long).
   type: list
   elements: dict
   returned: always
-  sample: [{"peer": "203.0.113.7:51234", "local": "10.0.0.11:80", "state": "ESTABLISHED"}]
+  sample: [{"peer": "203.0.113.7:51234", "local": "10.0.0.11:80", "state": "ESTABLISHED", "open_for": 12.5}]
+forced:
+  description: Whether O(force_command) ran because sessions remained at O(timeout).
+  type: bool
+  returned: always
+  sample: false
+cut_sessions:
+  description:
+    - The client sessions O(force_command) cut, as in RV(sessions) at the moment of the cut; empty when nothing was cut.
+    - Each one's client saw its request in flight fail.
+  type: list
+  elements: dict
+  returned: always
+  sample: [{"peer": "203.0.113.9:40022", "local": "10.0.0.11:80", "state": "ESTABLISHED", "open_for": 120.0}]
 l4_sessions:
   description: The sessions the L4 still holds for the member (for a batch, all its members'); null when the provider cannot count them.
   type: int

@@ -128,6 +128,11 @@ class DaemonNginx:
         return [*self.start_command, '-s', 'quit']
 
     @property
+    def force_stop_command(self) -> list[str]:
+        # nginx's fast shutdown: open connections are closed, responses in flight cut.
+        return [*self.start_command, '-s', 'stop']
+
+    @property
     def health_check_path(self) -> pathlib.Path:
         return self.docroot / 'health_check.html'
 

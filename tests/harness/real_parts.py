@@ -229,6 +229,11 @@ http {{
         location = / {{
             try_files /index.html =404;
         }}
+
+        # 1 KB/s: a client of /slow/ holds its response open for minutes (the drain's hard case).
+        location /slow/ {{
+            limit_rate 1k;
+        }}
     }}
 }}
 """

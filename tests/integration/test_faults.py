@@ -571,7 +571,8 @@ def test_a_killed_controller_leaves_at_most_one_batch_out_and_a_rerun_completes(
         assert port_accepts(web2.address, web2.port)[0]
         assert versions(fleet)['web1'] == NEW_VERSION and versions(fleet)['web3'] == '1'
         print(f'\n{how}: processes of the run when signalled: {sorted(run.at_signal.values())}')
-        assert len(run.at_signal) >= 2, run.at_signal  # ansible-playbook and at least the worker of the task under way
+        # ansible-playbook itself (and the worker of the task under way, if one ran at that instant).
+        assert run.at_signal, run.at_signal
         figures(f'fault 5 ({how} while web2 is out), killed run', lab.traffic.snapshot(), [run], killed_after=f'{killed - run.started:.1f}s',
                 processes_at_signal=len(run.at_signal))
         assert_no_request_failed(lab.traffic.snapshot())

@@ -31,10 +31,15 @@ def wait_task(**args: t.Any) -> list[dict[str, t.Any]]:
              'vars': {'l4vip_rollout_in_process': False}}]
 
 
-def start_waiting(tmp_path: pathlib.Path, **args: t.Any) -> Background:
+def start_waiting(tmp_path: pathlib.Path, asked: t.Callable[[], int] | None = None, **args: t.Any) -> Background:
+    """The wait, started in a playbook; back once it has asked the L4 (``asked`` counts the L4's answers, where it can)."""
+    before = asked() if asked else 0
     run = Background(tmp_path, wait_task(**args))
     wait_for('member_wait running', lambda: module_running('member_wait'), timeout=30, poll=0.02)
-    time.sleep(0.2)  # past its first question to the L4
+    if asked:
+        wait_for("member_wait's first question to the L4", lambda: asked() > before, timeout=30, poll=0.01)
+    else:
+        time.sleep(0.2)  # HAProxy's socket and the access log count no reader: past the module's start-up, most likely
     return run
 
 
@@ -45,7 +50,8 @@ def test_member_wait_emulator_returns_right_after_the_transition(tmp_path):
     with Lab(tmp_path, count=2, profile=PROFILE) as lab:
         lab.wait_all_bound(timeout=3)
         for state, act in (('down', lab.fail_health_check), ('up', lab.pass_health_check)):
-            run = start_waiting(tmp_path, state=state, provider='emulator', endpoint=lab.emulator.control_url, pool='web', member='web1')
+            run = start_waiting(tmp_path, asked=lambda: lab.call(lambda: lab.emulator.api_requests), state=state, provider='emulator',
+                                endpoint=lab.emulator.control_url, pool='web', member='web1')
             acted = act('web1')
             result = run.join().task('wait')
             assert not result['failed'], result

@@ -17,7 +17,9 @@ import contextlib
 import dataclasses
 import pathlib
 import shlex
+import socket
 import subprocess
+import threading
 import time
 import typing as t
 
@@ -111,7 +113,7 @@ def stop_step(run: PlaybookRun, member: DaemonNginx) -> Step:
 def deploy_step(run: PlaybookRun, member: DaemonNginx) -> Step:
     """From the first to the last of the fleet's deploy tasks on the member."""
     found = [e for e in host_entries(run, member.name) if e['task'].startswith('Deploy | ')]
-    assert len(found) == 2, f'{member.name}: expected the 2 deploy tasks, saw {[e["task"] for e in found]}'
+    assert found and found[0]['task'] == 'Deploy | write the new version into the docroot', f'{member.name}: {[e["task"] for e in found]}'
     return Step(found[0]['started'], found[-1]['ended'])
 
 
@@ -361,3 +363,92 @@ def test_two_groups_are_deployed_in_order_never_more_than_a_batch_down(tmp_path)
         for group, size in (('vip_a', 2), ('vip_b', 2)):
             most = most_down_at_once(w for name, ws in windows.items() if fleet.group_of(name) == group for w in ws)
             assert most == size, f'{group}: {most} members down at once'
+
+
+# --- 7. a drain with a deadline: force cuts exactly what held the member ----------------------
+
+SLOW_BODY = 256 * 1024  # at nginx's 1 KB/s for /slow/: minutes, far past the drain's deadline
+
+
+class SlowDownload:
+    """A client holding a slow response open: GET /slow/big.bin through the VIP, read as it comes, in a thread."""
+
+    def __init__(self, vip: tuple[str, int]) -> None:
+        self.sock = socket.create_connection(vip, timeout=5)
+        self.sock.sendall(b'GET /slow/big.bin HTTP/1.1\r\nHost: vip\r\n\r\n')
+        head = b''
+        while b'\r\n\r\n' not in head and len(head) < 8192:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                raise AssertionError(f'the slow download got no answer: {head!r}')
+            head += chunk
+        header, _, body = head.partition(b'\r\n\r\n')
+        fields = dict(line.split(': ', 1) for line in header.decode('latin-1').split('\r\n')[1:])
+        self.member, self.length = fields['X-Served-By'], int(fields['Content-Length'])
+        self.received, self.ended_at = len(body), None
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        self.sock.settimeout(None)  # bounded by the server: it ends the response, or the test closes the socket
+        with contextlib.suppress(OSError):
+            while chunk := self.sock.recv(65536):
+                self.received += len(chunk)
+        self.ended_at = time.time()
+
+    def close(self) -> None:
+        self.sock.close()
+        self.thread.join(timeout=5)
+
+
+def test_a_forced_drain_cuts_exactly_the_held_response_and_nothing_else_fails(tmp_path):
+    members = 3
+    force = {'l7_vip_deploy_drain_at_timeout': 'force', 'l7_vip_deploy_drain_timeout': 1.0}
+    options = FleetOptions(groups={'web': members}, host_vars={f'web{i}': dict(force) for i in range(1, members + 1)})
+    with Fleet(tmp_path, options) as fleet:
+        for member in fleet.members:
+            (member.docroot / 'slow').mkdir()
+            (member.docroot / 'slow' / 'big.bin').write_bytes(b'x' * SLOW_BODY)
+            options.host_vars[member.name]['l7_vip_deploy_force_stop_command'] = member.force_stop_command
+        # One slow download held on web2; the round robin decides where each lands, so open until one does.
+        held, others = None, []
+        for _ in range(3 * members):
+            download = SlowDownload(fleet.vip('web'))
+            if download.member == 'web2':
+                held = download
+                break
+            others.append(download)
+        for download in others:
+            download.close()
+        assert held is not None, [d.member for d in others]
+        try:
+            rollout = roll_out(fleet, tmp_path)
+        finally:
+            held.close()
+        rollout.report('L7 role, a held slow response, drain at_timeout force')
+        assert rollout.run.returncode == 0, rollout.run.stderr[-3000:]
+        drains = {m.name: rollout.run.task(task_named(rollout.run, m.name, 'Stop the web server'), m.name) for m in fleet.members}
+        # web2 alone was forced, and exactly one session was cut: the held download, open since before its stop.
+        assert {name: drain['forced'] for name, drain in drains.items()} == {'web1': False, 'web2': True, 'web3': False}, drains
+        cut = drains['web2']['cut_sessions']
+        assert len(cut) == 1 and cut[0]['state'] == 'ESTABLISHED' and cut[0]['open_for'] >= 1.0, cut
+        assert all(drains[name]['cut_sessions'] == [] for name in ('web1', 'web3')), drains
+        stop = stop_step(rollout.run, fleet.members[1])
+        # The download was cut mid-body, by the force, after the drain's deadline.
+        assert held.received < held.length and held.ended_at is not None, (held.received, held.length)
+        assert stop.started + 1.0 <= held.ended_at <= stop.ended + LATENESS, (stop, held.ended_at)
+        summary = rollout.run.task('Keep this host\'s summary as a fact, for later plays', 'web2')['ansible_facts']['l7_vip_deploy_summary']
+        assert summary['cut_sessions'] == cut, summary
+        # Nothing else failed: every other client request was answered (or retried on a FIN).
+        assert_live_traffic(rollout)
+        assert_no_failure(rollout)
+        assert_new_version_everywhere(fleet, rollout)
+        print(f'FIGURES forced drain: cut={cut} download {held.received}/{held.length} bytes, ended {held.ended_at - stop.started:.2f}s '
+              f'into the stop of web2; {rollout.traffic.line()}')
+
+
+def task_named(run: PlaybookRun, host: str, prefix: str) -> str:
+    """The full name of the one task on ``host`` whose name starts with ``prefix`` (task names carry their bounds)."""
+    names = {entry['task'] for entry in host_entries(run, host) if entry['task'].startswith(prefix)}
+    assert len(names) == 1, (host, prefix, names)
+    return names.pop()

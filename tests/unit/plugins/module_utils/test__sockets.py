@@ -373,11 +373,21 @@ def test_wait_times_out_and_reports_what_remains():
     read = Tables(BUSY, ONE_LEFT)
     result = wait_for_drain(read, 80, exclude_sources=['10.0.0.0/8'], timeout=5, poll_interval=2, clock=clock)
     assert result.drained is False
-    assert result.sessions == [{'peer': '198.51.100.8:50001', 'local': '192.0.2.10:80', 'state': 'CLOSE_WAIT'}]
+    # Seen from the first poll to the deadline: open at least 5 s.
+    assert result.sessions == [{'peer': '198.51.100.8:50001', 'local': '192.0.2.10:80', 'state': 'CLOSE_WAIT', 'open_for': 5.0}]
     # polls at 0, 2, 4 and at the deadline itself; never sleeps past it
     assert clock.slept == [2, 2, 1]
     assert result.polls == 4 and read.reads == 4
     assert result.elapsed == pytest.approx(5.0)
+
+
+def test_a_session_is_open_for_as_long_as_the_wait_has_seen_it():
+    clock = FakeClock()
+    late = sock('192.0.2.10', 80, '198.51.100.9', 50009)
+    # 198.51.100.7 from the first poll (t=0), 198.51.100.9 from the third (t=2); the deadline is t=3.
+    read = Tables([BUSY[0]], [BUSY[0]], [BUSY[0], late])
+    result = wait_for_drain(read, 80, timeout=3, poll_interval=1, clock=clock)
+    assert {session['peer']: session['open_for'] for session in result.sessions} == {'198.51.100.7:50000': 3.0, '198.51.100.9:50009': 1.0}
 
 
 def test_wait_with_no_time_polls_once():
