@@ -187,6 +187,15 @@ def assert_live_traffic(rollout: Rollout) -> None:
     assert len(during) >= MIN_RATE * rollout.duration, f'{len(during)} requests in {rollout.duration:.1f}s'
 
 
+def assert_batches_out_together(rollout: Rollout, fleet: Fleet, size: int) -> None:
+    """Members went out ``size`` at a time, in order: each batch's stops overlap, batches follow each other."""
+    stops = [stop_step(rollout.run, member) for member in fleet.members]
+    batches = [stops[i:i + size] for i in range(0, len(stops), size)]
+    for batch, following in zip(batches, batches[1:]):
+        assert max(step.started for step in batch) < min(step.ended for step in batch), batch
+        assert max(step.ended for step in batch) < min(step.started for step in following), (batch, following)
+
+
 def assert_no_failure(rollout: Rollout) -> None:
     failed = [r for r in rollout.traffic.requests if r.outcome == 'failed']
     assert not failed, f'{len(failed)} failed requests, first ones: {failed[:5]}; {rollout.traffic.line()}'
@@ -222,11 +231,17 @@ def assert_silent_while_stopped(fleet: Fleet, rollout: Rollout) -> None:
 
 # --- 1. the L7 role, on both L4s ------------------------------------------------------------
 
+# Batches of one on the emulator, of two on HAProxy: one wait, one guard, one L4 session count per batch.
+BATCH = {EMULATOR: 1, HAPROXY: 2}
+
+
 @pytest.mark.parametrize('l4', [EMULATOR, HAPROXY])
 def test_l7_rolling_deploy_fails_no_request(tmp_path, l4):
     with Fleet(tmp_path, FleetOptions(l4=l4)) as fleet:
-        rollout = roll_out(fleet, tmp_path)
-        rollout.report(f'L7 role, {l4}')
+        rollout = roll_out(fleet, tmp_path, extra_vars={'rolling_deploy_serial': BATCH[l4]})
+        rollout.report(f'L7 role, {l4}, batches of {BATCH[l4]}')
+        if BATCH[l4] > 1:
+            assert_batches_out_together(rollout, fleet, BATCH[l4])
         assert rollout.run.returncode == 0, rollout.run.stderr[-3000:]
         assert_live_traffic(rollout)
         assert_no_failure(rollout)
@@ -245,8 +260,8 @@ def test_l4_rolling_deploy_with_the_window_closed_fails_no_request(tmp_path, l4,
     with Fleet(tmp_path, options) as fleet, no_rule_left_behind(fleet.l4.check_source):
         check_source = fleet.l4.check_source
         assert check_source not in firewall_rules()
-        rollout = roll_out(fleet, tmp_path)
-        rollout.report(f'L4 role, {l4}, {closer}')
+        rollout = roll_out(fleet, tmp_path, extra_vars={'rolling_deploy_serial': BATCH[l4]})
+        rollout.report(f'L4 role, {l4}, {closer}, batches of {BATCH[l4]}')
         assert rollout.run.returncode == 0, rollout.run.stderr[-3000:]
         assert_live_traffic(rollout)
         assert_no_failure(rollout)
@@ -329,8 +344,9 @@ def test_404_and_wait_without_a_stop_serves_the_member_during_its_deploy(tmp_pat
 
 def test_l7_rolling_deploy_with_reset_on_port_fail_fails_no_request(tmp_path):
     with Fleet(tmp_path, FleetOptions(profile={'reset_on_port_fail': True})) as fleet:
-        rollout = roll_out(fleet, tmp_path)
-        rollout.report('L7 role, reset_on_port_fail')
+        rollout = roll_out(fleet, tmp_path, extra_vars={'rolling_deploy_serial': 2})
+        rollout.report('L7 role, reset_on_port_fail, batches of 2')
+        assert_batches_out_together(rollout, fleet, 2)
         assert rollout.run.returncode == 0, rollout.run.stderr[-3000:]
         assert_live_traffic(rollout)
         assert_no_failure(rollout)
