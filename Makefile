@@ -4,7 +4,7 @@
 #   make unit       pytest only          make sanity   ansible-test sanity only
 #   make lint       ansible-lint         make build    the collection tarball
 #   make molecule   the roles end to end on loopback (extensions/molecule)
-#   make bench      the benchmarks (benchmarks/RESULTS.md); BENCH='reaction rollout datapath fleet ssh' picks some
+#   make bench      the benchmarks (benchmarks/RESULTS.md); BENCH='reaction rollout datapath connections fleet ssh' picks some
 SHELL := /bin/bash
 VENV ?= .venv
 PYTHON ?= python3
@@ -26,8 +26,11 @@ system-deps:
 rehearsal: setup
 	VENV=$(abspath $(VENV)) scripts/rehearsal.sh $(ARGS)
 
+# sanity, lint and build read the tree and write apart (a scratch copy, .ansible/, build/): two at a time.
 test: setup system-deps
-	$(MAKE) --no-print-directory unit sanity lint build molecule
+	$(MAKE) --no-print-directory unit
+	$(MAKE) --no-print-directory --jobs=2 --output-sync=target sanity lint build
+	$(MAKE) --no-print-directory molecule
 
 unit: setup
 	$(BIN)/pytest

@@ -101,7 +101,7 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
 class EmulatorProcess:
     """``python -m ..._emulator --config`` (the l4_emulator module's service), optionally under cProfile."""
 
-    def __init__(self, workdir: pathlib.Path, profile_path: pathlib.Path | None = None) -> None:
+    def __init__(self, workdir: pathlib.Path, profile_path: pathlib.Path | None = None, profile: Profile = PROFILE) -> None:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config_path = workdir / 'emulator.json'
@@ -110,7 +110,7 @@ class EmulatorProcess:
         self.config_path.write_text(json.dumps({
             'vips': [{'name': VIP_NAME, 'listen': f'{EMULATOR_VIP[0]}:{EMULATOR_VIP[1]}',
                       'members': [{'name': MEMBER_NAME, 'address': f'{MEMBER[0]}:{MEMBER[1]}'}]}],
-            'profile': PROFILE.as_dict(),
+            'profile': profile.as_dict(),
             'control': f'{EMULATOR_CONTROL[0]}:{EMULATOR_CONTROL[1]}',
             'check_source': EMULATOR_CHECK_SOURCE,
             'seed': 8,

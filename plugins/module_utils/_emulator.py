@@ -26,6 +26,7 @@ import collections
 import contextlib
 import dataclasses
 import hashlib
+import heapq
 import ipaddress
 import itertools
 import json
@@ -55,6 +56,9 @@ CHECKS_KEPT = 10
 # its own connect timeout allows (seconds, with SYN retransmissions), not the L4's check timeout.
 # A refused connect still comes back at once.
 MEMBER_CONNECT_TIMEOUT = 3.0
+# Pending connections a VIP's listener queues (the kernel caps it at net.core.somaxconn): a VIP takes
+# bursts of thousands of new connections, as when every client reconnects at once.
+LISTEN_BACKLOG = 4096
 
 
 class ConfigError(ValueError):
@@ -528,6 +532,10 @@ class Emulator:
         self.control: asyncio.AbstractServer | None = None
         self.control_endpoint = config.control
         self.api_requests = 0  # answered on the control API, /metrics included
+        # Aging: (a last_activity seen, session id), oldest first. A session's key is never newer than its
+        # real last activity, so a sweep looks only at keys past the idle timeout, not at the whole table.
+        self.aging: list[tuple[float, int]] = []
+        self.last_sweep = {'seconds': 0.0, 'looked_at': 0, 'aged': 0}
         self.started = 0.0
         self._tasks: set[asyncio.Task[t.Any]] = set()
         self._stopping = False
@@ -539,7 +547,8 @@ class Emulator:
         try:
             for vip in self.vips.values():
                 vip.server = await loop.create_server(
-                    lambda vip=vip: ClientSide(self, vip), vip.config.listen.host, vip.config.listen.port, reuse_address=True)
+                    lambda vip=vip: ClientSide(self, vip), vip.config.listen.host, vip.config.listen.port, reuse_address=True,
+                    backlog=LISTEN_BACKLOG)
                 vip.listen = _bound_endpoint(vip.server)
             self.control = await serve_control(self, self.config.control)
             self.control_endpoint = _bound_endpoint(self.control)
@@ -703,6 +712,7 @@ class Emulator:
         member.sessions.add(session)
         member.connections_total += 1
         self.sessions[session.id] = session
+        heapq.heappush(self.aging, (session.last_activity, session.id))
         client.transport.resume_reading()
 
     def age_out(self, session: Session) -> None:
@@ -713,12 +723,32 @@ class Emulator:
                        f'session {session.id} from {session.client.peer} idle past {self.config.profile.idle_timeout:g}s')
 
     async def _age_sessions(self) -> None:
-        idle_timeout = self.config.profile.idle_timeout
         while not self._stopping:
-            await asyncio.sleep(min(1.0, idle_timeout / 5))
-            now = time.monotonic()
-            for session in [s for s in self.sessions.values() if now - s.last_activity > idle_timeout]:
+            await asyncio.sleep(min(1.0, self.config.profile.idle_timeout / 5))
+            self.sweep(time.monotonic())
+
+    def sweep(self, now: float) -> int:
+        """Age out every session idle past the timeout at ``now``; how many it aged.
+
+        Pops only the keys older than the cutoff: a session still active goes back with its newer
+        last activity, one that left the table is dropped. So a session costs a sweep about once per
+        idle timeout, however many sessions the table holds.
+        """
+        started, cutoff = time.perf_counter(), now - self.config.profile.idle_timeout
+        looked_at = aged = 0
+        while self.aging and self.aging[0][0] < cutoff:
+            _key, session_id = heapq.heappop(self.aging)
+            looked_at += 1
+            session = self.sessions.get(session_id)
+            if session is None:
+                continue
+            if session.last_activity < cutoff:
                 self.age_out(session)
+                aged += 1
+            else:
+                heapq.heappush(self.aging, (session.last_activity, session_id))
+        self.last_sweep = {'seconds': time.perf_counter() - started, 'looked_at': looked_at, 'aged': aged}
+        return aged
 
     # -- views -------------------------------------------------------------------------------
 
@@ -764,6 +794,10 @@ class Emulator:
         lines += [f'l4vip_rejected_total{{vip="{v.config.name}",reason="{r}"}} {n}' for v in self.vips.values() for r, n in sorted(v.rejected_total.items())]
         lines += ['# HELP l4vip_api_requests_total Requests answered on the control API.', '# TYPE l4vip_api_requests_total counter',
                   f'l4vip_api_requests_total {self.api_requests}']
+        lines += ['# HELP l4vip_aging_sweep_seconds How long the last aging sweep took.', '# TYPE l4vip_aging_sweep_seconds gauge',
+                  f'l4vip_aging_sweep_seconds {self.last_sweep["seconds"]:.6f}',
+                  '# HELP l4vip_aging_sweep_looked_at Session keys the last aging sweep looked at.', '# TYPE l4vip_aging_sweep_looked_at gauge',
+                  f'l4vip_aging_sweep_looked_at {self.last_sweep["looked_at"]}']
         return '\n'.join(lines) + '\n'
 
 

@@ -255,8 +255,9 @@ def test_l7_rolling_deploy_fails_no_request(tmp_path, l4):
 @pytest.mark.parametrize(('l4', 'closer'), [(EMULATOR, 'admin_disable'), (EMULATOR, 'health_check_sources'),
                                             (HAPROXY, 'health_check_sources')])
 def test_l4_rolling_deploy_with_the_window_closed_fails_no_request(tmp_path, l4, closer):
-    options = FleetOptions(l4=l4, profile={'health_check': 'l4'}, l4_extra={'admin_disable': True} if closer == 'admin_disable' else {},
-                           firewall=closer == 'health_check_sources')
+    # Three members on the emulator (one batch each), four on HAProxy (two batches of two).
+    options = FleetOptions(groups={'web': 3 if l4 == EMULATOR else 4}, l4=l4, profile={'health_check': 'l4'},
+                           l4_extra={'admin_disable': True} if closer == 'admin_disable' else {}, firewall=closer == 'health_check_sources')
     with Fleet(tmp_path, options) as fleet, no_rule_left_behind(fleet.l4.check_source):
         check_source = fleet.l4.check_source
         assert check_source not in firewall_rules()
@@ -283,7 +284,7 @@ def test_l4_rolling_deploy_with_the_window_closed_fails_no_request(tmp_path, l4,
 # --- 3. the L4 role in the notes' own order: the window, measured ---------------------------
 
 def test_l4_plain_sequence_fails_requests_only_between_stop_and_mark_down(tmp_path):
-    with Fleet(tmp_path, FleetOptions(profile={'health_check': 'l4'})) as fleet:
+    with Fleet(tmp_path, FleetOptions(groups={'web': 3}, profile={'health_check': 'l4'})) as fleet:
         rollout = roll_out(fleet, tmp_path)
         rollout.report('L4 role, plain sequence')
         assert rollout.run.returncode == 0, rollout.run.stderr[-3000:]
@@ -398,7 +399,7 @@ class SlowDownload:
             if not chunk:
                 raise AssertionError(f'the slow download got no answer: {head!r}')
             head += chunk
-        header, _, body = head.partition(b'\r\n\r\n')
+        header, _separator, body = head.partition(b'\r\n\r\n')
         fields = dict(line.split(': ', 1) for line in header.decode('latin-1').split('\r\n')[1:])
         self.member, self.length = fields['X-Served-By'], int(fields['Content-Length'])
         self.received, self.ended_at = len(body), None
@@ -428,7 +429,7 @@ def test_a_forced_drain_cuts_exactly_the_held_response_and_nothing_else_fails(tm
             options.host_vars[member.name]['l7_vip_deploy_force_stop_command'] = member.force_stop_command
         # One slow download held on web2; the round robin decides where each lands, so open until one does.
         held, others = None, []
-        for _ in range(3 * members):
+        for _attempt in range(3 * members):
             download = SlowDownload(fleet.vip('web'))
             if download.member == 'web2':
                 held = download

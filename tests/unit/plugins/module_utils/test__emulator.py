@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import heapq
 import json
 
 import pytest
 
 from ansible_collections.l4vip.rollout.plugins.module_utils._emulator import (
+    ClientSide,
     ConfigError,
+    Emulator,
     Endpoint,
     Member,
     MemberConfig,
@@ -15,6 +18,7 @@ from ansible_collections.l4vip.rollout.plugins.module_utils._emulator import (
     load_config,
     parse_config,
     parse_endpoint,
+    Session,
 )
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import parse_profile
 
@@ -128,3 +132,41 @@ def test_bound_follows_health_and_admin():
         assert not member.bound
     member.admin = 'enabled'
     assert member.as_dict()['bound'] is True
+
+
+# --- session aging: a sweep looks at the keys past the idle timeout, not at the whole table --------
+
+def table(emulator: Emulator, last_activities: list[float]) -> list[Session]:
+    """Sessions in the table as connect_member puts them there, with these last activities."""
+    vip = emulator.vips['web']
+    sessions = []
+    for last in last_activities:
+        session = Session(emulator, vip, ClientSide(emulator, vip))
+        session.last_activity, session.in_table = last, True
+        emulator.sessions[session.id] = session
+        heapq.heappush(emulator.aging, (last, session.id))
+        sessions.append(session)
+    return sessions
+
+
+def test_a_sweep_ages_the_idle_sessions_and_looks_at_nothing_else():
+    emulator = Emulator(parse_config(dict(GOOD, profile={'idle_timeout': 600})))
+    busy = table(emulator, [1000.0 + i * 0.001 for i in range(5000)])
+    idle = table(emulator, [100.0, 200.0, 300.0])
+    assert emulator.sweep(now=1000.0) == 3
+    assert emulator.last_sweep['looked_at'] == 3 and emulator.last_sweep['aged'] == 3
+    assert all(session.cut and session.id not in emulator.sessions for session in idle)
+    assert len(emulator.sessions) == len(busy) and not any(session.cut for session in busy)
+    assert [event['detail'] for event in emulator.events][-1].endswith('idle past 600s')
+
+
+def test_a_session_active_since_its_key_goes_back_once_and_a_gone_one_is_dropped():
+    emulator = Emulator(parse_config(dict(GOOD, profile={'idle_timeout': 10})))
+    active, gone = table(emulator, [0.0, 0.0])
+    active.last_activity = 95.0  # traffic since it entered the table
+    gone.forget()  # the member's FIN
+    assert emulator.sweep(now=100.0) == 0
+    assert emulator.last_sweep['looked_at'] == 2 and emulator.aging == [(95.0, active.id)]
+    # Not looked at again before its new key is past the timeout, then aged if nothing came.
+    assert (emulator.sweep(now=104.0), emulator.last_sweep['looked_at']) == (0, 0)
+    assert (emulator.sweep(now=105.5), emulator.last_sweep['looked_at']) == (1, 1) and active.cut
