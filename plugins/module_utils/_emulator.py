@@ -53,9 +53,10 @@ DEFAULT_CHECK_SOURCE = '127.0.0.2'
 EVENT_LOG_SIZE = 10_000
 CHECKS_KEPT = 10
 # In DSR the client's SYN reaches the member itself, so a client waits for a slow member as long as
-# its own connect timeout allows (seconds, with SYN retransmissions), not the L4's check timeout.
+# its own connect timeout allows (SYN retransmissions at 1 s, 3 s, 7 s...), not the L4's check
+# timeout: a member's full accept queue in a burst of new connections costs time, not a reset.
 # A refused connect still comes back at once.
-MEMBER_CONNECT_TIMEOUT = 3.0
+MEMBER_CONNECT_TIMEOUT = 10.0
 # Pending connections a VIP's listener queues (the kernel caps it at net.core.somaxconn): a VIP takes
 # bursts of thousands of new connections, as when every client reconnects at once.
 LISTEN_BACKLOG = 4096
