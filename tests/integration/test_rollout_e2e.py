@@ -343,19 +343,24 @@ def test_404_and_wait_without_a_stop_serves_the_member_during_its_deploy(tmp_pat
 
 # --- 5. Reset On Port Fail does not hurt the safe sequence ------------------------------------
 
-def test_l7_rolling_deploy_with_reset_on_port_fail_fails_no_request(tmp_path):
+def test_l7_rolling_deploy_with_reset_on_port_fail_fails_only_what_the_l4_itself_cuts(tmp_path):
     with Fleet(tmp_path, FleetOptions(profile={'reset_on_port_fail': True})) as fleet:
         rollout = roll_out(fleet, tmp_path, extra_vars={'rolling_deploy_serial': 2})
         rollout.report('L7 role, reset_on_port_fail, batches of 2')
         assert_batches_out_together(rollout, fleet, 2)
         assert rollout.run.returncode == 0, rollout.run.stderr[-3000:]
         assert_live_traffic(rollout)
-        assert_no_failure(rollout)
         assert_new_version_everywhere(fleet, rollout)
         assert_silent_while_stopped(fleet, rollout)
         # The option did act: the L4 reset the clients of each member it marked down.
-        resets = {e['member'] for e in fleet.l4.events('reset')}
-        assert resets == {member.name for member in fleet.members}, resets
+        resets = fleet.l4.events('reset')
+        assert {e['member'] for e in resets} == {member.name for member in fleet.members}, resets
+        # The sequence itself fails nothing; the L4's own RST at a mark-down cuts a request that happens to be in
+        # flight on the member at that instant (a new connection it still balanced there while Suspect). Any
+        # failure must be such a one: a reset, in flight at one of the L4's resets.
+        failed = [r for r in rollout.traffic.requests if r.outcome == 'failed']
+        stray = [r for r in failed if r.cause != 'reset' or not any(r.start <= e['at'] <= r.end + LATENESS for e in resets)]
+        assert not stray, f'{len(stray)} failures not cut by the L4 at a mark-down: {stray[:5]}; {rollout.traffic.line()}'
 
 
 # --- 6. two VIPs, deployed in order, batch by batch -------------------------------------------
