@@ -211,7 +211,7 @@ def render(result: dict[str, t.Any]) -> str:
         _common.table(['target', 'requests/s (median)', 'p99 ms', 'L4 CPU µs/request', 'errors'], rows),
         '',
         f'**Emulator / HAProxy: {ratio:.2f}** (goal >= {result["goal"]}): **{verdict}**. '
-        + (f'HAProxy\'s errors are requests wrk gave up on after 10 s (it served more, some much later). '
+        + ('HAProxy\'s errors are requests wrk gave up on after 10 s (it served more, some much later). '
            if targets[HAPROXY]['errors'] else '') +
         f'The emulator\'s memory: {rss["VmRSS"] / 1024:,.0f} MiB resident, {rss["VmHWM"] / 1024:,.0f} MiB at its peak. '
         f'One aging sweep (idle timeout {result["profile"]["idle_timeout"]:g} s, a sweep a second): {sweep_line}. '
