@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import typing as t
 
 import pytest
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from ansible_collections.l4vip.rollout.plugins.module_utils import _l4_steps, _providers
+from ansible_collections.l4vip.rollout.plugins.module_utils import _l4_steps, _providers, _sockets
 from ansible_collections.l4vip.rollout.plugins.module_utils._providers import Observation
 from ansible_collections.l4vip.rollout.tests.unit.fakes import FakeClock
 
@@ -134,3 +135,29 @@ def test_a_failed_stop_command_is_fine_once_the_port_is_closed_and_named_when_it
     monkeypatch.setattr(_l4_steps._sockets, 'read_sockets', lambda: [])
     result = _l4_steps.session_drain(drain_params(port=8080, stop_command=['nginx', '-s', 'quit'], timeout=0), ctx)
     assert result['drained'] and result['changed'] and result['stopped']['rc'] == 1
+
+
+@pytest.mark.parametrize(('values', 'message'), [
+    ({'at_timeout': 'force'}, r"at_timeout: 'force' needs port and force_command .* got force_command None with port 8080"),
+    ({'force_command': ['nginx', '-s', 'stop']}, r"force_command: runs only with at_timeout 'force', got at_timeout 'fail'"),
+])
+def test_a_forced_drain_without_what_it_needs_is_refused_before_anything_runs(values, message):
+    ran = []
+    ctx = _l4_steps.Context(clock=FakeClock(), run_command=lambda argv: ran.append(argv) or (0, '', ''))
+    with pytest.raises(_l4_steps.StepFailed, match=message):
+        _l4_steps.session_drain(drain_params(port=8080, stop_command=['nginx', '-s', 'quit'], **values), ctx)
+    assert ran == []
+
+
+def test_at_the_deadline_force_runs_the_hard_stop_and_returns_exactly_what_it_cut(monkeypatch):
+    held = _sockets.Socket(ipaddress.ip_address('10.0.0.11'), 8080, ipaddress.ip_address('198.51.100.9'), 40022, 'ESTABLISHED', 1, 'ipv4')
+    ran: list[list[str]] = []
+    ctx = _l4_steps.Context(clock=FakeClock(), run_command=lambda argv: ran.append(argv) or (0, '', ''))
+    # The held session stays through the graceful stop and the timeout; the hard stop closes it.
+    monkeypatch.setattr(_l4_steps._sockets, 'read_sockets', lambda: [] if ['nginx', '-s', 'stop'] in ran else [held])
+    result = _l4_steps.session_drain(drain_params(port=8080, stop_command=['nginx', '-s', 'quit'], timeout=2, at_timeout='force',
+                                                  force_command=['nginx', '-s', 'stop'], poll_interval=0.5), ctx)
+    assert ran == [['nginx', '-s', 'quit'], ['nginx', '-s', 'stop']]
+    assert result['forced'] and result['drained'] and result['changed'] and result['sessions'] == []
+    assert result['cut_sessions'] == [{'peer': '198.51.100.9:40022', 'local': '10.0.0.11:8080', 'state': 'ESTABLISHED', 'open_for': 2.0}]
+    assert '198.51.100.9:40022' in ctx.warnings[0]
