@@ -62,9 +62,7 @@ def run_module(name: str, args: dict[str, t.Any]) -> dict[str, t.Any]:
 
 @pytest.fixture(scope='module')
 def lab(tmp_path_factory):
-    # retry 5: under a loaded CI machine one slow health check must not flip a member, which would
-    # read as a change the module made.
-    with Lab(tmp_path_factory.mktemp('bad-input'), count=2, profile={'interval': 0.2, 'retry': 5}) as running:
+    with Lab(tmp_path_factory.mktemp('bad-input'), count=2, profile={'interval': 0.2, 'retry': 1}) as running:
         running.wait_all_bound()
         yield running
 
@@ -81,8 +79,13 @@ def valid_args(lab: Lab, name: str) -> dict[str, t.Any]:
 
 
 def snapshot(lab: Lab) -> tuple[t.Any, ...]:
+    """What a module could change: the files (health-check renames) and each member's admin state on the L4.
+
+    Not whether the L4 binds a member: that follows the L4's own health checks, which a module reaches only
+    through those two (on a loaded machine a late check can flip it with no module involved).
+    """
     files = sorted((str(p.relative_to(lab.tmp_path)), p.stat().st_mode) for p in lab.tmp_path.rglob('*'))
-    members = [(m['name'], m['bound'], m['admin_state']) for m in lab.api('/api/vips/web')['members']]
+    members = [(m['name'], m['admin_state']) for m in lab.api('/api/vips/web')['members']]
     return files, members
 
 

@@ -18,8 +18,9 @@ import pytest
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import down_window, parse_profile, up_window
 from ansible_collections.l4vip.rollout.tests.harness.lab import Lab, get, raw_get, wait_for
 
-# Loopback, threads and a 2-core machine: a check result lands a few ms after its due time.
-TOLERANCE = 0.06
+# Loopback, threads and a 2-core machine: a check result lands late by up to ~0.1 s under the full suite's load
+# (the emulator thread shares the GIL with this test's polling), as in test_emulator_vs_haproxy.py.
+TOLERANCE = 0.1
 
 
 def detection_trials(tmp_path, profile, members=4, rounds=5):
