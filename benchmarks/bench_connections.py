@@ -24,7 +24,6 @@ import pathlib
 import re
 import resource
 import statistics
-import subprocess
 import threading
 import typing as t
 import urllib.request
@@ -33,7 +32,7 @@ import _common
 import bench_datapath as datapath
 
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import Profile
-from ansible_collections.l4vip.rollout.tests.harness.real_parts import HAProxy, HarnessError, Nginx, stop_all
+from ansible_collections.l4vip.rollout.tests.harness.real_parts import HAProxy, Nginx, stop_all
 
 WANTED_CONNECTIONS = 100 if _common.smoke() else 10_000
 FILES_BESIDE = 200  # what an L4 process holds beside its two sockets per connection (listeners, logs, its API)
@@ -55,11 +54,7 @@ def wrk_argv(url: str, seconds: int, connections: int) -> list[str]:
 
 
 def run_wrk(url: str, seconds: int, connections: int) -> dict[str, t.Any]:
-    argv = wrk_argv(url, seconds, connections)
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=False)
-    if done.returncode != 0:
-        raise HarnessError(f'{" ".join(argv)}: exit {done.returncode}\n{done.stdout}{done.stderr}')
-    return datapath.parse_wrk(done.stdout)
+    return datapath.run_wrk_argv(wrk_argv(url, seconds, connections), seconds + 60)
 
 
 def raise_open_files() -> tuple[tuple[int, int], int]:
@@ -165,12 +160,7 @@ def run(workdir: pathlib.Path) -> dict[str, t.Any]:
             downs = [e for e in json.load(answer) if e['kind'] == 'health' and e['to'] == 'down']
     finally:
         stop_all(parts, timeout=20.0)
-    summary = {target: {'requests_per_s': statistics.median(r['requests_per_s'] for r in rounds[target]),
-                        'p99': statistics.median(r['p99'] for r in rounds[target]),
-                        'l4_cpu_us_per_request': statistics.median(r['l4_cpu_us_per_request'] for r in rounds[target]),
-                        'errors': {kind: sum(r['errors'].get(kind, 0) for r in rounds[target])
-                                   for kind in {k for r in rounds[target] for k in r['errors']}}}
-               for target in TARGETS}
+    summary = {target: datapath.summarize(rounds[target]) for target in TARGETS}
     # Sweeps while the table held the load (more than half the connections in it).
     loaded = [s for r in rounds[EMULATOR] for s in r['sweeps'] if s[2] > connections // 2]
     return {

@@ -82,8 +82,12 @@ def parse_wrk(text: str) -> dict[str, t.Any]:
 
 
 def run_wrk(url: str, seconds: int) -> dict[str, t.Any]:
-    argv = wrk_argv(url, seconds)
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 15, check=False)
+    return run_wrk_argv(wrk_argv(url, seconds), seconds + 15)
+
+
+def run_wrk_argv(argv: list[str], timeout: float) -> dict[str, t.Any]:
+    """wrk with these arguments, its report parsed; a failed run raises with its output."""
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
     if done.returncode != 0:
         raise HarnessError(f'{" ".join(argv)}: exit {done.returncode}\n{done.stdout}{done.stderr}')
     return parse_wrk(done.stdout)

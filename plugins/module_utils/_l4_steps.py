@@ -373,6 +373,11 @@ def _stop(params: t.Mapping[str, t.Any], ctx: Context, local: t.Any) -> dict[str
     return dict(rc=rc, stderr=err)
 
 
+def _peers(sessions: list[dict[str, t.Any]]) -> str:
+    """Sessions as a message names them: ``peer (state)``, comma-separated."""
+    return ', '.join(f"{s['peer']} ({s['state']})" for s in sessions)
+
+
 def _force(params: t.Mapping[str, t.Any], ctx: Context, scope: dict[str, t.Any], left: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
     """The web server's hard stop, then the socket table until none of its client sessions is left; the sessions cut."""
     argv = params['force_command']
@@ -382,9 +387,8 @@ def _force(params: t.Mapping[str, t.Any], ctx: Context, scope: dict[str, t.Any],
     after = _sockets.wait_for_drain(_sockets.read_sockets, threshold=0, timeout=STOPPED_GRACE, poll_interval=params['poll_interval'],
                                     clock=ctx.clock, **scope)
     if not after.drained:
-        peers = ', '.join(f"{s['peer']} ({s['state']})" for s in after.sessions)
         raise StepFailed(f"{len(after.sessions)} client session(s) remain on port {scope['port']} {STOPPED_GRACE:g}s after "
-                         f"force_command {argv}: {peers}", sessions=after.sessions, cut_sessions=left, drained=False)
+                         f"force_command {argv}: {_peers(after.sessions)}", sessions=after.sessions, cut_sessions=left, drained=False)
     return left
 
 
@@ -439,9 +443,8 @@ def session_drain(params: t.Mapping[str, t.Any], ctx: Context) -> dict[str, t.An
                 ctx.warn(f"at_timeout force: {len(cut)} client session(s) still open on port {port} after {params['timeout']:g}s were cut "
                          f"by {params['force_command']}: {', '.join(c['peer'] for c in cut)}")
             elif not server.drained:
-                peers = ', '.join(f"{s['peer']} ({s['state']})" for s in server.sessions)
-                raise StepFailed(f"{len(server.sessions)} client session(s) remain on port {port} after {params['timeout']:g}s: {peers}",
-                                 **result)
+                raise StepFailed(f"{len(server.sessions)} client session(s) remain on port {port} after {params['timeout']:g}s: "
+                                 f"{_peers(server.sessions)}", **result)
         if provider is not None:
             # The server's FINs clear the L4's sessions; where the L4 can count them, see it agree.
             left = max(0.0, params['timeout'] - (ctx.clock.monotonic() - started))
