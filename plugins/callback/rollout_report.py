@@ -10,7 +10,7 @@ type: aggregate
 short_description: Write a rollout report - JSON, and a timeline picture of each host out of the VIP
 version_added: 0.1.0
 description:
-  - Records when each step of the roles M(l4vip.rollout.l7_vip_deploy) and M(l4vip.rollout.l4_vip_deploy) ran on each
+  - Records when each step of the roles P(l4vip.rollout.l7_vip_deploy#role) and P(l4vip.rollout.l4_vip_deploy#role) ran on each
     host, and, at the end of the playbook, writes C(report.json), C(timeline.svg) (one bar per host, in the order the
     rollout ran - when it was leaving, out of, and coming back into the VIP) and C(report.md), which embeds the picture
     and compares the L4's detection times with the timing model's windows.

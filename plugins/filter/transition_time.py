@@ -9,9 +9,9 @@ name: transition_time
 short_description: When the L4 made the transition a member_wait waited for
 version_added: 0.1.0
 description:
-  - From a registered M(l4vip.rollout.member_wait) result - the L4's own time of the transition (RV(l4_since)) when the
-    provider tells it and it is not before O(started), else the time the module saw it (RV(ended_at)). Null when the
-    wait did not run.
+  - From a registered M(l4vip.rollout.member_wait) result - the L4's own time of the transition
+    (RV(l4vip.rollout.member_wait#module:l4_since)) when the provider tells it and it is not before O(started), else the
+    time the module saw it (RV(l4vip.rollout.member_wait#module:ended_at)). Null when the wait did not run.
 author:
   - l4vip.rollout maintainers (@l4vip)
 positional: started
