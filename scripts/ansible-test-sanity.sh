@@ -17,7 +17,7 @@ trap 'rm -rf "$scratch"' EXIT
 
 dest=$scratch/ansible_collections/l4vip/rollout
 mkdir -p "$dest"
-tar -C "$repo" --exclude=./.venv --exclude=./.ansible --exclude=./build --exclude=./context --exclude=./tests/output --exclude=./benchmarks/output \
+tar -C "$repo" --exclude=./.venv --exclude=./.ansible --exclude=./build --exclude=./context --exclude=./rehearsal-report --exclude=./tests/output --exclude=./benchmarks/output \
     --exclude='*/__pycache__' --exclude=./.pytest_cache --exclude=./.hypothesis -cf - . | tar -C "$dest" -xf -
 
 cd "$dest"

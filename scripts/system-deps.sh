@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian packages the tests run for real: nginx and HAProxy (the real web server
 # and L4), iptables (the L4 role's health-check firewall rule), socat (HAProxy's runtime socket), shellcheck (ansible-test's shell lint), wrk (the benchmarks' load generator),
-# openssh-server (sshd on each host of the multi-host topology, tests/harness/netns.py).
+# openssh-server (sshd on each host of the multi-host topology, tests/harness/netns.py),
+# libcairo2 (the library CairoSVG renders the report's picture with, in the tests).
 # Nothing is installed when all commands are already there. Installing starts no service: the
 # tests run their own sshd per namespace, so a policy-rc.d keeps the package's from starting.
 set -euo pipefail
@@ -13,6 +14,9 @@ for command in "${!package_of[@]}"; do
         missing+=("${package_of[$command]}")
     fi
 done
+if ! /sbin/ldconfig -p 2>/dev/null | grep -q 'libcairo\.so\.2 '; then
+    missing+=(libcairo2)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if ! command -v apt-get >/dev/null 2>&1; then

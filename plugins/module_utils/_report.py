@@ -7,9 +7,10 @@
 Internal to the l4vip.rollout collection; not a public API.
 
 Input: the per-host summaries the roles publish with ``set_stats`` (one source for AWX and
-for this report), the role steps' timestamps the callback saw, and optionally the traffic
-generator's JSON. Output: ``report.json``, ``timeline.svg`` (one bar per host, in the order
-the rollout ran) and ``report.md`` that embeds the picture.
+for this report), the role steps' timestamps the callback saw, optionally the requests the
+traffic generator or the probe recorded, and optionally the L4's own event log. Output:
+``report.json``, ``timeline.svg`` (a panel per flow on one time scale, a row per host in the
+order the rollout ran, every failed request a mark at its time) and ``report.md``.
 """
 
 from __future__ import annotations
@@ -19,16 +20,20 @@ import html
 import json
 import os
 import sys
+import time
 import typing as t
 
-REPORT_JSON, TIMELINE_SVG, REPORT_MD, CONTRAST_SVG = 'report.json', 'timeline.svg', 'report.md', 'timeline-contrast.svg'
+REPORT_JSON, TIMELINE_SVG, REPORT_MD = 'report.json', 'timeline.svg', 'report.md'
+TIMES = ('out_at', 'down_at', 'in_at', 'up_at')
 
-# Phases of a host's time out of the VIP, drawn in this order.
+# Phases of a host's time out of the VIP, drawn in this order: (name, from, to, colour, meaning).
 PHASES = (
     ('leaving', 'out_at', 'down_at', '#e0a030', 'taken out, the L4 still binds it'),
     ('out', 'down_at', 'in_at', '#8a8f98', 'out of the VIP: stop, drain, deploy, start'),
     ('returning', 'in_at', 'up_at', '#4a90d9', 'back in service, the L4 not yet binding it'),
 )
+FAILED_RED = '#d0021b'
+WINDOW_INK = '#222222'
 
 
 def _number(value: t.Any) -> float | None:
@@ -38,30 +43,62 @@ def _number(value: t.Any) -> float | None:
         return None
 
 
+def _span(start: float | None, end: float | None) -> float | None:
+    return None if start is None or end is None else round(end - start, 3)
+
+
+# --- the data ------------------------------------------------------------------------------
+
 def build(summaries: t.Mapping[str, t.Mapping[str, t.Any]], steps: t.Mapping[str, list[dict[str, t.Any]]] | None = None,
-          traffic: t.Mapping[str, t.Any] | None = None, playbook: str | None = None, generated_at: float | None = None) -> dict[str, t.Any]:
-    """The report as one JSON-able dict; hosts in the order they started."""
+          traffic: t.Mapping[str, t.Any] | None = None, playbook: str | None = None, generated_at: float | None = None,
+          label: str = 'rollout', l4_events: t.Sequence[t.Mapping[str, t.Any]] | None = None) -> dict[str, t.Any]:
+    """The report of one flow as one JSON-able dict; hosts in the order they started.
+
+    ``traffic`` is what the traffic generator (or the probe) wrote: its counts and its ``requests``.
+    ``l4_events`` is the L4's own log of health transitions; where given, each host's mark-down and
+    bind times are the L4's (a flow with no waits of its own, such as the naive one, has no other)."""
     steps = steps or {}
     hosts = []
     for host in set(summaries) | set(steps):
-        summary = dict(summaries.get(host, {}))
-        entry: dict[str, t.Any] = {'host': host, 'result': summary.get('result', 'unknown'), **summary, 'steps': steps.get(host, [])}
-        for key in ('out_at', 'down_at', 'in_at', 'up_at'):
+        summary = dict(summaries.get(host) or {})
+        entry: dict[str, t.Any] = {'host': host, 'result': summary.get('result', 'unknown'), **summary}
+        if steps.get(host):
+            entry['steps'] = steps[host]
+        for key in TIMES:
             entry[key] = _number(summary.get(key))
+        if l4_events is not None:
+            entry.update(l4_transitions(l4_events, summary.get('member', host), entry['out_at'], entry['in_at']))
         entry['detection_down'] = _span(entry['out_at'], entry['down_at'])
         entry['detection_up'] = _span(entry['in_at'], entry['up_at'])
         entry['out_of_vip'] = _span(entry['out_at'], entry['up_at'])
-        starts = [s['start'] for s in entry['steps'] if s.get('start') is not None] + [entry['out_at'] or float('inf')]
-        entry['_first'] = min(starts)
         hosts.append(entry)
-    hosts.sort(key=lambda entry: (entry['_first'], entry['host']))
-    for entry in hosts:
-        del entry['_first']
-    report = {'playbook': playbook, 'generated_at': generated_at, 'hosts': hosts,
-              'failed_hosts': [entry['host'] for entry in hosts if entry['result'] == 'failed']}
+    hosts.sort(key=lambda entry: (_first_moment(entry), entry['host']))
+    report: dict[str, t.Any] = {'label': label, 'playbook': playbook, 'generated_at': time.time() if generated_at is None else generated_at,
+                                'hosts': hosts, 'failed_hosts': [entry['host'] for entry in hosts if entry['result'] == 'failed']}
     if traffic is not None:
-        report['traffic'] = traffic_summary(traffic)
+        add_traffic(report, traffic)
     return report
+
+
+def _first_moment(entry: t.Mapping[str, t.Any]) -> float:
+    starts = [s['start'] for s in entry.get('steps', []) if s.get('start') is not None]
+    return min(starts + [entry['out_at'] if entry.get('out_at') is not None else float('inf')])
+
+
+def l4_transitions(events: t.Sequence[t.Mapping[str, t.Any]], member: str, out_at: float | None, in_at: float | None) -> dict[str, float]:
+    """The L4's own mark-down after ``out_at`` and its bind after ``in_at`` (and after that mark-down), from its event log."""
+    health = sorted((e for e in events if e.get('kind') == 'health' and e.get('member') == member), key=lambda e: e['at'])
+    found: dict[str, float] = {}
+    if out_at is not None:
+        down = next((e['at'] for e in health if e['at'] >= out_at and e.get('to') == 'down'), None)
+        if down is not None:
+            found['down_at'] = down
+    if in_at is not None:
+        after = max(in_at, found.get('down_at', in_at))
+        up = next((e['at'] for e in health if e['at'] >= after and e.get('to') == 'up'), None)
+        if up is not None:
+            found['up_at'] = up
+    return found
 
 
 def transition_time(wait: t.Any, started: t.Any) -> float | None:
@@ -75,97 +112,248 @@ def transition_time(wait: t.Any, started: t.Any) -> float | None:
     return _number(wait.get('ended_at'))
 
 
-def _span(start: float | None, end: float | None) -> float | None:
-    return None if start is None or end is None else round(end - start, 3)
-
-
 def traffic_summary(traffic: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
-    """The traffic generator's counts, and the time of each failed request (for the picture)."""
-    failures = [record['end'] for record in traffic.get('records', []) if record.get('outcome') == 'failed']
-    keys = ('started', 'stopped', 'total', 'ok', 'retried', 'failed', 'failed_by_cause', 'by_server', 'requests_per_second')
-    return dict({key: traffic.get(key) for key in keys}, failure_times=failures)
+    """The traffic's counts, and each failed request (when it failed, why, which target) for the picture."""
+    failures = [{'at': record['end'], 'cause': record.get('cause'), 'kind': record.get('kind'), 'target': record.get('target')}
+                for record in traffic.get('requests', []) if record.get('outcome') == 'failed']
+    keys = ('source', 'targets', 'started', 'stopped', 'total', 'ok', 'retried', 'failed', 'failed_by_cause', 'by_server',
+            'requests_per_second')
+    return dict({key: traffic.get(key) for key in keys if key in traffic}, failures=sorted(failures, key=lambda f: f['at']))
+
+
+def add_traffic(report: dict[str, t.Any], traffic: t.Mapping[str, t.Any]) -> None:
+    """Attach the traffic, and count each host's failed requests while it was out (from out_at until bound again)."""
+    report['traffic'] = summary = traffic_summary(traffic)
+    stopped = _number(summary.get('stopped')) or float('inf')
+    for entry in report['hosts']:
+        if entry.get('out_at') is None:
+            continue
+        until = entry['up_at'] if entry.get('up_at') is not None else stopped
+        entry['failed_requests_while_out'] = sum(1 for f in summary['failures'] if entry['out_at'] <= f['at'] <= until)
+
+
+def with_contrast(report: dict[str, t.Any], contrast: dict[str, t.Any]) -> dict[str, t.Any]:
+    """The same fleet under another flow, kept beside this one; hosts the other flow knows no model window for take
+    this flow's (same profile)."""
+    windows = {entry['host']: entry for entry in report['hosts']}
+    for entry in contrast['hosts']:
+        for key in ('down_window', 'up_window'):
+            if entry.get(key) is None and windows.get(entry['host'], {}).get(key) is not None:
+                entry[key] = windows[entry['host']][key]
+    return dict(report, contrast=contrast)
 
 
 # --- the picture ---------------------------------------------------------------------------
 
-def _extent(report: t.Mapping[str, t.Any]) -> tuple[float, float]:
-    times = []
-    for entry in report['hosts']:
-        times += [entry[key] for key in ('out_at', 'down_at', 'in_at', 'up_at') if entry.get(key) is not None]
-        times += [s[key] for s in entry['steps'] for key in ('start', 'end') if s.get(key) is not None]
-    traffic = report.get('traffic') or {}
-    times += [v for v in (traffic.get('started'), traffic.get('stopped')) if v is not None]
-    if not times:
-        return 0.0, 1.0
-    start, end = min(times), max(times)
-    return start, max(end, start + 1.0)
+class Layout:
+    """Where things go: a panel per flow, all on one scale of seconds since each flow's start (its traffic's start)."""
+
+    width, left, right_text, pad = 1180, 80, 372, 10
+    title_h, failures_h, row_h, axis_h = 22, 24, 26, 38
+
+    def __init__(self, flows: t.Sequence[t.Mapping[str, t.Any]]) -> None:
+        self.flows = list(flows)
+        self.origins = [flow_origin(flow) for flow in self.flows]
+        self.span = max(flow_end(flow) - origin for flow, origin in zip(self.flows, self.origins))
+        self.plot_width = self.width - self.left - self.right_text - self.pad
+        self.tops = []
+        y = 8
+        for flow in self.flows:
+            self.tops.append(y)
+            y += self.panel_height(flow)
+        self.height = y + 44  # the legend
+
+    def panel_height(self, flow: t.Mapping[str, t.Any]) -> int:
+        return self.title_h + self.failures_h + self.row_h * len(flow['hosts']) + self.axis_h
+
+    def x(self, panel: int, moment: float) -> float:
+        """The pixel column of an epoch time in a panel."""
+        return round(self.left + (moment - self.origins[panel]) * self.plot_width / self.span, 1)
+
+    def failures_y(self, panel: int) -> tuple[int, int]:
+        top = self.tops[panel] + self.title_h
+        return top + 3, top + self.failures_h - 3
+
+    def row_y(self, panel: int, index: int) -> tuple[int, int]:
+        """The top and bottom of a host's bars."""
+        top = self.tops[panel] + self.title_h + self.failures_h + index * self.row_h
+        return top + 5, top + self.row_h - 5
+
+    def axis_y(self, panel: int) -> int:
+        return self.tops[panel] + self.title_h + self.failures_h + self.row_h * len(self.flows[panel]['hosts']) + 4
 
 
-def _end_of_host(entry: t.Mapping[str, t.Any], last: float) -> float:
-    """Where a host's bar ends: bound again, or (failed, never back) its last step or the end of the picture."""
-    if entry.get('up_at') is not None:
-        return entry['up_at']
-    ends = [s['end'] for s in entry['steps'] if s.get('end') is not None]
-    return last if entry.get('result') == 'failed' else max(ends, default=last)
+def flow_origin(flow: t.Mapping[str, t.Any]) -> float:
+    """A flow's 0 s: when its traffic started, else when its first host started to leave."""
+    started = _number((flow.get('traffic') or {}).get('started'))
+    if started is not None:
+        return started
+    moments = [entry[key] for entry in flow['hosts'] for key in TIMES if entry.get(key) is not None]
+    moments += [s['start'] for entry in flow['hosts'] for s in entry.get('steps', []) if s.get('start') is not None]
+    return min(moments, default=0.0)
 
 
-def render_svg(report: t.Mapping[str, t.Any], width: int = 960) -> str:
-    """One row per host (in rollout order) with its phases; failed requests as red ticks on top."""
-    start, end = _extent(report)
-    left, right, row, top = 130, 20, 26, 44
-    hosts = report['hosts']
-    height = top + row * len(hosts) + 50
-    scale = (width - left - right) / (end - start)
+def flow_end(flow: t.Mapping[str, t.Any]) -> float:
+    """The last moment worth drawing: the traffic's stop, or the last thing a host did."""
+    moments = [entry[key] for entry in flow['hosts'] for key in TIMES if entry.get(key) is not None]
+    moments += [s['end'] for entry in flow['hosts'] for s in entry.get('steps', []) if s.get('end') is not None]
+    moments += [f['at'] for f in (flow.get('traffic') or {}).get('failures', [])]
+    stopped = _number((flow.get('traffic') or {}).get('stopped'))
+    moments += [stopped] if stopped is not None else []
+    origin = flow_origin(flow)
+    return max(moments + [origin + 1.0])
 
-    def x(moment: float) -> float:
-        return round(left + (moment - start) * scale, 1)
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
-             f'<rect width="{width}" height="{height}" fill="white"/>',
-             f'<text x="{left}" y="16" font-weight="bold">Rollout timeline: each host out of the VIP</text>']
-    traffic = report.get('traffic')
-    if traffic:
-        parts.append(f'<text x="8" y="{top - 8}">failed requests</text>')
-        for moment in traffic.get('failure_times', []):
-            parts.append(f'<line x1="{x(moment)}" x2="{x(moment)}" y1="{top - 20}" y2="{top - 4}" stroke="#d0021b" stroke-width="1.5"/>')
-    for index, entry in enumerate(hosts):
-        y = top + index * row
-        failed = entry.get('result') == 'failed'
-        label = html.escape(f"{entry['host']}{' (failed)' if failed else ''}")
-        parts.append(f'<text x="8" y="{y + 16}" fill="{"#d0021b" if failed else "black"}">{label}</text>')
-        last = _end_of_host(entry, end)
-        outline = ' stroke="#d0021b" stroke-width="2"' if failed else ''
-        for name, begin_key, end_key, colour, meaning in PHASES:
-            begin = entry.get(begin_key)
-            if begin is None:
-                continue
-            finish = entry.get(end_key)
-            finish = last if finish is None else finish
-            if finish <= begin:
-                continue
-            title = html.escape(f"{entry['host']} {name} ({meaning}): {finish - begin:.2f}s")
-            parts.append(f'<rect class="phase {name}" data-host="{html.escape(entry["host"])}" x="{x(begin)}" y="{y + 4}" '
-                         f'width="{max(x(finish) - x(begin), 1.0)}" height="{row - 8}" fill="{colour}"{outline}>'
-                         f'<title>{title}</title></rect>')
-    axis = top + row * len(hosts) + 6
-    parts.append(f'<line x1="{left}" x2="{width - right}" y1="{axis}" y2="{axis}" stroke="black"/>')
-    for tick in _ticks(end - start):
-        parts.append(f'<line x1="{x(start + tick)}" x2="{x(start + tick)}" y1="{axis}" y2="{axis + 4}" stroke="black"/>')
-        parts.append(f'<text x="{x(start + tick)}" y="{axis + 16}" text-anchor="middle">{tick:g}s</text>')
-    legend = axis + 34
-    for index, (name, _begin, _end, colour, meaning) in enumerate(PHASES):
-        lx = left + index * 270
-        parts.append(f'<rect x="{lx}" y="{legend - 10}" width="12" height="12" fill="{colour}"/>')
-        parts.append(f'<text x="{lx + 16}" y="{legend}">{html.escape(meaning)}</text>')
+def host_phases(entry: t.Mapping[str, t.Any], end: float) -> list[tuple[str, float, float]]:
+    """(phase, from, to) of a host's bar. A phase whose end the records lack ends where the next known moment is; a
+    failed host that never came back stays out to ``end``."""
+    moments = {key: entry.get(key) for key in TIMES}
+    phases = []
+    for index, (name, begin_key, _end_key, _colour, _meaning) in enumerate(PHASES):
+        begin = moments[begin_key]
+        if begin is None:
+            continue
+        later = [moments[key] for key in TIMES[index + 1:] if moments[key] is not None]
+        finish = later[0] if later else _open_end(entry, end)
+        if finish > begin:
+            phases.append((name, begin, finish))
+    return phases
+
+
+def _open_end(entry: t.Mapping[str, t.Any], end: float) -> float:
+    if entry.get('result') == 'failed':
+        return end
+    ends = [s['end'] for s in entry.get('steps', []) if s.get('end') is not None]
+    return max(ends, default=end)
+
+
+def flow_title(flow: t.Mapping[str, t.Any]) -> str:
+    traffic = flow.get('traffic')
+    label = flow.get('label', 'rollout')
+    if not traffic:
+        return f'{label}: no traffic recorded'
+    source = 'probe' if traffic.get('source') == 'probe' else 'requests'
+    return (f"{label}: {traffic.get('total', 0):,} {source if source == 'requests' else 'probe requests'}, "
+            f"{traffic.get('failed', 0):,} failed, {traffic.get('retried', 0):,} retried")
+
+
+def render_svg(report: t.Mapping[str, t.Any]) -> str:
+    """The report's flow, and the contrasting flow under it on the same scale."""
+    flows = [report] + ([report['contrast']] if report.get('contrast') else [])
+    layout = Layout(flows)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{layout.width}" height="{layout.height}" '
+             f'font-family="DejaVu Sans, sans-serif" font-size="12">',
+             f'<rect width="{layout.width}" height="{layout.height}" fill="white"/>']
+    for panel, flow in enumerate(flows):
+        parts += _panel(layout, panel, flow)
+    parts += _legend(layout)
     parts.append('</svg>')
     return '\n'.join(parts) + '\n'
 
 
-def _ticks(span: float, most: int = 10) -> list[float]:
+def _panel(layout: Layout, panel: int, flow: t.Mapping[str, t.Any]) -> list[str]:
+    top, parts = layout.tops[panel], []
+    parts.append(f'<text x="8" y="{top + 15}" font-weight="bold" font-size="14">{html.escape(flow_title(flow))}</text>')
+    low, high = layout.failures_y(panel)
+    traffic = flow.get('traffic')
+    if traffic is not None:
+        parts.append(f'<text x="8" y="{high - 3}" fill="{FAILED_RED}">failed</text>')
+        for failure in traffic.get('failures', []):
+            x = layout.x(panel, failure['at'])
+            parts.append(f'<line class="failure" x1="{x}" x2="{x}" y1="{low}" y2="{high}" stroke="{FAILED_RED}" stroke-width="2">'
+                         f'<title>{html.escape(_failure_title(failure, layout.origins[panel]))}</title></line>')
+        if not traffic.get('failures'):
+            parts.append(f'<text x="{layout.left + 4}" y="{high - 3}" fill="#2e7d32">0 failed</text>')
+    end = layout.origins[panel] + layout.span
+    for index, entry in enumerate(flow['hosts']):
+        parts += _host_row(layout, panel, index, entry, end)
+    parts += _axis(layout, panel)
+    return parts
+
+
+def _failure_title(failure: t.Mapping[str, t.Any], origin: float) -> str:
+    where = f" {failure['target']}" if failure.get('target') else ''
+    return f"failed at {failure['at'] - origin:.2f} s: {failure.get('cause')} ({failure.get('kind')}){where}"
+
+
+def _host_row(layout: Layout, panel: int, index: int, entry: t.Mapping[str, t.Any], end: float) -> list[str]:
+    y0, y1 = layout.row_y(panel, index)
+    failed = entry.get('result') == 'failed'
+    host = html.escape(entry['host'])
+    parts = [f'<text x="8" y="{y1 - 3}" fill="{FAILED_RED if failed else "black"}">{host}{" (failed)" if failed else ""}</text>']
+    outline = f' stroke="{FAILED_RED}" stroke-width="2"' if failed else ''
+    for name, begin, finish in host_phases(entry, end):
+        meaning = next(m for n, _b, _e, _c, m in PHASES if n == name)
+        colour = next(c for n, _b, _e, c, _m in PHASES if n == name)
+        x0, x1 = layout.x(panel, begin), layout.x(panel, finish)
+        parts.append(f'<rect class="phase {name}" data-host="{host}" x="{x0}" y="{y0}" width="{max(x1 - x0, 1.0)}" '
+                     f'height="{y1 - y0}" fill="{colour}"{outline}><title>{host} {name} ({meaning}): {finish - begin:.2f} s</title></rect>')
+    for start_key, window_key in (('out_at', 'down_window'), ('in_at', 'up_window')):
+        parts += _window_mark(layout, panel, entry.get(start_key), entry.get(window_key), y0)
+    parts.append(f'<text x="{layout.width - layout.right_text}" y="{y1 - 3}">{html.escape(row_words(entry))}</text>')
+    return parts
+
+
+def _window_mark(layout: Layout, panel: int, start: float | None, window: t.Any, y: int) -> list[str]:
+    """The timing model's window for a transition: a bracket above the bar, from start+low to start+high."""
+    if start is None or not isinstance(window, t.Mapping) or window.get('high') is None:
+        return []
+    x0, x1 = layout.x(panel, start + float(window.get('low', 0))), layout.x(panel, start + float(window['high']))
+    return [f'<path class="window" d="M{x0},{y + 4} V{y - 3} H{x1} V{y + 4}" fill="none" stroke="{WINDOW_INK}" stroke-width="1.5"/>']
+
+
+def row_words(entry: t.Mapping[str, t.Any]) -> str:
+    """The durations of a host's row, written out."""
+    if entry.get('out_of_vip') is not None:
+        words = f"out {entry['out_of_vip']:.2f} s"
+    elif entry.get('result') == 'failed':
+        words = 'never back'
+    else:
+        words = 'out -'
+    words += f"; L4 down after {_short(entry.get('detection_down'))}, bound after {_short(entry.get('detection_up'))}"
+    if entry.get('failed_requests_while_out'):
+        words += f"; {entry['failed_requests_while_out']} failed"
+    return words
+
+
+def _short(value: float | None) -> str:
+    return '-' if value is None else f'{value:.2f} s'
+
+
+def _axis(layout: Layout, panel: int) -> list[str]:
+    y = layout.axis_y(panel)
+    right = layout.left + layout.plot_width
+    parts = [f'<line x1="{layout.left}" x2="{right}" y1="{y}" y2="{y}" stroke="black"/>']
+    for tick in ticks(layout.span):
+        x = layout.x(panel, layout.origins[panel] + tick)
+        parts.append(f'<line class="tick" x1="{x}" x2="{x}" y1="{y}" y2="{y + 4}" stroke="black"/>')
+        parts.append(f'<text x="{x}" y="{y + 16}" text-anchor="middle">{tick:g}</text>')
+    parts.append(f'<text x="{layout.left + layout.plot_width / 2}" y="{y + 31}" text-anchor="middle" fill="#444">'
+                 f'seconds since traffic started</text>')
+    return parts
+
+
+def ticks(span: float, most: int = 12) -> list[float]:
     for step in (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600):
         if span / step <= most:
-            return [round(i * step, 3) for i in range(int(span / step) + 1)]
+            return [round(i * step, 3) for i in range(int(span / step + 1e-9) + 1)]
     return [0.0, span]
+
+
+def _legend(layout: Layout) -> list[str]:
+    """Two lines: the phases' colours; the window bracket and the failure mark."""
+    y = layout.height - 26
+    parts, x = [], 8
+    for _name, _begin, _end, colour, meaning in PHASES:
+        parts.append(f'<rect x="{x}" y="{y - 10}" width="12" height="12" fill="{colour}"/>')
+        parts.append(f'<text x="{x + 16}" y="{y}">{html.escape(meaning)}</text>')
+        x += 16 + 6.8 * len(meaning) + 24
+    y += 18
+    parts.append(f'<path d="M8,{y} V{y - 9} H30 V{y}" fill="none" stroke="{WINDOW_INK}" stroke-width="1.5"/>')
+    parts.append(f'<text x="36" y="{y}">the timing model\'s window for the L4\'s mark-down (after out) and bind (after back in service)</text>')
+    parts.append(f'<line x1="640" x2="640" y1="{y - 10}" y2="{y + 2}" stroke="{FAILED_RED}" stroke-width="2"/>')
+    parts.append(f'<text x="648" y="{y}">a failed request, at the time it failed</text>')
+    return parts
 
 
 # --- the words -----------------------------------------------------------------------------
@@ -180,28 +368,44 @@ def _window(window: t.Any) -> str:
     return f"({window.get('low', 0):g}, {window.get('high', 0):g}] s"
 
 
+def _result(entry: t.Mapping[str, t.Any]) -> str:
+    return entry['result'] if entry['result'] != 'failed' else f"failed at {entry.get('failed_step', '?')}"
+
+
 def render_markdown(report: t.Mapping[str, t.Any]) -> str:
+    flows = [report] + ([report['contrast']] if report.get('contrast') else [])
     lines = ['# Rollout report', '']
-    traffic = report.get('traffic')
-    if traffic:
-        lines += [f"Requests: **{traffic['ok']} ok**, {traffic['retried']} retried, **{traffic['failed']} failed** "
-                  f"of {traffic['total']} ({traffic['requests_per_second']} per second).", '']
-    failed = report.get('failed_hosts') or []
-    lines += [f"Hosts: {len(report['hosts'])}, failed: {', '.join(failed) if failed else 'none'}.", '',
-              f'![Rollout timeline]({TIMELINE_SVG})', '',
-              '| host | result | out of the VIP | L4 let go after | model window | L4 bound again after | model window | sessions cut |',
-              '| --- | --- | --- | --- | --- | --- | --- | --- |']
-    for entry in report['hosts']:
-        result = entry['result'] if entry['result'] != 'failed' else f"failed at {entry.get('failed_step', '?')}"
-        lines.append(f"| {entry['host']} | {result} | {_seconds(entry['out_of_vip'])} | {_seconds(entry['detection_down'])} | "
-                     f"{_window(entry.get('down_window'))} | {_seconds(entry['detection_up'])} | {_window(entry.get('up_window'))} | "
-                     f"{len(entry.get('cut_sessions') or [])} |")
-    lines.append('')
-    lines += _cut_lines(report)
-    contrast = report.get('contrast')
-    if contrast:
-        lines += _contrast_lines(report, contrast)
+    if report.get('playbook'):
+        lines += [f"Playbook `{report['playbook']}`, report written {_when(report.get('generated_at'))}.", '']
+    if len(flows) > 1:
+        lines += _side_by_side_table(flows, markdown=True) + ['']
+    lines += [f'![Rollout timeline: {" and ".join(flow.get("label", "rollout") for flow in flows)}]({TIMELINE_SVG})', '']
+    for flow in flows:
+        lines += [f"## {flow.get('label', 'rollout')}", '']
+        traffic = flow.get('traffic')
+        if traffic:
+            lines += [f"Requests: **{traffic.get('ok')} ok**, {traffic.get('retried')} retried, **{traffic.get('failed')} failed** "
+                      f"of {traffic.get('total')} ({traffic.get('requests_per_second')} per second).", '']
+        failed = flow.get('failed_hosts') or []
+        lines += [f"Hosts: {len(flow['hosts'])}, failed: {', '.join(failed) if failed else 'none'}.", '',
+                  '| host | result | out of the VIP | L4 let go after | model window | L4 bound again after | model window '
+                  '| failed requests while out | sessions cut |',
+                  '| --- | --- | --- | --- | --- | --- | --- | --- | --- |']
+        for entry in flow['hosts']:
+            lines.append(f"| {entry['host']} | {_result(entry)} | {_seconds(entry['out_of_vip'])} | {_seconds(entry['detection_down'])} | "
+                         f"{_window(entry.get('down_window'))} | {_seconds(entry['detection_up'])} | {_window(entry.get('up_window'))} | "
+                         f"{entry.get('failed_requests_while_out', '-')} | {len(entry.get('cut_sessions') or [])} |")
+        lines.append('')
+        lines += _cut_lines(flow)
+    lines += ['"retried": a reused keep-alive connection the server had closed before any byte of the answer, sent again on a '
+              'new connection as browsers and HTTP libraries do - the user sees nothing. "failed": the client got no answer '
+              '(refused, reset, timed out) or a bad one.', '']
     return '\n'.join(lines)
+
+
+def _when(moment: t.Any) -> str:
+    value = _number(moment)
+    return '-' if value is None else time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(value))
 
 
 def _cut_lines(report: t.Mapping[str, t.Any]) -> list[str]:
@@ -214,46 +418,52 @@ def _cut_lines(report: t.Mapping[str, t.Any]) -> list[str]:
     return ['Sessions cut by a forced drain (the request each carried failed):', ''] + lines + [''] if lines else []
 
 
-def _contrast_lines(report: t.Mapping[str, t.Any], contrast: t.Mapping[str, t.Any]) -> list[str]:
-    """The same fleet and traffic with another flow, side by side, so the reader sees what the sequence buys."""
-    label = contrast.get('label', 'contrast')
-    lines = [f'## Side by side: this rollout and the {label}', '', f'| requests | this rollout | {label} |', '| --- | --- | --- |']
-    ours, theirs = report.get('traffic') or {}, contrast.get('traffic') or {}
-    for key in ('total', 'ok', 'retried', 'failed', 'requests_per_second'):
-        lines.append(f'| {key} | {ours.get(key, "-")} | {theirs.get(key, "-")} |')
-    lines += ['', f'![{label} timeline]({CONTRAST_SVG})', '']
-    return lines
+def _side_by_side_table(flows: t.Sequence[t.Mapping[str, t.Any]], markdown: bool) -> list[str]:
+    """Requests per flow, a column each."""
+    header = ['requests'] + [flow.get('label', 'rollout') for flow in flows]
+    rows = [[key] + [_count((flow.get('traffic') or {}).get(key)) for flow in flows]
+            for key in ('total', 'ok', 'retried', 'failed', 'requests_per_second')]
+    if markdown:
+        return ['| ' + ' | '.join(header) + ' |', '|' + ' --- |' * len(header)] + ['| ' + ' | '.join(row) + ' |' for row in rows]
+    return _aligned([header] + rows)
 
 
-def side_by_side(report: t.Mapping[str, t.Any]) -> str:
-    """A few plain lines for a terminal."""
-    ours = report.get('traffic') or {}
-    lines = [f"{'':22}{'safe sequence':>16}"]
-    contrast = report.get('contrast') or {}
-    theirs = contrast.get('traffic') or {}
-    if contrast:
-        lines[0] += f"{contrast.get('label', 'contrast'):>16}"
-    for key in ('total', 'ok', 'retried', 'failed'):
-        lines.append(f'{key:22}{ours.get(key, "-"):>16}' + (f'{theirs.get(key, "-"):>16}' if contrast else ''))
-    for entry in report['hosts']:
-        lines.append(f"{entry['host']:10} out of the VIP {_seconds(entry['out_of_vip'])}; the L4 let go after "
-                     f"{_seconds(entry['detection_down'])} (model {_window(entry.get('down_window'))}), bound again after "
-                     f"{_seconds(entry['detection_up'])} (model {_window(entry.get('up_window'))})")
-    return '\n'.join(lines)
+def _count(value: t.Any) -> str:
+    if value is None:
+        return '-'
+    return f'{value:,}' if isinstance(value, int) else f'{value:,.1f}'
+
+
+def _aligned(rows: t.Sequence[t.Sequence[str]]) -> list[str]:
+    """Plain text columns: the first left-aligned, the others right-aligned."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ['  '.join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
+
+
+def terminal_summary(report: t.Mapping[str, t.Any]) -> str:
+    """Aligned plain-text tables for a terminal: requests per flow, then each flow's hosts."""
+    flows = [report] + ([report['contrast']] if report.get('contrast') else [])
+    lines = _side_by_side_table(flows, markdown=False) + ['']
+    for flow in flows:
+        rows = [['host', 'result', 'out of VIP', 'L4 down after', 'model window', 'bound after', 'model window', 'failed while out']]
+        for entry in flow['hosts']:
+            rows.append([entry['host'], _result(entry), _seconds(entry['out_of_vip']), _seconds(entry['detection_down']),
+                         _window(entry.get('down_window')), _seconds(entry['detection_up']), _window(entry.get('up_window')),
+                         str(entry.get('failed_requests_while_out', '-'))])
+        lines += [f"{flow.get('label', 'rollout')}:"] + ['  ' + line for line in _aligned(rows)] + ['']
+    return '\n'.join(lines).rstrip() + '\n'
 
 
 def write(report: t.Mapping[str, t.Any], directory: str) -> dict[str, str]:
     """Write the three files; returns their paths."""
     os.makedirs(directory, exist_ok=True)
-    paths = {name: os.path.join(directory, name) for name in (REPORT_JSON, TIMELINE_SVG, REPORT_MD)}
     contents = {REPORT_JSON: json.dumps(report, indent=1, sort_keys=True) + '\n', TIMELINE_SVG: render_svg(report),
                 REPORT_MD: render_markdown(report)}
-    if report.get('contrast'):
-        paths[CONTRAST_SVG] = os.path.join(directory, CONTRAST_SVG)
-        contents[CONTRAST_SVG] = render_svg(report['contrast'])
-    for name, path in paths.items():
-        with open(path, 'w', encoding='utf-8') as handle:
-            handle.write(contents[name])
+    paths = {}
+    for name, content in contents.items():
+        paths[name] = os.path.join(directory, name)
+        with open(paths[name], 'w', encoding='utf-8') as handle:
+            handle.write(content)
     return paths
 
 
@@ -271,20 +481,30 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     source.add_argument('--report', help='the report.json the callback wrote')
     source.add_argument('--summaries', help="a JSON object of the roles' per-host summaries (what they give set_stats)")
     parser.add_argument('--traffic', help="the traffic generator's JSON (--json), to count and mark failed requests")
+    parser.add_argument('--l4-events', help="the L4's event log (the emulator's /api/events), for its own transition times")
+    parser.add_argument('--label', help='what this flow is called in the report')
+    parser.add_argument('--playbook', help='the playbook the report is of')
     parser.add_argument('--contrast-summaries', help='per-host summaries of another flow over the same fleet')
     parser.add_argument('--contrast-traffic', help="that flow's traffic JSON")
     parser.add_argument('--contrast-label', default='naive flow')
     parser.add_argument('--out', help='directory for the files (default: next to --report, or the current one)')
     args = parser.parse_args(argv)
-    report = _load(args.report) if args.report else build(_load(args.summaries), generated_at=None)
+    events = _load(args.l4_events)
+    if args.report:
+        report = _load(args.report)
+    else:
+        report = build(_load(args.summaries), playbook=args.playbook, label=args.label or 'rollout', l4_events=events)
+    if args.label:
+        report['label'] = args.label
     if args.traffic:
-        report['traffic'] = traffic_summary(_load(args.traffic))
+        add_traffic(report, _load(args.traffic))
     if args.contrast_summaries or args.contrast_traffic:
-        contrast = build(_load(args.contrast_summaries) or {}, traffic=_load(args.contrast_traffic))
-        report['contrast'] = dict(contrast, label=args.contrast_label)
+        contrast = build(_load(args.contrast_summaries) or {}, traffic=_load(args.contrast_traffic), label=args.contrast_label,
+                         playbook=args.playbook, l4_events=events)
+        report = with_contrast(report, contrast)
     out = args.out or (os.path.dirname(os.path.abspath(args.report)) if args.report else os.getcwd())
     paths = write(report, out)
-    sys.stdout.write(f"{side_by_side(report)}\nreport: {paths[REPORT_MD]}\n")
+    sys.stdout.write(f"{terminal_summary(report)}report: {paths[REPORT_MD]}\n")
     return 0
 
 
