@@ -34,6 +34,7 @@ PHASES = (
 )
 FAILED_RED = '#d0021b'
 WINDOW_INK = '#222222'
+NONE_FAILED_GREEN = '#2e7d32'
 
 
 def _number(value: t.Any) -> float | None:
@@ -263,7 +264,7 @@ def _panel(layout: Layout, panel: int, flow: t.Mapping[str, t.Any]) -> list[str]
             parts.append(f'<line class="failure" x1="{x}" x2="{x}" y1="{low}" y2="{high}" stroke="{FAILED_RED}" stroke-width="2">'
                          f'<title>{html.escape(_failure_title(failure, layout.origins[panel]))}</title></line>')
         if not traffic.get('failures'):
-            parts.append(f'<text x="{layout.left + 4}" y="{high - 3}" fill="#2e7d32">0 failed</text>')
+            parts.append(f'<text x="{layout.left + 4}" y="{high - 3}" fill="{NONE_FAILED_GREEN}">0 failed</text>')
     end = layout.origins[panel] + layout.span
     for index, entry in enumerate(flow['hosts']):
         parts += _host_row(layout, panel, index, entry, end)

@@ -14,10 +14,16 @@ connection, as browsers and HTTP libraries do: a server that closed an idle conn
 FIN costs the user nothing, and shows up as ``retried``. Everything else that goes wrong is
 ``failed``, with a cause.
 
+As a probe of a real VIP (URLs, http or https with the certificate verified, an optional
+``Host`` header), it runs for as long as the process given with ``--while-pid`` lives.
+
 Command line::
 
     python -m ansible_collections.l4vip.rollout.plugins.module_utils._traffic \\
         --target 127.0.0.1:8080 [--keepalive 16] [--rate 4] [--interval 0] [--duration S] [--json PATH]
+    python -m ansible_collections.l4vip.rollout.plugins.module_utils._traffic \\
+        --url https://vip.example.com/ [--url ...] [--host-header NAME] [--ca-path FILE | --insecure] \\
+        [--while-pid PID] --source probe --json PATH
 """
 
 from __future__ import annotations
@@ -30,10 +36,12 @@ import json
 import os
 import re
 import signal
+import ssl
 import sys
 import threading
 import time
 import typing as t
+import urllib.parse
 
 KIND_KEEPALIVE = 'keepalive'
 KIND_NEW = 'new'
@@ -47,6 +55,7 @@ CAUSE_RESET = 'reset'
 CAUSE_TIMEOUT = 'timeout'
 CAUSE_CLOSED = 'closed'
 CAUSE_BAD_RESPONSE = 'bad_response'
+CAUSE_TLS = 'tls'  # the TLS handshake failed (a certificate that does not verify, ...)
 CAUSE_ERROR = 'error'  # any other socket error (unreachable network, ...)
 
 RETRYABLE_CAUSES = (CAUSE_CLOSED, CAUSE_RESET)
@@ -56,6 +65,7 @@ READ_SIZE = 65536
 HEAD_LIMIT = 65536
 NO_BODY_STATUSES = (204, 304)  # never carry a body, whatever Content-Length says
 USER_AGENT = 'l4vip-traffic'
+WHILE_PID_POLL = 0.5  # how often --while-pid is looked at
 
 _VERSION = re.compile(rb'version=(\S+)')
 
@@ -72,9 +82,53 @@ class Record:
     cause: str | None = None
     server: str | None = None
     version: str | None = None
+    target: str | None = None  # the URL, when the traffic goes to URLs (the probe)
 
     def as_dict(self) -> dict[str, t.Any]:
         return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """Where requests go: an address, a path, the Host header and, for https, the TLS context and name."""
+
+    host: str
+    port: int
+    path: str = '/'
+    host_header: str | None = None
+    tls: ssl.SSLContext | None = None
+    server_name: str | None = None  # SNI and the name the certificate must carry
+    url: str | None = None
+
+    def request(self, close: bool) -> bytes:
+        host = self.host_header or (f'[{self.host}]:{self.port}' if ':' in self.host else f'{self.host}:{self.port}')
+        head = f'GET {self.path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {USER_AGENT}\r\nAccept: */*\r\n'
+        return f"{head}{'Connection: close' + chr(13) + chr(10) if close else ''}\r\n".encode('latin-1')
+
+
+def tls_context(verify: bool = True, ca_path: str | None = None) -> ssl.SSLContext:
+    """The client TLS context: the system's (or ``ca_path``'s) authorities and the name checked, unless not ``verify``."""
+    context = ssl.create_default_context(cafile=ca_path)
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def target_from_url(url: str, host_header: str | None = None, context: ssl.SSLContext | None = None) -> Target:
+    """A Target for an http or https URL; ValueError names what is wrong with it."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ('http', 'https') or not parts.hostname:
+        raise ValueError(f'expected an http:// or https:// URL with a host, got {url!r}')
+    try:
+        port = parts.port or (443 if parts.scheme == 'https' else 80)
+    except ValueError:
+        raise ValueError(f'the port of {url!r} is not a number from 1 to 65535') from None
+    path = (parts.path or '/') + (f'?{parts.query}' if parts.query else '')
+    tls = (context or tls_context()) if parts.scheme == 'https' else None
+    # With a Host header, TLS asks for that name (SNI) and the certificate must carry it, as a browser sent there would.
+    name = host_header.split(':', 1)[0] if host_header and not host_header.startswith('[') else parts.hostname
+    return Target(parts.hostname, port, path, host_header, tls, name if tls else None, url)
 
 
 @dataclasses.dataclass
@@ -84,6 +138,8 @@ class Summary:
     requests: list[Record]
     started: float
     stopped: float
+    source: str = 'traffic'  # or 'probe': what sent the requests
+    targets: list[str] = dataclasses.field(default_factory=list)
 
     def _count(self, outcome: str) -> int:
         return sum(1 for record in self.requests if record.outcome == outcome)
@@ -128,6 +184,8 @@ class Summary:
 
     def as_dict(self, records: bool = False) -> dict[str, t.Any]:
         result: dict[str, t.Any] = {
+            'source': self.source,
+            'targets': self.targets,
             'started': self.started,
             'stopped': self.stopped,
             'duration': round(self.duration, 3),
@@ -196,13 +254,16 @@ class Connection:
         self._expired = False
 
     @classmethod
-    async def open(cls, host: str, port: int, timeout: float) -> Connection:
+    async def open(cls, target: Target, timeout: float) -> Connection:
         try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(target.host, target.port, ssl=target.tls, server_hostname=target.server_name), timeout)
         except ConnectionRefusedError:
             raise RequestFailed(CAUSE_REFUSED) from None
         except asyncio.TimeoutError:
             raise RequestFailed(CAUSE_TIMEOUT) from None
+        except ssl.SSLError:
+            raise RequestFailed(CAUSE_TLS) from None
         except OSError as exc:
             raise RequestFailed(_cause_of(exc)) from None
         return cls(reader, writer)
@@ -252,6 +313,8 @@ class Connection:
         close = headers.get(b'connection', b'').lower() == b'close'
         if status in NO_BODY_STATUSES:
             body = b''
+        elif b'chunked' in headers.get(b'transfer-encoding', b'').lower():
+            body = await self._read_chunked(body)
         elif length is None:
             body += await self._read_to_eof()
             close = True
@@ -262,6 +325,27 @@ class Connection:
                 body += await self._read()
         server = headers.get(b'x-served-by')
         return Response(status, server.decode('latin-1') if server is not None else None, body_version(body), close)
+
+    async def _read_chunked(self, buffer: bytes) -> bytes:
+        """A chunked body (what most dynamic servers send), to its last chunk and the trailer's end."""
+        body = b''
+        while True:
+            while b'\r\n' not in buffer:
+                if len(buffer) > HEAD_LIMIT:
+                    raise RequestFailed(CAUSE_BAD_RESPONSE, answered=True)
+                buffer += await self._read()
+            size_line, _sep, buffer = buffer.partition(b'\r\n')
+            try:
+                size = int(size_line.split(b';', 1)[0].strip(), 16)
+            except ValueError:
+                raise RequestFailed(CAUSE_BAD_RESPONSE, answered=True) from None
+            if size == 0:
+                while not (buffer.startswith(b'\r\n') or b'\r\n\r\n' in buffer):
+                    buffer += await self._read()
+                return body
+            while len(buffer) < size + 2:
+                buffer += await self._read()
+            body, buffer = body + buffer[:size], buffer[size + 2:]
 
     async def _read_to_eof(self) -> bytes:
         data = await self.reader.read()
@@ -283,12 +367,16 @@ def _cause_of(exc: OSError) -> str:
 class Traffic:
     """Keep-alive clients plus a stream of fresh connections against ``host:port``, every request recorded."""
 
-    def __init__(self, host: str, port: int, keepalive_clients: int = 16, new_connection_rate: float = 4.0,
-                 request_interval: float = 0.0, path: str = '/', timeout: float = 2.0) -> None:
+    def __init__(self, host: str | None, port: int | None, keepalive_clients: int = 16, new_connection_rate: float = 4.0,
+                 request_interval: float = 0.0, path: str = '/', timeout: float = 2.0, targets: t.Sequence[Target] = (),
+                 source: str = 'traffic') -> None:
+        """Traffic to ``host:port`` (``path``), or to ``targets`` in turn (client i to target i modulo their count)."""
         if keepalive_clients < 0 or new_connection_rate < 0 or request_interval < 0 or timeout <= 0:
             raise ValueError('keepalive_clients, new_connection_rate and request_interval must be >= 0, timeout > 0')
-        self.host = host
-        self.port = port
+        self.targets = list(targets) or [Target(str(host), int(t.cast(int, port)), path)]
+        self.host = self.targets[0].host
+        self.port = self.targets[0].port
+        self.source = source
         self.keepalive_clients = keepalive_clients
         self.new_connection_rate = new_connection_rate
         self.request_interval = request_interval
@@ -301,10 +389,10 @@ class Traffic:
         self._started: float | None = None
         self._stopped: float | None = None
         self._next_client = keepalive_clients  # fresh-connection clients are numbered after the keep-alive ones
-        host_header = f'[{host}]' if ':' in host else host
-        request = f'GET {path} HTTP/1.1\r\nHost: {host_header}:{port}\r\nUser-Agent: {USER_AGENT}\r\nAccept: */*\r\n'
-        self._keepalive_bytes = f'{request}\r\n'.encode('latin-1')
-        self._close_bytes = f'{request}Connection: close\r\n\r\n'.encode('latin-1')
+        self._requests = [(target.request(close=False), target.request(close=True)) for target in self.targets]
+
+    def _target(self, client: int) -> int:
+        return client % len(self.targets)
 
     @property
     def running(self) -> bool:
@@ -340,7 +428,8 @@ class Traffic:
     def snapshot(self) -> Summary:
         """The requests recorded so far (safe to call from another thread)."""
         started = self._started if self._started is not None else time.time()
-        return Summary(list(self.records), started, self._stopped or time.time())
+        return Summary(list(self.records), started, self._stopped or time.time(), self.source,
+                       [target.url for target in self.targets if target.url])
 
     def _spawn(self, coroutine: t.Coroutine[t.Any, t.Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
@@ -355,7 +444,8 @@ class Traffic:
     def _record(self, start: float, client: int, kind: str, outcome: str, cause: str | None = None,
                 response: Response | None = None) -> None:
         self.records.append(Record(start, time.time(), client, kind, outcome, cause,
-                                   response.server if response else None, response.version if response else None))
+                                   response.server if response else None, response.version if response else None,
+                                   self.targets[self._target(client)].url))
 
     async def _keepalive_client(self, client: int) -> None:
         conn: Connection | None = None
@@ -372,7 +462,7 @@ class Traffic:
         """One request on the client's connection; returns the connection to use next (None: reconnect)."""
         start = time.time()
         try:
-            conn, response, outcome = await self._exchange_keepalive(conn)
+            conn, response, outcome = await self._exchange_keepalive(client, conn)
         except RequestFailed as failure:
             self._record(start, client, KIND_KEEPALIVE, OUTCOME_FAILED, failure.cause)
             await asyncio.sleep(FAILURE_BACKOFF)
@@ -385,21 +475,23 @@ class Traffic:
             await asyncio.sleep(FAILURE_BACKOFF)
         return None
 
-    async def _exchange_keepalive(self, conn: Connection | None) -> tuple[Connection, Response, str]:
+    async def _exchange_keepalive(self, client: int, conn: Connection | None) -> tuple[Connection, Response, str]:
         """Send the request on ``conn`` (a new connection when None), retrying once where a client would."""
+        target = self.targets[self._target(client)]
+        request = self._requests[self._target(client)][0]
         try:
             if conn is None:
-                conn = await Connection.open(self.host, self.port, self.timeout)
-            return conn, await conn.exchange(self._keepalive_bytes, self.timeout), OUTCOME_OK
+                conn = await Connection.open(target, self.timeout)
+            return conn, await conn.exchange(request, self.timeout), OUTCOME_OK
         except RequestFailed as failure:
             if conn is not None:
                 conn.close()
             if conn is None or not conn.reused or failure.answered or failure.cause not in RETRYABLE_CAUSES:
                 raise
         # The server closed this idle connection just as we reused it: send the request again, once.
-        conn = await Connection.open(self.host, self.port, self.timeout)
+        conn = await Connection.open(target, self.timeout)
         try:
-            return conn, await conn.exchange(self._keepalive_bytes, self.timeout), OUTCOME_RETRIED
+            return conn, await conn.exchange(request, self.timeout), OUTCOME_RETRIED
         except RequestFailed:
             conn.close()
             raise
@@ -426,9 +518,10 @@ class Traffic:
     async def _new_connection_request(self, client: int) -> None:
         start = time.time()
         conn: Connection | None = None
+        target = self._target(client)
         try:
-            conn = await Connection.open(self.host, self.port, self.timeout)
-            response = await conn.exchange(self._close_bytes, self.timeout)
+            conn = await Connection.open(self.targets[target], self.timeout)
+            response = await conn.exchange(self._requests[target][1], self.timeout)
         except RequestFailed as failure:
             self._record(start, client, KIND_NEW, OUTCOME_FAILED, failure.cause)
             return
@@ -506,31 +599,68 @@ def parse_target(value: str) -> tuple[str, int]:
 
 def _arguments(argv: t.Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Traffic generator of l4vip.rollout: keep-alive and fresh clients.')
-    parser.add_argument('--target', required=True, type=parse_target, help='host:port of the VIP')
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument('--target', type=parse_target, help='host:port of the VIP')
+    where.add_argument('--url', action='append', help='an http:// or https:// URL (repeat for several; clients take them in turn)')
+    parser.add_argument('--host-header', help='the Host header (and TLS name) to send with --url')
+    tls = parser.add_mutually_exclusive_group()
+    tls.add_argument('--ca-path', help='the certificate authorities to verify https URLs with (default: the system\'s)')
+    tls.add_argument('--insecure', action='store_true', help='do not verify https certificates')
     parser.add_argument('--keepalive', type=int, default=16, help='keep-alive clients')
     parser.add_argument('--rate', type=float, default=4.0, help='fresh connections per second')
     parser.add_argument('--interval', type=float, default=0.0, help='pause between a keep-alive client\'s requests')
     parser.add_argument('--path', default='/')
     parser.add_argument('--timeout', type=float, default=2.0, help='per connect and per response')
     parser.add_argument('--duration', type=float, help='seconds to run (default: until SIGTERM or SIGINT)')
+    parser.add_argument('--while-pid', type=int, help='stop when this process is gone (the ansible-playbook that started us)')
+    parser.add_argument('--source', default='traffic', choices=('traffic', 'probe'), help='what the JSON says sent the requests')
     parser.add_argument('--json', help='write the summary with every request here')
     parser.add_argument('--pidfile', help='write the process id here while running (for a SIGTERM from whoever started us)')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.url:
+        context = tls_context(verify=not args.insecure, ca_path=args.ca_path)
+        try:
+            args.targets = [target_from_url(url, args.host_header, context) for url in args.url]
+        except ValueError as error:
+            parser.error(f'--url: {error}')
+    else:
+        args.targets = ()
+    return args
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, only not ours
+    return True
+
+
+async def _until_gone(pid: int, stop: asyncio.Event) -> None:
+    while _alive(pid):
+        await asyncio.sleep(WHILE_PID_POLL)
+    stop.set()
 
 
 async def _run(args: argparse.Namespace) -> Summary:
-    host, port = args.target
+    host, port = args.target or (None, None)
     traffic = Traffic(host, port, keepalive_clients=args.keepalive, new_connection_rate=args.rate,
-                      request_interval=args.interval, path=args.path, timeout=args.timeout)
+                      request_interval=args.interval, path=args.path, timeout=args.timeout, targets=args.targets,
+                      source=args.source)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    watcher = loop.create_task(_until_gone(args.while_pid, stop)) if args.while_pid else None
     await traffic.start()
     try:
         await asyncio.wait_for(stop.wait(), args.duration)
     except asyncio.TimeoutError:
         pass  # the duration is up
+    if watcher is not None:
+        watcher.cancel()
     return await traffic.stop()
 
 

@@ -1,0 +1,79 @@
+"""What a reader of a rollout report's timeline sees, read from its pixels.
+
+The SVG is rendered by CairoSVG (libcairo) as a browser would draw it, and the picture is
+checked against the report's own data: a red mark in a flow's failure row wherever a request
+failed and nowhere else, "0 failed" where none did, and every host's bar starting where it
+left and ending where the L4 bound it again.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import pathlib
+import typing as t
+
+import cairosvg
+from PIL import Image
+
+from ansible_collections.l4vip.rollout.plugins.module_utils import _report
+
+TOLERANCE_PX = 2  # anti-aliasing and the renderer's rounding
+
+
+def _rgb(colour: str) -> tuple[int, int, int]:
+    return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)
+
+
+def _near(pixel: t.Sequence[int], colour: tuple[int, int, int], slack: int = 40) -> bool:
+    return all(abs(a - b) <= slack for a, b in zip(pixel[:3], colour))
+
+
+def render(svg_path: pathlib.Path) -> Image.Image:
+    return Image.open(io.BytesIO(cairosvg.svg2png(url=str(svg_path)))).convert('RGB')
+
+
+def _columns(image: Image.Image, y: int, x0: int, x1: int, colours: t.Sequence[tuple[int, int, int]]) -> list[int]:
+    return [x for x in range(max(x0, 0), min(x1, image.width)) if any(_near(image.getpixel((x, y)), c) for c in colours)]
+
+
+def _clusters(xs: t.Sequence[int]) -> list[tuple[int, int]]:
+    spans: list[list[int]] = []
+    for x in xs:
+        if spans and x <= spans[-1][1] + 1:
+            spans[-1][1] = x
+        else:
+            spans.append([x, x])
+    return [(a, b) for a, b in spans]
+
+
+def check_timeline(report_dir: pathlib.Path) -> dict[str, t.Any]:
+    """Assert the picture shows the report's data; returns what it saw, per flow."""
+    report = json.loads((report_dir / _report.REPORT_JSON).read_text())
+    flows = [report] + ([report['contrast']] if report.get('contrast') else [])
+    image = render(report_dir / _report.TIMELINE_SVG)
+    layout = _report.Layout(flows)
+    assert (image.width, image.height) == (layout.width, layout.height)
+    red, phases = _rgb(_report.FAILED_RED), [_rgb(colour) for *_rest, colour, _meaning in _report.PHASES]
+    plot = (layout.left, layout.left + layout.plot_width + 1)
+    seen: dict[str, t.Any] = {}
+    for panel, flow in enumerate(flows):
+        low, high = layout.failures_y(panel)
+        marks = _clusters(_columns(image, (low + high) // 2, *plot, [red]))
+        expected = [layout.x(panel, failure['at']) for failure in flow['traffic']['failures']]
+        for x in expected:
+            assert any(a - TOLERANCE_PX <= x <= b + TOLERANCE_PX for a, b in marks), (flow['label'], x, marks)
+        for a, b in marks:
+            assert any(a - TOLERANCE_PX <= x <= b + TOLERANCE_PX for x in expected), (flow['label'], 'a red mark where nothing failed', a, b)
+        if not expected:  # the words "0 failed", in green, in the row where marks would be
+            assert _columns(image, high - 7, *plot, [_rgb(_report.NONE_FAILED_GREEN)]), (flow['label'], 'no "0 failed"')
+        ends = {}
+        for index, entry in enumerate(flow['hosts']):
+            y0, y1 = layout.row_y(panel, index)
+            bar = _columns(image, (y0 + y1) // 2, *plot, phases)
+            assert bar, (flow['label'], entry['host'], 'no bar')
+            assert abs(bar[0] - layout.x(panel, entry['out_at'])) <= TOLERANCE_PX, (entry['host'], bar[0], entry['out_at'])
+            assert abs(bar[-1] + 1 - layout.x(panel, entry['up_at'])) <= TOLERANCE_PX, (entry['host'], bar[-1], entry['up_at'])
+            ends[entry['host']] = (bar[0], bar[-1] + 1)
+        seen[flow['label']] = {'marks': marks, 'failures': len(expected), 'bars': ends}
+    return seen
