@@ -27,7 +27,7 @@ options:
 '''
 
 EXAMPLES = r'''
-- name: The notes' device at 1/20 speed (checks every 0.5 s)
+- name: A 10 s interval and one retry (the reference device) at 1/20 speed - checks every 0.5 s
   ansible.builtin.debug:
     msg: "{{ {'interval': 10, 'retry': 1} | l4vip.rollout.profile(0.05) }}"
 '''

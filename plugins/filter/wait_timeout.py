@@ -33,7 +33,7 @@ options:
 '''
 
 EXAMPLES = r'''
-- name: The notes' device - a wait for down gives up after 30 s
+- name: A 10 s interval and one retry (the reference device) - a wait for down gives up after 30 s
   ansible.builtin.debug:
     msg: "{{ {'interval': 10, 'retry': 1} | l4vip.rollout.wait_timeout('down') }}"
 '''

@@ -7,7 +7,7 @@
 Internal to the l4vip.rollout collection; not a public API. Standard library only, so that
 it runs wherever the collection's modules run.
 
-It behaves like the L4 of the seed notes, in direct-server-return spirit:
+It behaves like the L4 docs/how-it-works.md describes, in direct-server-return spirit:
 - a new client connection goes to a bound member (up or Suspect, administratively enabled);
 - packets from the client are forwarded by the session table, not by the binding list, so a
   member marked down keeps its sessions (the keep-alive trap) until it closes them (FIN) or
@@ -15,7 +15,8 @@ It behaves like the L4 of the seed notes, in direct-server-return spirit:
 - the return path does not depend on the table (in DSR it bypasses the L4), so a member's
   FIN always reaches its client;
 - with ``reset_on_port_fail`` the clients of a member marked down get RST and the sessions
-  leave the table, while the member's side stays open (the notes' zombie).
+  leave the table, while the member's side stays open (a zombie session: the member never
+  sees the RST).
 """
 
 from __future__ import annotations
@@ -344,7 +345,7 @@ class Session:
                 self.member.sessions.discard(self)
 
     def reset_client(self, reason: str) -> None:
-        """RST to the client only; the member's side stays open, as the notes observed."""
+        """RST to the client only; the member's side stays open, as on the reference device."""
         self.cut = True
         self.forget()
         self.emulator.cut_sessions.add(self)

@@ -42,7 +42,7 @@ class ProfileError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Profile:
-    """How one L4 checks and remembers a member. Defaults are the seed notes' device."""
+    """How one L4 checks and remembers a member. Defaults are the reference device's (docs/how-it-works.md)."""
 
     interval: float = 10.0
     retry: int = 1

@@ -13,7 +13,8 @@ description:
   - Waits until the L4 in front of a web server sees the member O(state=down) (out of the binding list, no new
     connections) or O(state=up) (bound again), asking the L4 itself where it can be asked.
   - With O(provider=timer) nothing is asked; the module waits the timing model's worst case for O(profile), less the
-    time already gone since O(since). This is the notes' "wait 20 seconds", computed instead of guessed.
+    time already gone since O(since) - the "wait 20 seconds" of a 10 s interval and one retry, computed from the
+    profile instead of guessed.
   - Down is about new connections only. Sessions the L4 already forwards to the member stay until the web server
     closes them; use M(l4vip.rollout.session_drain) for those.
   - With O(members) one task follows a whole batch - each poll asks the L4 about every member that has not got there
@@ -112,7 +113,7 @@ EXAMPLES = r'''
     down_values: [DOWN, OUT OF SERVICE]
     up_values: [UP]
 
-- name: No API to ask - wait the notes' 11 to 20 seconds, computed from the profile
+- name: No API to ask - wait the timing model's worst case (20 s for a 10 s interval and one retry)
   l4vip.rollout.member_wait:
     state: down
     provider: timer
