@@ -1,5 +1,7 @@
 # The one way to set up and run l4vip.rollout, locally and in CI.
-#   make rehearsal  the main job: a rolling deploy rehearsed on the embedded L4 emulator (ARGS='-e ...')
+#   make rehearsal  the main job: a rolling deploy rehearsed on the embedded L4 emulator; report in rehearsal-report/
+#                   VARS='{"rehearsal_time_scale": 0.1}' its extra variables, one JSON or YAML mapping (one -e)
+#                   ARGS='--tags cleanup' more ansible-playbook arguments, quoted as on a shell command line
 #   make test       everything: unit and real-part tests, ansible-test sanity, ansible-lint, build
 #   make unit       pytest only          make sanity   ansible-test sanity only
 #   make lint       ansible-lint         make build    the collection tarball
@@ -28,8 +30,9 @@ $(STAMP): requirements/dev.txt
 system-deps:
 	@scripts/system-deps.sh
 
+# VARS goes to ansible-playbook as one argument whatever it holds (spaces, quotes, $); ARGS is split by the shell.
 rehearsal: setup
-	VENV=$(abspath $(VENV)) scripts/rehearsal.sh $(ARGS)
+	VENV=$(abspath $(VENV)) scripts/rehearsal.sh $(if $(value VARS),-e '$(subst ','\'',$(value VARS))') $(ARGS)
 
 # sanity, lint, build and galaxy read the tree and write apart (scratch copies, .ansible/, build/): two at a time.
 test: setup system-deps
