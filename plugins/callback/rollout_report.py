@@ -34,6 +34,8 @@ options:
     description:
       - The traffic generator's JSON, when it has been written by the end of the playbook; its failed requests are marked
         on the timeline. Otherwise add it later with C(python -m ansible_collections.l4vip.rollout.plugins.module_utils._report).
+      - When the rolling deploy ran a probe of the VIP (C(rolling_deploy_probe)), the report takes what the probe saw
+        instead, and this file is not read.
     type: path
     env:
       - name: L4VIP_ROLLOUT_TRAFFIC_FILE
@@ -100,9 +102,10 @@ class CallbackModule(CallbackBase):
         summaries = (stats.custom or {}).get('_run', {}).get('l4vip_rollout', {})
         if not summaries and not self.steps:
             return  # no deploy role ran: nothing to report
-        traffic = None
+        # What the rolling deploy's probe of the VIP saw (published with set_stats), else a traffic file.
+        traffic = (stats.custom or {}).get('_run', {}).get('l4vip_rollout_probe')
         traffic_file = self.get_option('traffic_file')
-        if traffic_file and os.path.exists(traffic_file):
+        if traffic is None and traffic_file and os.path.exists(traffic_file):
             with open(traffic_file, encoding='utf-8') as handle:
                 traffic = json.load(handle)
         report = _report.build(summaries, self.steps, traffic, self.playbook, time.time())

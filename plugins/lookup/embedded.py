@@ -22,6 +22,12 @@ options:
     elements: str
     required: true
     choices: [realserver, traffic, emulator, report]
+  while_playbook:
+    description:
+      - Add C(--while-pid) with the process id of the running C(ansible-playbook), so that a tool started in the
+        background (the traffic generator as a probe) ends when the playbook ends, also when it fails or is killed.
+    type: bool
+    default: false
 '''
 
 EXAMPLES = r'''
@@ -29,6 +35,13 @@ EXAMPLES = r'''
   ansible.builtin.command:
     argv: "{{ query('l4vip.rollout.embedded', 'realserver') + ['--daemon', '--name', 'web1', '--listen', '127.0.0.201:28080',
            '--docroot', '/tmp/web1', '--pidfile', '/tmp/web1.pid'] }}"
+
+- name: Probe a VIP for as long as this playbook runs
+  ansible.builtin.command:
+    argv: "{{ query('l4vip.rollout.embedded', 'traffic', while_playbook=true) + ['--url', 'https://www.example.com/', '--source', 'probe',
+           '--json', '/var/tmp/probe.json'] }}"
+  async: 86400
+  poll: 0
 '''
 
 RETURN = r'''
@@ -38,6 +51,7 @@ _raw:
   elements: str
 '''
 
+import multiprocessing
 import os
 import shutil
 import sys
@@ -57,8 +71,18 @@ COLLECTIONS_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), *[os.
 
 class LookupModule(LookupBase):
     def run(self, terms, variables=None, **kwargs):
+        self.set_options(var_options=variables, direct=kwargs)
         if len(terms) != 1 or terms[0] not in TOOLS:
             raise AnsibleLookupError(f"embedded: expected one of {', '.join(TOOLS)}, got {terms!r}")
         env = shutil.which('env') or '/usr/bin/env'
         module = f'ansible_collections.l4vip.rollout.plugins.module_utils.{TOOLS[terms[0]]}'
-        return [env, f'PYTHONPATH={COLLECTIONS_ROOT}', sys.executable, '-m', module]
+        argv = [env, f'PYTHONPATH={COLLECTIONS_ROOT}', sys.executable, '-m', module]
+        if self.get_option('while_playbook'):
+            argv += ['--while-pid', str(playbook_pid())]
+        return argv
+
+
+def playbook_pid() -> int:
+    """The ansible-playbook process: lookups run in its forked workers (their parent), or in it."""
+    parent = multiprocessing.parent_process()
+    return parent.pid if parent is not None and parent.pid is not None else os.getpid()

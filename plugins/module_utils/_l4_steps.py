@@ -363,14 +363,15 @@ def _stop(params: t.Mapping[str, t.Any], ctx: Context, local: t.Any) -> dict[str
     """Run the web server's stop command; one that fails because nothing runs is fine once the port is closed."""
     argv = params['stop_command']
     rc, out, err = ctx.run_command(argv)
+    at = ctx.clock.time()  # the port is closed by now: when the L4's checks start failing, for an L4-checked VIP
     if rc == 0:
-        return dict(rc=rc)
+        return dict(rc=rc, at=at)
     polled = poll_until(lambda: _listening(params['port'], local), lambda listening: not listening, STOPPED_GRACE,
                         params['poll_interval'], ctx.clock)
     if not polled.reached:
         raise StepFailed(f"stop_command {argv} exited {rc} and port {params['port']} still listens {STOPPED_GRACE:g}s later: "
                          f"{(err or out).strip()[-500:]}", rc=rc, stderr=err, sessions=[], drained=False)
-    return dict(rc=rc, stderr=err)
+    return dict(rc=rc, stderr=err, at=at)
 
 
 def _peers(sessions: list[dict[str, t.Any]]) -> str:

@@ -615,6 +615,8 @@ def _arguments(argv: t.Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument('--while-pid', type=int, help='stop when this process is gone (the ansible-playbook that started us)')
     parser.add_argument('--source', default='traffic', choices=('traffic', 'probe'), help='what the JSON says sent the requests')
     parser.add_argument('--json', help='write the summary with every request here')
+    parser.add_argument('--records', choices=('all', 'failed'), default='all',
+                        help='which requests the JSON lists one by one (a long probe keeps only its failures)')
     parser.add_argument('--pidfile', help='write the process id here while running (for a SIGTERM from whoever started us)')
     args = parser.parse_args(argv)
     if args.url:
@@ -672,8 +674,11 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     try:
         summary = asyncio.run(_run(args))
         if args.json:
+            data = summary.as_dict(records=True)
+            if args.records == 'failed':
+                data['requests'] = [record for record in data['requests'] if record['outcome'] == OUTCOME_FAILED]
             with open(args.json, 'w', encoding='utf-8') as handle:
-                json.dump(summary.as_dict(records=True), handle, indent=1)
+                json.dump(data, handle, indent=1)
                 handle.write('\n')
     finally:
         # Gone only once the summary is written: whoever stops us waits for this.

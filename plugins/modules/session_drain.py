@@ -157,10 +157,12 @@ l4_sessions_by_member:
   returned: when the provider counts the L4's sessions
   sample: {"web1": 0, "web2": 0}
 stopped:
-  description: The stop command's exit code (and its error output when it failed but nothing listened any more).
+  description:
+    - The stop command's exit code (and its error output when it failed but nothing listened any more), and C(at), when
+      it returned (epoch seconds) - for an L4 that checks with a TCP connect, when its checks started to fail.
   type: dict
   returned: when O(stop_command) ran
-  sample: {"rc": 0}
+  sample: {"rc": 0, "at": 1796057627.57}
 drained:
   description: Whether at most O(threshold) sessions remained on both sides.
   type: bool

@@ -66,11 +66,12 @@ def _playbook_env(tmp_path: pathlib.Path, results: pathlib.Path) -> dict[str, st
 
 def run_collection_playbook(tmp_path: pathlib.Path, playbook_name_or_path: str | os.PathLike[str], inventory_path: str | os.PathLike[str],
                             extra_vars: dict[str, t.Any] | None = None, timeout: float = 300, limit: str | None = None,
-                            home: pathlib.Path | None = None) -> PlaybookRun:
+                            home: pathlib.Path | None = None, more_env: dict[str, str] | None = None) -> PlaybookRun:
     """Run a playbook (a collection FQCN such as ``l4vip.rollout.rolling_deploy``, or a path) against an inventory.
 
     Each recorded task result carries ``started`` and ``ended`` (epoch seconds) from the test callback.
     ``home``: the ANSIBLE_HOME to run with (runs that must share the controller's claims share it).
+    ``more_env``: more environment (a callback to enable, say).
     """
     results = tmp_path / f'collection-playbook-{len(list(tmp_path.glob("collection-playbook-*.json")))}.json'
     command = [str(PLAYBOOK_BIN), '-i', str(inventory_path), str(playbook_name_or_path)]
@@ -81,6 +82,7 @@ def run_collection_playbook(tmp_path: pathlib.Path, playbook_name_or_path: str |
     env = _playbook_env(tmp_path, results)
     if home is not None:
         env.update(ANSIBLE_HOME=str(home), ANSIBLE_LOCAL_TEMP=str(home / 'tmp'))
+    env.update(more_env or {})
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     output = json.loads(results.read_text()) if results.exists() else []
     return PlaybookRun(result.returncode, output, result.stdout + result.stderr)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import pathlib
 import shlex
 import socket
@@ -28,6 +29,7 @@ import pytest
 from ansible_collections.l4vip.rollout.plugins.module_utils._traffic import KIND_KEEPALIVE, Summary, TrafficThread
 from ansible_collections.l4vip.rollout.tests.harness.ansible import PlaybookRun, run_collection_playbook
 from ansible_collections.l4vip.rollout.tests.harness.fleet import EMULATOR, HAPROXY, DaemonNginx, Fleet, FleetOptions
+from ansible_collections.l4vip.rollout.tests.harness.report_pixels import check_timeline
 
 pytestmark = pytest.mark.real
 
@@ -62,14 +64,15 @@ class Rollout:
 
 
 def roll_out(fleet: Fleet, tmp_path: pathlib.Path, playbook: str | pathlib.Path = ROLLING_DEPLOY,
-             extra_vars: dict[str, t.Any] | None = None) -> Rollout:
+             extra_vars: dict[str, t.Any] | None = None, more_env: dict[str, str] | None = None) -> Rollout:
     """Run ``playbook`` over the fleet's inventory while traffic runs through every VIP."""
     inventory = fleet.write_inventory()
     with contextlib.ExitStack() as stack:
         threads = [stack.enter_context(TrafficThread(*fleet.vip(group), **TRAFFIC)) for group in fleet.groups]
         time.sleep(0.5)  # every keep-alive client holds a session before the first member leaves
         started = time.time()
-        run = run_collection_playbook(tmp_path, playbook, inventory, {'fleet_version': NEW_VERSION, **(extra_vars or {})}, timeout=180)
+        run = run_collection_playbook(tmp_path, playbook, inventory, {'fleet_version': NEW_VERSION, **(extra_vars or {})}, timeout=180,
+                                      more_env=more_env)
         ended = time.time()
         time.sleep(0.5)  # and traffic goes on a little after the last member is back
         summaries = [thread.stop() for thread in threads]
@@ -235,10 +238,26 @@ def assert_silent_while_stopped(fleet: Fleet, rollout: Rollout) -> None:
 BATCH = {EMULATOR: 1, HAPROXY: 2}
 
 
+def with_probe(fleet: Fleet, tmp_path: pathlib.Path, **options: t.Any) -> tuple[dict[str, t.Any], dict[str, str]]:
+    """The rolling deploy's probe of the fleet's VIP, and the environment that writes the rollout report under tmp_path."""
+    host, port = fleet.vip()
+    probe = {'urls': [f'http://{host}:{port}/'], 'dir': str(tmp_path / 'probe'), **options}
+    env = {'ANSIBLE_CALLBACKS_ENABLED': 'l4vip.rollout.rollout_report', 'L4VIP_ROLLOUT_REPORT_DIR': str(tmp_path / 'report')}
+    return {'rolling_deploy_probe': probe}, env
+
+
+GATE = 'Probe | the VIP failed at most 0 requests during the rollout'
+
+
+def probe_record(tmp_path: pathlib.Path) -> dict[str, t.Any]:
+    return json.loads((tmp_path / 'probe' / 'probe.json').read_text())
+
+
 @pytest.mark.parametrize('l4', [EMULATOR, HAPROXY])
 def test_l7_rolling_deploy_fails_no_request(tmp_path, l4):
     with Fleet(tmp_path, FleetOptions(l4=l4)) as fleet:
-        rollout = roll_out(fleet, tmp_path, extra_vars={'rolling_deploy_serial': BATCH[l4]})
+        probe, env = with_probe(fleet, tmp_path)
+        rollout = roll_out(fleet, tmp_path, extra_vars={'rolling_deploy_serial': BATCH[l4], **probe}, more_env=env)
         rollout.report(f'L7 role, {l4}, batches of {BATCH[l4]}')
         if BATCH[l4] > 1:
             assert_batches_out_together(rollout, fleet, BATCH[l4])
@@ -247,6 +266,15 @@ def test_l7_rolling_deploy_fails_no_request(tmp_path, l4):
         assert_no_failure(rollout)
         assert_new_version_everywhere(fleet, rollout)
         assert_silent_while_stopped(fleet, rollout)
+        # The probe ran the whole rollout (its default, gentle rate), saw nothing fail, and the gate passed.
+        seen = probe_record(tmp_path)
+        assert seen['source'] == 'probe' and seen['failed'] == 0 and seen['total'] >= 4 * (seen['stopped'] - seen['started']), seen
+        assert all(seen['started'] < stop_step(rollout.run, m).started and stop_step(rollout.run, m).ended < seen['stopped']
+                   for m in fleet.members), 'the probe did not run through every stop'
+        assert rollout.run.task(GATE)['msg'].startswith(f"the probe saw 0 failed of {seen['total']} requests")
+        report = json.loads((tmp_path / 'report' / 'report.json').read_text())
+        assert report['traffic']['source'] == 'probe' and report['traffic']['total'] == seen['total']
+        check_timeline(tmp_path / 'report')
 
 
 # --- 2. the L4 role, with its window closed -------------------------------------------------
@@ -305,6 +333,38 @@ def test_l4_plain_sequence_fails_requests_only_between_stop_and_mark_down(tmp_pa
         # ...and it is the only place where requests fail.
         outside = [r for r in failed if not any(start <= r.end <= end + LATENESS for start, end in windows.values())]
         assert not outside, f'{len(outside)} failures outside every stop -> mark-down window: {outside[:5]}'
+
+
+def test_the_probe_counts_the_plain_sequences_failures_on_haproxy_draws_them_and_fails_the_run(tmp_path):
+    """The release gate: the L4 role without admin_disable or health-check sources leaves the stop -> mark-down window
+    open; the probe of the real VIP counts what the window costs, the report draws it, and the run fails."""
+    options = FleetOptions(groups={'web': 3}, l4=HAPROXY, profile={'health_check': 'l4'})
+    with Fleet(tmp_path, options) as fleet:
+        # A brisker probe than the default, so that a 0.2-0.4 s window per member is sure to be seen.
+        probe, env = with_probe(fleet, tmp_path, keepalive_clients=4, keepalive_interval=0.05, new_connection_rate=40)
+        started = time.time()
+        run = run_collection_playbook(tmp_path, ROLLING_DEPLOY, fleet.write_inventory(), {'fleet_version': NEW_VERSION, **probe},
+                                      timeout=180, more_env=env)
+        seen = probe_record(tmp_path)
+        print(f'plain L4 sequence on HAProxy, probed: {seen["failed"]} failed of {seen["total"]}, {seen["failed_by_cause"]}')
+        # Every member was deployed; the gate alone failed the run, naming what the probe saw.
+        assert run.returncode == 2, run.stdout[-3000:]
+        failed_tasks = [(e['host'], e['task']) for e in run.output if e['status'] == 'failed']
+        assert failed_tasks == [('localhost', GATE)], failed_tasks
+        assert f"saw {seen['failed']} failed requests of {seen['total']} (max_failed 0)" in run.task(GATE)['msg']
+        for member in fleet.members:
+            assert member.served_version() == f'server={member.name} version={NEW_VERSION}'
+        # What failed, failed in a member's stop -> mark-down window: after its stop, before it was started again.
+        assert seen['failed'] > 0 and set(seen['failed_by_cause']) <= {'refused', 'reset', 'closed'}, seen['failed_by_cause']
+        outs = [(stop_step(run, m).started, command_step(run, m, m.start_command).ended) for m in fleet.members]
+        stray = [r for r in seen['requests'] if not any(a <= r['end'] <= b + LATENESS for a, b in outs)]
+        assert not stray, stray[:5]
+        assert started < seen['started'] < outs[0][0]
+        # The report, from the callback: the probe's failures are marked where they happened.
+        report = json.loads((tmp_path / 'report' / 'report.json').read_text())
+        assert [f['at'] for f in report['traffic']['failures']] == sorted(r['end'] for r in seen['requests'])
+        drawn = check_timeline(tmp_path / 'report')
+        assert drawn['rollout']['failures'] == seen['failed'] and drawn['rollout']['marks']
 
 
 # --- 4. the unsafe flows: the harness tells them from the safe one ----------------------------

@@ -138,7 +138,7 @@ def test_the_probe_stops_with_the_process_it_watches_and_writes_its_summary(tmp_
     pidfile = tmp_path / 'probe.pid'
     # Nothing listens there: every request fails fast (refused), which is what a dead VIP looks like to the probe.
     argv = [sys.executable, '-m', MODULE, '--url', 'http://127.0.0.42:9/', '--keepalive', '1', '--rate', '2',
-            '--while-pid', str(watched.pid), '--source', 'probe', '--json', str(out), '--pidfile', str(pidfile)]
+            '--while-pid', str(watched.pid), '--source', 'probe', '--records', 'failed', '--json', str(out), '--pidfile', str(pidfile)]
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 10
@@ -160,4 +160,4 @@ def test_the_probe_stops_with_the_process_it_watches_and_writes_its_summary(tmp_
     assert stopped_after < WHILE_PID_POLL + 2.0 + 1.5, stopped_after
     data = json.loads(out.read_text())
     assert data['source'] == 'probe' and data['targets'] == ['http://127.0.0.42:9/']
-    assert data['failed'] == data['total'] > 0 and set(data['failed_by_cause']) == {'refused'}
+    assert data['failed'] == data['total'] == len(data['requests']) > 0 and set(data['failed_by_cause']) == {'refused'}
