@@ -71,10 +71,10 @@ def transitions_of(fleet: NetnsFleet) -> dict[str, list[str]]:
     return seen
 
 
-def rollout_under_traffic(tmp_path, fleet: NetnsFleet, **run: t.Any) -> tuple[t.Any, t.Any, OutWatch]:
+def rollout_under_traffic(tmp_path, fleet: NetnsFleet, extra: dict[str, t.Any] | None = None, **run: t.Any) -> tuple[t.Any, t.Any, OutWatch]:
     inventory = fleet.write_inventory()
     with TrafficThread(*fleet.vip(), **TRAFFIC) as traffic, OutWatch(fleet) as watch:
-        result = run_collection_playbook(tmp_path, 'l4vip.rollout.rolling_deploy', inventory, ROLLOUT, timeout=240, **run)
+        result = run_collection_playbook(tmp_path, 'l4vip.rollout.rolling_deploy', inventory, {**ROLLOUT, **(extra or {})}, timeout=240, **run)
         fleet.wait_all_bound()
         summary = traffic.stop()
     return result, summary, watch
@@ -98,8 +98,14 @@ def test_l7_rolling_deploy_over_ssh_fails_no_request(tmp_path, l4_host):
         options = NetnsOptions(members=3, l4_host_ssh=True, l4_extra={'endpoint': f'127.0.0.1:{LB_RUNTIME_PORT}'},
                                host_vars={f'web{n}': {'l7_vip_deploy_l4_host': LB} for n in range(1, 4)})
     with NetnsFleet(tmp_path, options) as fleet:
-        result, summary, watch = rollout_under_traffic(tmp_path, fleet)
+        # The rollout's own probe of the VIP, from the controller, as a user would gate a release on it.
+        host, port = fleet.vip()
+        probe = {'urls': [f'http://{host}:{port}/'], 'dir': str(tmp_path / 'probe')}
+        result, summary, watch = rollout_under_traffic(tmp_path, fleet, {'rolling_deploy_probe': probe})
         assert_clean_rollout(fleet, result, summary, watch)
+        seen = json.loads((tmp_path / 'probe' / 'probe.json').read_text())
+        assert seen['failed'] == 0 and seen['ok'] > 0, seen
+        assert result.task('Probe | the VIP failed at most 0 requests during the rollout')['msg'].startswith('the probe saw 0 failed')
         if l4_host == LB:
             assert not port_accepts('127.0.0.1', LB_RUNTIME_PORT)[0]
         # One wait for the batch, answered for its member, each member its own transition time.
