@@ -309,58 +309,45 @@ def test_l4_rolling_deploy_with_the_window_closed_fails_no_request(tmp_path, l4,
             assert check_source not in firewall_rules()
 
 
-# --- 3. the L4 role in the notes' own order: the window, measured ---------------------------
+# --- 3. the L4 role's plain sequence: the window, measured, and the probe's gate ---------------------------
 
-def test_l4_plain_sequence_fails_requests_only_between_stop_and_mark_down(tmp_path):
-    with Fleet(tmp_path, FleetOptions(groups={'web': 3}, profile={'health_check': 'l4'})) as fleet:
-        rollout = roll_out(fleet, tmp_path)
-        rollout.report('L4 role, plain sequence')
-        assert rollout.run.returncode == 0, rollout.run.stderr[-3000:]
+def test_l4_plain_sequence_fails_requests_only_between_stop_and_mark_down_and_its_probe_fails_the_run(tmp_path):
+    """On real HAProxy: the L4 role without admin_disable or health-check sources leaves the stop -> mark-down window
+    open. Requests fail there and nowhere else; the rollout's probe of the VIP counts what the window costs, the
+    report draws it, and the release gate fails the run although every member was deployed."""
+    options = FleetOptions(groups={'web': 3}, l4=HAPROXY, profile={'health_check': 'l4'})
+    with Fleet(tmp_path, options) as fleet:
+        # A brisker probe than the default, so that a 0.2-0.4 s window per member is sure to be seen.
+        probe, env = with_probe(fleet, tmp_path, keepalive_clients=4, keepalive_interval=0.05, new_connection_rate=40)
+        rollout = roll_out(fleet, tmp_path, extra_vars=probe, more_env=env)
+        rollout.report('L4 role, plain sequence, HAProxy')
         assert_live_traffic(rollout)
         assert_new_version_everywhere(fleet, rollout)
-        downs = health_events(fleet, 'down')
+        downs = [transition for transition in fleet.l4.transitions() if transition.to == 'down']
         windows = {}
         for member in fleet.members:
             stop = stop_step(rollout.run, member)
-            marked = [at for at in downs[member.name] if at > stop.started]
-            assert marked, f'{member.name}: the emulator never marked it down after its stop'
+            marked = [d.at for d in downs if d.member == member.name and d.at > stop.started]
+            assert marked, f'{member.name}: HAProxy never marked it down after its stop'
             windows[member.name] = (stop.started, marked[0])
         failed = [r for r in rollout.traffic.requests if r.outcome == 'failed']
         print('  windows (s):', {name: round(end - start, 2) for name, (start, end) in windows.items()},
               'failures per window:', {name: sum(start <= r.end <= end + LATENESS for r in failed) for name, (start, end) in windows.items()})
         # The window is real (connections refused by a stopped member the L4 still binds)...
         assert failed, 'no request failed: the plain sequence has no window?'
-        # ...and it is the only place where requests fail.
-        outside = [r for r in failed if not any(start <= r.end <= end + LATENESS for start, end in windows.values())]
-        assert not outside, f'{len(outside)} failures outside every stop -> mark-down window: {outside[:5]}'
-
-
-def test_the_probe_counts_the_plain_sequences_failures_on_haproxy_draws_them_and_fails_the_run(tmp_path):
-    """The release gate: the L4 role without admin_disable or health-check sources leaves the stop -> mark-down window
-    open; the probe of the real VIP counts what the window costs, the report draws it, and the run fails."""
-    options = FleetOptions(groups={'web': 3}, l4=HAPROXY, profile={'health_check': 'l4'})
-    with Fleet(tmp_path, options) as fleet:
-        # A brisker probe than the default, so that a 0.2-0.4 s window per member is sure to be seen.
-        probe, env = with_probe(fleet, tmp_path, keepalive_clients=4, keepalive_interval=0.05, new_connection_rate=40)
-        started = time.time()
-        run = run_collection_playbook(tmp_path, ROLLING_DEPLOY, fleet.write_inventory(), {'fleet_version': NEW_VERSION, **probe},
-                                      timeout=180, more_env=env)
+        # ...and it is the only place where requests fail, for the test's clients and for the probe alike.
         seen = probe_record(tmp_path)
-        print(f'plain L4 sequence on HAProxy, probed: {seen["failed"]} failed of {seen["total"]}, {seen["failed_by_cause"]}')
+        print(f'  the probe: {seen["failed"]} failed of {seen["total"]}, {seen["failed_by_cause"]}')
+        outside = [r.end for r in failed] + [r['end'] for r in seen['requests']]
+        outside = [end for end in outside if not any(start <= end <= stop + LATENESS for start, stop in windows.values())]
+        assert not outside, f'{len(outside)} failures outside every stop -> mark-down window: {outside[:5]}'
         # Every member was deployed; the gate alone failed the run, naming what the probe saw.
-        assert run.returncode == 2, run.stdout[-3000:]
-        failed_tasks = [(e['host'], e['task']) for e in run.output if e['status'] == 'failed']
-        assert failed_tasks == [('localhost', GATE)], failed_tasks
-        assert f"saw {seen['failed']} failed requests of {seen['total']} (max_failed 0)" in run.task(GATE)['msg']
-        for member in fleet.members:
-            assert member.served_version() == f'server={member.name} version={NEW_VERSION}'
-        # What failed, failed in a member's stop -> mark-down window: after its stop, before it was started again.
         assert seen['failed'] > 0 and set(seen['failed_by_cause']) <= {'refused', 'reset', 'closed'}, seen['failed_by_cause']
-        outs = [(stop_step(run, m).started, command_step(run, m, m.start_command).ended) for m in fleet.members]
-        stray = [r for r in seen['requests'] if not any(a <= r['end'] <= b + LATENESS for a, b in outs)]
-        assert not stray, stray[:5]
-        assert started < seen['started'] < outs[0][0]
-        # The report, from the callback: the probe's failures are marked where they happened.
+        assert rollout.run.returncode == 2, rollout.run.stderr[-3000:]
+        failed_tasks = [(e['host'], e['task']) for e in rollout.run.output if e['status'] == 'failed']
+        assert failed_tasks == [('localhost', GATE)], failed_tasks
+        assert f"saw {seen['failed']} failed requests of {seen['total']} (max_failed 0)" in rollout.run.task(GATE)['msg']
+        # The report, from the callback: each failure the probe saw is marked where it happened.
         report = json.loads((tmp_path / 'report' / 'report.json').read_text())
         assert [f['at'] for f in report['traffic']['failures']] == sorted(r['end'] for r in seen['requests'])
         drawn = check_timeline(tmp_path / 'report')
