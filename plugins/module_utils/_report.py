@@ -32,6 +32,7 @@ PHASES = (
     ('out', 'down_at', 'in_at', '#8a8f98', 'out of the VIP: stop, drain, deploy, start'),
     ('returning', 'in_at', 'up_at', '#4a90d9', 'back in service, the L4 not yet binding it'),
 )
+STYLE = {name: (colour, meaning) for name, _begin, _end, colour, meaning in PHASES}
 FAILED_RED = '#d0021b'
 WINDOW_INK = '#222222'
 NONE_FAILED_GREEN = '#2e7d32'
@@ -229,13 +230,13 @@ def _open_end(entry: t.Mapping[str, t.Any], end: float) -> float:
 
 
 def flow_title(flow: t.Mapping[str, t.Any]) -> str:
+    """A panel's title: the flow, and what its clients saw."""
     traffic = flow.get('traffic')
     label = flow.get('label', 'rollout')
     if not traffic:
         return f'{label}: no traffic recorded'
-    source = 'probe' if traffic.get('source') == 'probe' else 'requests'
-    return (f"{label}: {traffic.get('total', 0):,} {source if source == 'requests' else 'probe requests'}, "
-            f"{traffic.get('failed', 0):,} failed, {traffic.get('retried', 0):,} retried")
+    what = 'probe requests' if traffic.get('source') == 'probe' else 'requests'
+    return f"{label}: {traffic.get('total', 0):,} {what}, {traffic.get('failed', 0):,} failed, {traffic.get('retried', 0):,} retried"
 
 
 def render_svg(report: t.Mapping[str, t.Any]) -> str:
@@ -284,8 +285,7 @@ def _host_row(layout: Layout, panel: int, index: int, entry: t.Mapping[str, t.An
     parts = [f'<text x="8" y="{y1 - 3}" fill="{FAILED_RED if failed else "black"}">{host}{" (failed)" if failed else ""}</text>']
     outline = f' stroke="{FAILED_RED}" stroke-width="2"' if failed else ''
     for name, begin, finish in host_phases(entry, end):
-        meaning = next(m for n, _b, _e, _c, m in PHASES if n == name)
-        colour = next(c for n, _b, _e, c, _m in PHASES if n == name)
+        colour, meaning = STYLE[name]
         x0, x1 = layout.x(panel, begin), layout.x(panel, finish)
         parts.append(f'<rect class="phase {name}" data-host="{host}" x="{x0}" y="{y0}" width="{max(x1 - x0, 1.0)}" '
                      f'height="{y1 - y0}" fill="{colour}"{outline}><title>{host} {name} ({meaning}): {finish - begin:.2f} s</title></rect>')
