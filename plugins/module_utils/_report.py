@@ -150,7 +150,7 @@ def with_contrast(report: dict[str, t.Any], contrast: dict[str, t.Any]) -> dict[
 class Layout:
     """Where things go: a panel per flow, all on one scale of seconds since each flow's start (its traffic's start)."""
 
-    width, left, right_text, pad = 1180, 80, 372, 10
+    width, left, right_text, pad = 1240, 80, 420, 10
     title_h, failures_h, row_h, axis_h = 22, 24, 26, 38
 
     def __init__(self, flows: t.Sequence[t.Mapping[str, t.Any]]) -> None:
