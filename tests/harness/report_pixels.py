@@ -77,3 +77,26 @@ def check_timeline(report_dir: pathlib.Path) -> dict[str, t.Any]:
             ends[entry['host']] = (bar[0], bar[-1] + 1)
         seen[flow['label']] = {'marks': marks, 'failures': len(expected), 'bars': ends}
     return seen
+
+
+def check_rehearsal_report(report_dir: pathlib.Path, members: int) -> None:
+    """A rehearsal's report: the safe flow failed no request and the naive one some, over the same fleet and traffic;
+    each member's mark-down fell in the timing model's window; the picture shows it all where it happened."""
+    report = json.loads((report_dir / _report.REPORT_JSON).read_text())
+    assert report['playbook'] == 'l4vip.rollout.rehearsal' and report['generated_at'] > 0
+    assert report['traffic']['failed'] == 0 and report['traffic']['total'] > 1000, report['traffic']
+    assert report['contrast']['traffic']['failed'] > 0, report['contrast']['traffic']
+    hosts = [f'web{n}' for n in range(1, members + 1)]
+    assert [entry['host'] for entry in report['hosts']] == hosts
+    for entry in report['hosts']:
+        assert entry['result'] == 'ok'
+        # The L4's own detection, against the model's window (scaled), with the emulator's tolerance for a loaded machine.
+        window = entry['down_window']
+        assert window['low'] - 0.05 < entry['detection_down'] <= window['high'] + 0.1, entry
+    assert [entry['result'] for entry in report['contrast']['hosts']] == ['no waits'] * members
+    seen = check_timeline(report_dir)
+    assert [seen[flow['label']]['failures'] > 0 for flow in (report, report['contrast'])] == [False, True]
+    starts = [x for x, _end in seen[report['label']]['bars'].values()]
+    assert list(seen[report['label']]['bars']) == hosts and starts == sorted(starts)
+    markdown = (report_dir / _report.REPORT_MD).read_text()
+    assert '(timeline.svg)' in markdown and f"| failed | 0 | {report['contrast']['traffic']['failed']} |" in markdown

@@ -29,6 +29,9 @@ import typing as t
 
 import pytest
 
+from ansible_collections.l4vip.rollout.tests.harness.ansible import pids_running
+from ansible_collections.l4vip.rollout.tests.harness.report_pixels import check_rehearsal_report
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 MARKER = '<!-- runnable -->'
 SHELL_LANGUAGES = frozenset({'sh', 'bash', 'shell'})
@@ -50,10 +53,11 @@ class RunnableBlock:
     source: str
     line: int  # the opening fence's, counted from 1
     commands: tuple[str, ...]
+    also_at: tuple[str, ...] = ()  # where the same block is printed again (it runs once)
 
     @property
     def id(self) -> str:
-        return f'{self.source}:{self.line}'
+        return '+'.join((f'{self.source}:{self.line}',) + self.also_at)
 
 
 def command_key(command: str) -> str:
@@ -132,22 +136,24 @@ def user_docs(root: pathlib.Path) -> list[pathlib.Path]:
 
 
 def collect_runnable_blocks(root: pathlib.Path) -> list[RunnableBlock]:
-    blocks: list[RunnableBlock] = []
+    """Every runnable block; one printed on several pages is one block that names every place (it runs once)."""
+    blocks: dict[tuple[str, ...], RunnableBlock] = {}
     for path in user_docs(root):
-        blocks += extract_runnable_blocks(path.read_text(encoding='utf-8'), str(path.relative_to(root)))
-    return blocks
+        for block in extract_runnable_blocks(path.read_text(encoding='utf-8'), str(path.relative_to(root))):
+            first = blocks.get(block.commands)
+            blocks[block.commands] = block if first is None else dataclasses.replace(first, also_at=first.also_at + (block.id,))
+    return list(blocks.values())
 
 
 def _rehearsal_report_written(run: subprocess.CompletedProcess, root: pathlib.Path) -> None:
-    report = root / 'rehearsal-report'
-    assert (report / 'report.json').is_file(), f'no {report}/report.json after `make rehearsal`'
-    assert str(report / 'report.md') in run.stdout, f'`make rehearsal` does not name {report}/report.md as its report'
-
-
-# Checks run after a command of a runnable block, keyed by command_key(command).
-CHECKS: dict[str, t.Callable[[subprocess.CompletedProcess, pathlib.Path], None]] = {
-    'make rehearsal': _rehearsal_report_written,
-}
+    """The main job's report, as a user gets it: the safe flow failed nothing, the naive flow failed requests, and the
+    picture - rendered to pixels - shows them where they happened; nothing of the lab is left."""
+    report_dir = root / 'rehearsal-report'
+    assert (report_dir / 'report.json').is_file(), f'no {report_dir}/report.json after `make rehearsal`'
+    assert str(report_dir / 'report.md') in run.stdout, f'`make rehearsal` does not name {report_dir}/report.md as its report'
+    check_rehearsal_report(report_dir, members=4)
+    assert not pathlib.Path('/tmp/l4vip-rehearsal').exists(), 'the lab\'s working directory was left behind'
+    assert not pids_running('/tmp/l4vip-rehearsal'), 'a process of the lab is still running'
 
 
 def _blocks_or_none() -> list[RunnableBlock]:

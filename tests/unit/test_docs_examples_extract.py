@@ -165,3 +165,20 @@ def test_only_readme_and_docs_pages_count_not_the_rendered_plugin_pages(tmp_path
     (tmp_path / 'CHANGELOG.md').write_text(runnable.format('changelog'))
     assert [(block.id, block.commands) for block in collect_runnable_blocks(tmp_path)] == [
         ('README.md:2', ('echo readme',)), ('docs/a.md:2', ('echo a',))]
+
+
+def test_a_block_printed_on_two_pages_runs_once_and_names_both(tmp_path):
+    block = _md('''
+        <!-- runnable -->
+        ```sh
+        make rehearsal VARS='{"rehearsal_members": 2}'
+        ```
+        ''')
+    (tmp_path / 'docs').mkdir()
+    (tmp_path / 'README.md').write_text('# Title\n\n' + block)
+    (tmp_path / 'docs' / 'profiles.md').write_text(block + '\n<!-- runnable -->\n```sh\nmake rehearsal\n```\n')
+    blocks = collect_runnable_blocks(tmp_path)
+    assert [(b.id, b.commands) for b in blocks] == [
+        ('README.md:4+docs/profiles.md:2', ("make rehearsal VARS='{\"rehearsal_members\": 2}'",)),
+        ('docs/profiles.md:7', ('make rehearsal',)),
+    ]
