@@ -1,4 +1,4 @@
-"""Benchmark 3 of issue 8: the emulator's data path against a real HAProxy and the member itself.
+"""Benchmark 3: the emulator's data path against a real HAProxy and the member itself.
 
 One real nginx member; the emulator (in a process of its own, as the l4_emulator module runs
 it) and a real HAProxy (``mode tcp``, as the test harness builds it) both in front of it. The

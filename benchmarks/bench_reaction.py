@@ -1,4 +1,4 @@
-"""Benchmark 1 of issue 8: how soon member_wait returns after the L4's own transition.
+"""Benchmark 1: how soon member_wait returns after the L4's own transition.
 
 Two real nginx members stand behind two L4s at once: the emulator and a real HAProxy (mode tcp,
 L7 check). For each provider one ansible-playbook alternates ``member_wait state=down`` and

@@ -6,7 +6,7 @@ what no rollout can beat: per batch, the L4's actual detection (health check out
 marks the member down) + stop + deploy + start + bring-up (health check in -> the L4 binds
 it), where stop, deploy and start are the user's own tasks as Ansible ran them. Beside it, the
 same roles with the ``timer`` provider (the model's worst case instead of asking the L4) and the
-notes' flow by hand with a fixed sleep of the worst case (playbooks/fixed_sleep.yml).
+reference sequence by hand with a fixed sleep of the worst case (playbooks/fixed_sleep.yml).
 
 The roles' L4 steps (capacity guard, the waits, the L4's session count, the claims) run once per
 batch on the controller, in its own process; every other step is a module run on the member.
@@ -38,7 +38,7 @@ INCLUDES = ('ansible.builtin.include_tasks', 'ansible.builtin.include_role')
 # rolling_deploy's first play asks every member before the batches start: not part of any batch.
 LOOK_FOR_LEFT_OUT = "Read the health check's state (L7-checked VIPs)"
 
-# The notes' own device (interval 10 s), for one more row: the same overhead against its real detection times.
+# The reference device (interval 10 s), for one more row: the same overhead against its real detection times.
 NOTES_PROFILE = {'interval': 10.0, 'retry': 1, 'rise': 1, 'check_timeout': 3.0}
 NOTES_MEMBERS = 4
 
@@ -50,7 +50,7 @@ FULL_CASES = (
     ('roles, timer provider (HAProxy)', HAPROXY, 'timer', PROFILE, MEMBERS),
     ('fixed sleep by hand (emulator)', EMULATOR, 'fixed', PROFILE, MEMBERS),
     ('fixed sleep by hand (HAProxy)', HAPROXY, 'fixed', PROFILE, MEMBERS),
-    ('roles, emulator provider, the notes\' device (interval 10 s), 4 servers', EMULATOR, 'observed', NOTES_PROFILE, NOTES_MEMBERS),
+    ('roles, emulator provider, the reference device (interval 10 s), 4 servers', EMULATOR, 'observed', NOTES_PROFILE, NOTES_MEMBERS),
 )
 # run.py --smoke: does it run? Two members, one case of each kind at interval 1 s.
 SMOKE_MEMBERS = 2

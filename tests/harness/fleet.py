@@ -55,7 +55,7 @@ HAPROXY_VIP = ('127.0.0.153', 20512)
 EMULATOR, HAPROXY = 'emulator', 'haproxy'
 # How often the roles' L4 modules ask the L4 (member_wait, session_drain): close on its heels.
 POLL_INTERVAL = 0.05
-# The profile every test starts from: the notes' retry 1 and rise 1 with a 0.2 s interval.
+# The profile every test starts from: the reference device's retry 1 and rise 1 with a 0.2 s interval.
 SHORT_PROFILE = {'interval': 0.2, 'retry': 1, 'rise': 1, 'check_timeout': 0.15}
 
 

@@ -347,7 +347,7 @@ class Nginx:
 def haproxy_config(socket_path: pathlib.Path, profile: Profile, frontend: tuple[str, int], members: t.Sequence[Member],
                    backend: str = 'vip', check_source: str | None = None, log_socket: pathlib.Path | None = None,
                    extra_global: t.Sequence[str] = ()) -> str:
-    """An HAProxy config standing for the notes' L4, every timing taken from ``profile``.
+    """An HAProxy config standing for the reference L4 (docs/how-it-works.md), every timing taken from ``profile``.
 
     With ``log_socket``, HAProxy sends its log (syslog datagrams) to that unix datagram socket: its
     own word on when it marked a server DOWN or UP, with no polling of the runtime API.

@@ -1,4 +1,4 @@
-"""The emulator behaves like the L4 of the domain notes: the scenarios of issue 3, on real sockets.
+"""The emulator behaves like the reference L4 (docs/how-it-works.md): its scenarios, on real sockets.
 
 Intervals are 0.2 s so that the timing windows are short; bounds come from the timing model.
 """

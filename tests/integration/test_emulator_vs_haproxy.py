@@ -1,4 +1,4 @@
-"""Issue 3, item 7: scenarios 1, 2 and 5 on the emulator and on a real HAProxy, side by side.
+"""Scenarios 1, 2 and 5 of the emulator's tests on the emulator and on a real HAProxy, side by side.
 
 Both L4s stand in front of the SAME real nginx members at once, built from the same Profile:
 the emulator on 127.0.0.80 and HAProxy (``mode tcp``, ``option httpchk``, ``inter``/``fall``/
@@ -64,7 +64,7 @@ HAPROXY_TOLERANCE = 0.1
 TOLERANCES = {EMULATOR: EMULATOR_TOLERANCE, HAPROXY: HAPROXY_TOLERANCE}
 # How often HAProxy's runtime API is asked; its transition times are good to about this much.
 POLL = 0.005
-# The L4 itself resets or closes the client at its own down transition (issue 3, scenario 5).
+# The L4 itself resets or closes the client at its own down transition (scenario 5).
 RESET_BOUND = 0.1
 
 
@@ -164,7 +164,7 @@ def sessions_in_tables(pair: Pair, name: str) -> dict[str, int]:
 def haproxy_state(row: t.Mapping[str, str], full_health: int, failing: bool) -> str:
     """HAProxy's view in the emulator's words.
 
-    While a member fails, HAProxy keeps it bound with a lowered check health: that is the notes'
+    While a member fails, HAProxy keeps it bound with a lowered check health: that is the reference L4's
     Suspect. After a rise the health also starts low, but then it is simply up again.
     """
     bound = bound_state(row)
@@ -470,7 +470,7 @@ def test_reset_on_port_fail_on_both(nginx_factory: NginxFactory, haproxy_factory
         assert watch.haproxy_bound_until < closed_at[HAPROXY] < down_at[HAPROXY] + RESET_BOUND + HAPROXY_TOLERANCE, (watch, closed_at)
         assert sessions_in_tables(pair, 'web1') == {EMULATOR: 0, HAPROXY: 0}
 
-        # The known difference, asserted rather than hidden: the notes' L4 (and the emulator) sends RST to the
+        # The known difference, asserted rather than hidden: the reference L4 (and the emulator) sends RST to the
         # client and leaves nginx's side open (a zombie); HAProxy sends FIN and closes its nginx side too.
         assert {l4: how for l4, (how, _at) in watch.closed.items()} == {EMULATOR: 'reset', HAPROXY: 'eof'}
         wait_until(lambda: (member_ends[HAPROXY] not in data_path_peers(web1), data_path_peers(web1)), 1.0,

@@ -1,4 +1,4 @@
-"""Faults injected into a rollout while live traffic runs through the VIP (issue 7, faults 1-5).
+"""Faults injected into a rollout while live traffic runs through the VIP (RELIABILITY.md, faults 1-5).
 
 Each test starts a fleet (tests/harness/fleet.py: daemonized nginx on 127.0.0.11-18 behind the
 embedded emulator or a real HAProxy), sends keep-alive and fresh-connection traffic through the

@@ -357,7 +357,7 @@ def test_l4_plain_sequence_fails_requests_only_between_stop_and_mark_down_and_it
 # --- 4. the unsafe flows: the harness tells them from the safe one ----------------------------
 
 def test_naive_restart_fails_requests(tmp_path):
-    # A 1 s interval (the notes' 10 s, scaled): the L4 still binds the member for 1-2 s after the
+    # A 1 s interval (the reference device's 10 s, scaled): the L4 still binds the member for 1-2 s after the
     # rename, while the naive flow has already stopped it.
     with Fleet(tmp_path, FleetOptions(profile={'interval': 1.0, 'check_timeout': 0.5})) as fleet:
         rollout = roll_out(fleet, tmp_path, PLAYBOOKS / 'naive_restart.yml')

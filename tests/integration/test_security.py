@@ -1,4 +1,4 @@
-"""Security guarantees through real ansible-playbook (issue 7, "Security").
+"""Security guarantees through real ansible-playbook (SECURITY.md).
 
 - A secret given in ``headers`` (or in a role's ``..._l4.headers``) never appears in what a run leaves
   behind: ansible-playbook's stdout and stderr at ``-vvv``, the recorded task results, the rollout

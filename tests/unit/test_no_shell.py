@@ -1,4 +1,4 @@
-"""No shell strings anywhere: commands are argv lists (DESIGN.md, principles; issue 7, "Security").
+"""No shell strings anywhere: commands are argv lists (SECURITY.md).
 
 The collection's YAML (roles/, playbooks/, extensions/molecule/, tests/integration/playbooks/) must not use the
 ``shell`` or ``raw`` modules, nor give ``command`` a string (free form or ``cmd``) instead of ``argv``. Its Python
