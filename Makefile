@@ -56,7 +56,8 @@ build: setup
 
 $(GALAXY_STAMP): requirements/galaxy.txt
 	@test -x $(GALAXY_VENV)/bin/python || $(PYTHON) -m venv $(GALAXY_VENV)
-	$(GALAXY_VENV)/bin/pip install --quiet --requirement requirements/galaxy.txt
+	# Every package is pinned: no resolver, no bytecode up front (it is run once per venv).
+	$(GALAXY_VENV)/bin/pip install --quiet --no-deps --no-compile --requirement requirements/galaxy.txt
 	@rm -f $(GALAXY_VENV)/.installed-* && touch $@
 
 galaxy: build $(GALAXY_STAMP)

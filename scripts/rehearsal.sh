@@ -19,7 +19,8 @@ mkdir -p "$scratch/collections/ansible_collections/l4vip" "$scratch/home"
 ln -sfn "$here" "$scratch/collections/ansible_collections/l4vip/rollout"
 # Ansible's own files (its temp dir, the traffic generator's async job status) stay in the scratch directory too.
 export ANSIBLE_COLLECTIONS_PATH=$scratch/collections ANSIBLE_HOME=$scratch/home ANSIBLE_ASYNC_DIR=$scratch/async
-export ANSIBLE_LOCALHOST_WARNING=false
+# The report's tables print as they are (YAML keeps a string's lines), not as one JSON string of \n escapes.
+export ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_CALLBACK_RESULT_FORMAT=yaml
 export ANSIBLE_INVENTORY_UNPARSED_WARNING=false ANSIBLE_RETRY_FILES_ENABLED=false
 
 playbook() { "$venv/bin/ansible-playbook" l4vip.rollout.rehearsal "$@"; }

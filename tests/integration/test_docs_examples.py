@@ -156,6 +156,12 @@ def _rehearsal_report_written(run: subprocess.CompletedProcess, root: pathlib.Pa
     assert not pids_running('/tmp/l4vip-rehearsal'), 'a process of the lab is still running'
 
 
+# Checks run after a command of a runnable block, keyed by command_key(command).
+CHECKS: dict[str, t.Callable[[subprocess.CompletedProcess, pathlib.Path], None]] = {
+    'make rehearsal': _rehearsal_report_written,
+}
+
+
 def _blocks_or_none() -> list[RunnableBlock]:
     try:
         return collect_runnable_blocks(ROOT)

@@ -246,7 +246,7 @@ def with_probe(fleet: Fleet, tmp_path: pathlib.Path, **options: t.Any) -> tuple[
     return {'rolling_deploy_probe': probe}, env
 
 
-GATE = 'Probe | the VIP failed at most 0 requests during the rollout'
+GATE = 'Probe | the most failed requests the VIP may have during the rollout - 0'
 
 
 def probe_record(tmp_path: pathlib.Path) -> dict[str, t.Any]:
@@ -255,7 +255,8 @@ def probe_record(tmp_path: pathlib.Path) -> dict[str, t.Any]:
 
 @pytest.mark.parametrize('l4', [EMULATOR, HAPROXY])
 def test_l7_rolling_deploy_fails_no_request(tmp_path, l4):
-    with Fleet(tmp_path, FleetOptions(l4=l4)) as fleet:
+    # Three members one at a time on the emulator, four in batches of two on HAProxy.
+    with Fleet(tmp_path, FleetOptions(l4=l4, groups={'web': 3 if l4 == EMULATOR else 4})) as fleet:
         probe, env = with_probe(fleet, tmp_path)
         rollout = roll_out(fleet, tmp_path, extra_vars={'rolling_deploy_serial': BATCH[l4], **probe}, more_env=env)
         rollout.report(f'L7 role, {l4}, batches of {BATCH[l4]}')
@@ -279,9 +280,9 @@ def test_l7_rolling_deploy_fails_no_request(tmp_path, l4):
 
 # --- 2. the L4 role, with its window closed -------------------------------------------------
 
-# (HAProxy with admin_disable passes as well; left out to keep the file's runtime near 3 minutes.)
-@pytest.mark.parametrize(('l4', 'closer'), [(EMULATOR, 'admin_disable'), (EMULATOR, 'health_check_sources'),
-                                            (HAPROXY, 'health_check_sources')])
+# Each closer once: admin_disable on the emulator (whose event log shows the member leave before its stop), the
+# firewall rule on HAProxy. (The other pairs pass as well; left out to keep the suite's time.)
+@pytest.mark.parametrize(('l4', 'closer'), [(EMULATOR, 'admin_disable'), (HAPROXY, 'health_check_sources')])
 def test_l4_rolling_deploy_with_the_window_closed_fails_no_request(tmp_path, l4, closer):
     # Three members on the emulator (one batch each), four on HAProxy (two batches of two).
     options = FleetOptions(groups={'web': 3 if l4 == EMULATOR else 4}, l4=l4, profile={'health_check': 'l4'},
@@ -413,16 +414,17 @@ def test_l7_rolling_deploy_with_reset_on_port_fail_fails_only_what_the_l4_itself
 # --- 6. two VIPs, deployed in order, batch by batch -------------------------------------------
 
 def test_two_groups_are_deployed_in_order_never_more_than_a_batch_down(tmp_path):
-    with Fleet(tmp_path, FleetOptions(groups={'vip_a': 4, 'vip_b': 4})) as fleet:
-        rollout = roll_out(fleet, tmp_path, extra_vars={'rolling_deploy_groups': ['vip_a', 'vip_b'], 'rolling_deploy_serial': [1, '50%']})
-        rollout.report('two VIPs, serial [1, "50%"]')
+    # A canary, then the rest of each VIP in one batch (percentages are cut the same way: tests/unit/plugins/filter).
+    with Fleet(tmp_path, FleetOptions(groups={'vip_a': 3, 'vip_b': 3})) as fleet:
+        rollout = roll_out(fleet, tmp_path, extra_vars={'rolling_deploy_groups': ['vip_a', 'vip_b'], 'rolling_deploy_serial': [1, 2]})
+        rollout.report('two VIPs, serial [1, 2]')
         assert rollout.run.returncode == 0, rollout.run.stderr[-3000:]
         assert_live_traffic(rollout)
         assert_no_failure(rollout)
         assert_new_version_everywhere(fleet, rollout)
         windows = out_windows(fleet, rollout.started)
         assert all(len(w) == 1 for w in windows.values()), windows
-        batches = [['web1'], ['web2', 'web3'], ['web4'], ['web5'], ['web6', 'web7'], ['web8']]
+        batches = [['web1'], ['web2', 'web3'], ['web4'], ['web5', 'web6']]
         # Batch after batch, as the L4 saw it: each batch back up before the next one goes down...
         for earlier, later in zip(batches, batches[1:]):
             back = max(windows[name][0][1] for name in earlier)
