@@ -22,9 +22,10 @@ TARBALL := build/l4vip-rollout-$(shell sed -n 's/^version: *//p' galaxy.yml).tar
 
 setup: $(STAMP)
 
+# Both lists pin every package (pip freeze): pip needs no resolver, and bytecode is written on first use.
 $(STAMP): requirements/dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --requirement requirements/dev.txt
+	$(BIN)/pip install --quiet --no-deps --no-compile --requirement requirements/dev.txt
 	@rm -f $(VENV)/.installed-* && touch $@
 
 system-deps:
@@ -56,7 +57,6 @@ build: setup
 
 $(GALAXY_STAMP): requirements/galaxy.txt
 	@test -x $(GALAXY_VENV)/bin/python || $(PYTHON) -m venv $(GALAXY_VENV)
-	# Every package is pinned: no resolver, no bytecode up front (it is run once per venv).
 	$(GALAXY_VENV)/bin/pip install --quiet --no-deps --no-compile --requirement requirements/galaxy.txt
 	@rm -f $(GALAXY_VENV)/.installed-* && touch $@
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 import tarfile
 
-FORBIDDEN = ('.venv/', '.ansible/', 'tests/output/', '__pycache__/', '.pytest_cache/', '.hypothesis/', '.git/', 'build/', 'benchmarks/output/', 'rehearsal-report/')
+FORBIDDEN = ('.venv/', '.ansible/', 'tests/output/', '__pycache__/', '.pytest_cache/', '.hypothesis/', '.git/', 'build/',
+             'benchmarks/output/', 'rehearsal-report/')
 
 
 def main(path: str) -> int:

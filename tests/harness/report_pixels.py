@@ -44,7 +44,7 @@ def _clusters(xs: t.Sequence[int]) -> list[tuple[int, int]]:
             spans[-1][1] = x
         else:
             spans.append([x, x])
-    return [(a, b) for a, b in spans]
+    return [(span[0], span[1]) for span in spans]
 
 
 def check_timeline(report_dir: pathlib.Path) -> dict[str, t.Any]:
@@ -70,11 +70,11 @@ def check_timeline(report_dir: pathlib.Path) -> dict[str, t.Any]:
         ends = {}
         for index, entry in enumerate(flow['hosts']):
             y0, y1 = layout.row_y(panel, index)
-            bar = _columns(image, (y0 + y1) // 2, *plot, phases)
-            assert bar, (flow['label'], entry['host'], 'no bar')
-            assert abs(bar[0] - layout.x(panel, entry['out_at'])) <= TOLERANCE_PX, (entry['host'], bar[0], entry['out_at'])
-            assert abs(bar[-1] + 1 - layout.x(panel, entry['up_at'])) <= TOLERANCE_PX, (entry['host'], bar[-1], entry['up_at'])
-            ends[entry['host']] = (bar[0], bar[-1] + 1)
+            coloured = _columns(image, (y0 + y1) // 2, *plot, phases)
+            assert coloured, (flow['label'], entry['host'], 'no bar')
+            assert abs(coloured[0] - layout.x(panel, entry['out_at'])) <= TOLERANCE_PX, (entry['host'], coloured[0], entry['out_at'])
+            assert abs(coloured[-1] + 1 - layout.x(panel, entry['up_at'])) <= TOLERANCE_PX, (entry['host'], coloured[-1], entry['up_at'])
+            ends[entry['host']] = (coloured[0], coloured[-1] + 1)
         seen[flow['label']] = {'marks': marks, 'failures': len(expected), 'bars': ends}
     return seen
 
