@@ -527,4 +527,3 @@ def test_the_l4_api_vanishing_mid_wait_is_a_clear_error_or_the_timer_bound(tmp_p
         figures(f'fault 4 ({l4} API gone mid-wait, fallback {fallback})', summary, [run],
                 ended_after_api_gone=f'{result["ended_at"] - gone_at:.2f}s', ended_after_404=f'{result["ended_at"] - since:.2f}s',
                 msg=repr(result['msg'] if fallback == 'fail' else result['observed'])[:90])
-
