@@ -17,5 +17,5 @@ class ActionModule(InProcessAction):
     def step(self, params: t.Mapping[str, t.Any], ctx: _l4_steps.Context) -> dict[str, t.Any]:
         try:
             return _health_check.run(params, check_mode=ctx.check_mode, want_diff=ctx.diff)
-        except _health_check.HealthCheckError as error:
+        except _health_check.ERRORS as error:
             raise _l4_steps.StepFailed(str(error), **error.detail) from None

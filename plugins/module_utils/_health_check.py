@@ -34,6 +34,7 @@ import typing as t
 import urllib.error
 import urllib.parse
 
+from ansible_collections.l4vip.rollout.plugins.module_utils._options import OptionError, seconds
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import SYSTEM_CLOCK, Clock
 
 IN_SERVICE = 'in_service'
@@ -72,11 +73,8 @@ class HealthCheckError(Exception):
         self.detail = detail
 
 
-class OptionError(HealthCheckError):
-    """An option has a bad value: names the option and the value."""
-
-    def __init__(self, option: str, value: t.Any, expected: str) -> None:
-        super().__init__(f'{option}: {expected}, got {value!r}', option=option, value=value)
+# What the module and its in-process action report as a failure: a refusal of the files, a failed verify, a bad option.
+ERRORS = (HealthCheckError, OptionError)
 
 
 class FilesError(HealthCheckError):
@@ -307,12 +305,6 @@ def verify_url_option(url: t.Any) -> str:
     return url
 
 
-def positive_seconds(option: str, value: t.Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value == float('inf'):
-        raise OptionError(option, value, 'expected a number of seconds greater than 0')
-    return float(value)
-
-
 def verify(url: str, state: str, timeout: float, poll_interval: float, get: Getter = http_get,
            clock: Clock = SYSTEM_CLOCK) -> dict[str, t.Any]:
     """Poll ``url`` every ``poll_interval`` until it answers as ``state`` requires; bounded by ``timeout``."""
@@ -359,8 +351,8 @@ def run(params: t.Mapping[str, t.Any], check_mode: bool = False, want_diff: bool
         if state == QUERY:
             raise OptionError('verify_url', url, 'expected no verify_url with state=query')
         url = verify_url_option(url)
-    timeout = positive_seconds('verify_timeout', params.get('verify_timeout', DEFAULT_VERIFY_TIMEOUT))
-    poll_interval = positive_seconds('verify_poll_interval', params.get('verify_poll_interval', DEFAULT_POLL_INTERVAL))
+    timeout = seconds('verify_timeout', params.get('verify_timeout', DEFAULT_VERIFY_TIMEOUT))
+    poll_interval = seconds('verify_poll_interval', params.get('verify_poll_interval', DEFAULT_POLL_INTERVAL))
     content = params.get('content')
     if content is not None and not isinstance(content, str):
         raise OptionError('content', content, 'expected a string')

@@ -23,6 +23,7 @@ import time
 import typing as t
 
 from ansible_collections.l4vip.rollout.plugins.module_utils import _capacity, _providers, _sockets
+from ansible_collections.l4vip.rollout.plugins.module_utils._options import OptionError, seconds
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import (
     SYSTEM_CLOCK, Clock, Profile, ProfileError, default_timeout, parse_profile, poll_until, remaining_wait, transition_window)
 
@@ -168,8 +169,8 @@ def _member_wait(params: t.Mapping[str, t.Any], ctx: Context) -> dict[str, t.Any
     profile = _profile(params)
     if params['timeout'] is not None:
         try:
-            _sockets.validate_seconds(params['timeout'], 'timeout', allow_zero=False)
-        except _sockets.OptionError as error:
+            seconds('timeout', params['timeout'])
+        except OptionError as error:
             raise StepFailed(str(error)) from None
     members = batch(params)
     state, since, clock = params['state'], params['since'], ctx.clock
@@ -411,8 +412,8 @@ def session_drain(params: t.Mapping[str, t.Any], ctx: Context) -> dict[str, t.An
         local = _sockets.validate_address(params['address'])
         _sockets.validate_exclude_sources(params['exclude_sources'])
         _sockets.validate_threshold(params['threshold'])
-        _sockets.validate_seconds(params['timeout'], 'timeout', allow_zero=True)
-    except _sockets.OptionError as error:
+        seconds('timeout', params['timeout'], allow_zero=True)
+    except OptionError as error:
         raise StepFailed(str(error)) from None
     counts_l4 = params['provider'] in _providers.SESSION_PROVIDERS
     if port is None and not counts_l4:

@@ -16,10 +16,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import math
 import typing as t
 
 from ansible_collections.l4vip.rollout.plugins.module_utils import _access_log, _haproxy
+from ansible_collections.l4vip.rollout.plugins.module_utils._options import OptionError, seconds
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import PROFILE_ARGUMENT_SPEC, SYSTEM_CLOCK, Clock, Profile
 
 from urllib.error import HTTPError, URLError
@@ -62,9 +62,11 @@ def provider_argument_spec() -> dict[str, t.Any]:
 
 def check_common_options(params: t.Mapping[str, t.Any]) -> None:
     """The shared options every module refuses alike, whether it uses them or not (a bad value is a mistake either way)."""
-    value = params.get('poll_interval')
-    if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-        raise ProviderError(f'poll_interval: expected a number of seconds greater than 0, got {value!r}')
+    if params.get('poll_interval') is not None:
+        try:
+            seconds('poll_interval', params['poll_interval'])
+        except OptionError as error:
+            raise ProviderError(str(error)) from None
 
 
 # Which options each provider needs, for AnsibleModule's required_if.

@@ -42,6 +42,8 @@ import time
 import typing as t
 import urllib.parse
 
+from ansible_collections.l4vip.rollout.plugins.module_utils._options import OptionError, seconds
+
 ROOT_PATH = '/'
 SLOW_PATH = '/slow'
 SLOW_MAX_SECONDS = 60.0
@@ -447,8 +449,10 @@ def _arguments(argv: t.Sequence[str] | None) -> argparse.Namespace:
         if missing:
             parser.error(f'the following arguments are required: {", ".join(missing)}')
     for key in ('startup_timeout', 'stop_timeout'):
-        if getattr(args, key) <= 0:
-            parser.error(f'--{key.replace("_", "-")}: expected seconds greater than 0')
+        try:
+            seconds(f'--{key.replace("_", "-")}', getattr(args, key))
+        except OptionError as error:
+            parser.error(str(error))
     return args
 
 

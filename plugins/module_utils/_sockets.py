@@ -34,10 +34,10 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import math
 import sys
 import typing as t
 
+from ansible_collections.l4vip.rollout.plugins.module_utils._options import OptionError, seconds
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import SYSTEM_CLOCK, Clock, poll_until
 
 IPAddress = t.Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
@@ -74,16 +74,6 @@ FAMILY_IPV6 = 'ipv6'
 _ADDRESS_WIDTH = {8: FAMILY_IPV4, 32: FAMILY_IPV6}
 # Columns of a table line: "sl local remote st ..."; the inode is the tenth.
 _INODE_COLUMN = 9
-
-
-class OptionError(ValueError):
-    """A ``session_drain`` option has a bad value. Carries the option and the value for the error message."""
-
-    def __init__(self, option: str, value: t.Any, expected: str) -> None:
-        self.option = option
-        self.value = value
-        self.expected = expected
-        super().__init__(f'{option}: {expected}, got {value!r}')
 
 
 class SocketTableError(ValueError):
@@ -298,16 +288,6 @@ def validate_states(values: t.Any, option: str = 'states') -> frozenset[str]:
     return frozenset(names)
 
 
-def validate_seconds(value: t.Any, option: str, allow_zero: bool) -> float:
-    """A finite number of seconds: every wait is bounded."""
-    expected = 'expected a number of seconds, 0 or more' if allow_zero else 'expected a number of seconds greater than 0'
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise OptionError(option, value, expected)
-    if value < 0 or (value == 0 and not allow_zero):
-        raise OptionError(option, value, expected)
-    return float(value)
-
-
 def client_sessions(
     sockets: t.Iterable[Socket],
     port: int,
@@ -380,8 +360,8 @@ def wait_for_drain(
     excluded = validate_exclude_sources(exclude_sources)
     wanted = validate_states(states)
     threshold = validate_threshold(threshold)
-    timeout = validate_seconds(timeout, 'timeout', allow_zero=True)
-    poll_interval = validate_seconds(poll_interval, 'poll_interval', allow_zero=False)
+    timeout = seconds('timeout', timeout, allow_zero=True)
+    poll_interval = seconds('poll_interval', poll_interval)
 
     # When each session was first seen: /proc/net/tcp has no age, so a session's reported
     # ``open_for`` is how long this wait has seen it (it was open at least that long).

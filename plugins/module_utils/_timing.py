@@ -18,9 +18,10 @@ back, ``rise`` passing checks are needed, the first within one interval.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 import typing as t
+
+from ansible_collections.l4vip.rollout.plugins.module_utils._options import SECONDS, OptionError, seconds
 
 HEALTH_CHECK_KINDS = ('l7', 'l4')
 
@@ -30,14 +31,12 @@ FAILURE_TIMEOUT = 'timeout'  # no answer: known only after check_timeout
 FAILURE_KINDS = (FAILURE_FAST, FAILURE_TIMEOUT)
 
 
-class ProfileError(ValueError):
-    """A profile key has a bad value. Carries the key and the value for the error message."""
+class ProfileError(OptionError):
+    """A profile key has a bad value; the message names it as ``profile.<key>``, with the value."""
 
     def __init__(self, key: str, value: t.Any, expected: str) -> None:
+        super().__init__(f'profile.{key}', value, expected)
         self.key = key
-        self.value = value
-        self.expected = expected
-        super().__init__(f'profile.{key}: {expected}, got {value!r}')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,8 +85,7 @@ class Profile:
 
 
 def _require_positive_number(key: str, value: t.Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ProfileError(key, value, 'expected a number of seconds greater than 0')
+    seconds(key, value, error=ProfileError)
 
 
 def _require_int(profile: Profile, key: str, minimum: int) -> None:
@@ -131,7 +129,7 @@ def parse_profile(raw: t.Mapping[str, t.Any] | None) -> Profile:
             try:
                 values[key] = float(values[key])
             except ValueError:
-                raise ProfileError(key, raw[key], 'expected a number of seconds greater than 0') from None
+                raise ProfileError(key, raw[key], SECONDS) from None
     return Profile(**values)
 
 

@@ -33,6 +33,7 @@ import asyncio
 import collections
 import dataclasses
 import json
+import math
 import os
 import re
 import signal
@@ -42,6 +43,8 @@ import threading
 import time
 import typing as t
 import urllib.parse
+
+from ansible_collections.l4vip.rollout.plugins.module_utils._options import OptionError, seconds
 
 KIND_KEEPALIVE = 'keepalive'
 KIND_NEW = 'new'
@@ -371,8 +374,12 @@ class Traffic:
                  request_interval: float = 0.0, path: str = '/', timeout: float = 2.0, targets: t.Sequence[Target] = (),
                  source: str = 'traffic') -> None:
         """Traffic to ``host:port`` (``path``), or to ``targets`` in turn (client i to target i modulo their count)."""
-        if keepalive_clients < 0 or new_connection_rate < 0 or request_interval < 0 or timeout <= 0:
-            raise ValueError('keepalive_clients, new_connection_rate and request_interval must be >= 0, timeout > 0')
+        if keepalive_clients < 0:
+            raise OptionError('keepalive_clients', keepalive_clients, 'expected 0 or more')
+        if isinstance(new_connection_rate, bool) or not isinstance(new_connection_rate, (int, float)) or not 0 <= new_connection_rate < math.inf:
+            raise OptionError('new_connection_rate', new_connection_rate, 'expected a number of connections a second, 0 or more')
+        seconds('request_interval', request_interval, allow_zero=True)
+        seconds('timeout', timeout)
         self.targets = list(targets) or [Target(str(host), int(t.cast(int, port)), path)]
         self.host = self.targets[0].host
         self.port = self.targets[0].port

@@ -201,7 +201,7 @@ def main() -> None:
     )
     try:
         result = health_check.run(module.params, check_mode=module.check_mode, want_diff=module._diff)
-    except health_check.HealthCheckError as error:
+    except health_check.ERRORS as error:
         module.fail_json(msg=str(error), **error.detail)
     module.exit_json(**result)
 

@@ -128,6 +128,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.l4vip.rollout.plugins.module_utils import _emulator_service as service
 from ansible_collections.l4vip.rollout.plugins.module_utils._emulator import ConfigError, control_warnings, parse_config
+from ansible_collections.l4vip.rollout.plugins.module_utils._options import OptionError, seconds
 
 
 def _running(state: dict) -> dict:
@@ -149,8 +150,10 @@ def main() -> None:
     )
     params = module.params
     for key in ('startup_timeout', 'stop_timeout'):
-        if params[key] <= 0:
-            module.fail_json(msg=f'{key}: expected a number of seconds greater than 0, got {params[key]!r}')
+        try:
+            seconds(key, params[key])
+        except OptionError as error:
+            module.fail_json(msg=str(error), **error.detail)
     files = service.ServiceFiles(params['pidfile'])
     current = service.status(files)
 
