@@ -3,7 +3,8 @@
 #                   VARS='{"rehearsal_time_scale": 0.1}' its extra variables, one JSON or YAML mapping (one -e)
 #                   ARGS='--tags cleanup' more ansible-playbook arguments, quoted as on a shell command line
 #   make test       everything: unit and real-part tests, ansible-test sanity, ansible-lint, build
-#   make unit       pytest only          make sanity   ansible-test sanity only
+#   make unit       the unit tests       make integration  the tests against real parts (nginx, HAProxy, SSH hosts)
+#   make sanity     ansible-test sanity
 #   make lint       ansible-lint         make build    the collection tarball
 #   make galaxy     the checks Galaxy runs on an upload (galaxy-importer, antsibull-docs lint) on the tarball
 #   make molecule   the roles end to end on loopback (extensions/molecule)
@@ -18,7 +19,7 @@ GALAXY_VENV := $(VENV)/galaxy
 GALAXY_STAMP := $(GALAXY_VENV)/.installed-$(shell cat requirements/galaxy.txt | cksum | cut -d' ' -f1)
 TARBALL := build/l4vip-rollout-$(shell sed -n 's/^version: *//p' galaxy.yml).tar.gz
 
-.PHONY: setup system-deps rehearsal test unit sanity lint build galaxy molecule changelog lock lock-galaxy clean docs bench
+.PHONY: setup system-deps rehearsal test unit integration sanity lint build galaxy molecule changelog lock lock-galaxy clean docs bench
 
 setup: $(STAMP)
 
@@ -37,12 +38,15 @@ rehearsal: setup
 
 # sanity, lint, build and galaxy read the tree and write apart (scratch copies, .ansible/, build/): two at a time.
 test: setup system-deps
-	$(MAKE) --no-print-directory unit
+	$(MAKE) --no-print-directory unit integration
 	$(MAKE) --no-print-directory --jobs=2 --output-sync=target sanity lint build galaxy
 	$(MAKE) --no-print-directory molecule
 
 unit: setup
-	$(BIN)/pytest
+	$(BIN)/pytest tests/unit
+
+integration: setup system-deps
+	$(BIN)/pytest tests/integration
 
 sanity: setup system-deps
 	VENV=$(abspath $(VENV)) scripts/ansible-test-sanity.sh

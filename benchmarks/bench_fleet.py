@@ -43,7 +43,7 @@ CONTROL = '127.0.1.250:24009'
 CHECK_SOURCE = '127.0.1.251'
 # As the embedded lookup builds it: the collection's tree (.../ansible_collections/l4vip/rollout/plugins/module_utils) on PYTHONPATH.
 COLLECTIONS_ROOT = pathlib.Path(_emulator.__file__).parents[5]
-REALSERVER = ['env', f'PYTHONPATH={COLLECTIONS_ROOT}', sys.executable, '-m', 'ansible_collections.l4vip.rollout.plugins.module_utils._realserver']
+REALSERVER = ['env', f'PYTHONPATH={COLLECTIONS_ROOT}', sys.executable, '-m', 'ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._realserver']
 SUMMARY_TASK = 'Keep this host\'s summary as a fact, for later plays'
 
 

@@ -33,7 +33,7 @@ options:
   traffic_file:
     description:
       - The traffic generator's JSON, when it has been written by the end of the playbook; its failed requests are marked
-        on the timeline. Otherwise add it later with C(python -m ansible_collections.l4vip.rollout.plugins.module_utils._report).
+        on the timeline. Otherwise add it later with C(python -m ansible_collections.l4vip.rollout.plugins.plugin_utils._report).
       - When the rolling deploy ran a probe of the VIP (C(rolling_deploy_probe)), the report takes what the probe saw
         instead, and this file is not read.
     type: path
@@ -50,7 +50,7 @@ import time
 
 from ansible.plugins.callback import CallbackBase
 
-from ansible_collections.l4vip.rollout.plugins.module_utils import _report
+from ansible_collections.l4vip.rollout.plugins.plugin_utils import _report
 
 ROLES = ('l7_vip_deploy', 'l4_vip_deploy')
 

@@ -66,7 +66,7 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.l4vip.rollout.plugins.module_utils._batches import BatchError, plan
+from ansible_collections.l4vip.rollout.plugins.plugin_utils._batches import BatchError, plan
 
 
 def batch_plan(group_names, groups, serial, first=None):

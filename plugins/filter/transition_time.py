@@ -37,7 +37,7 @@ _value:
   type: float
 '''
 
-from ansible_collections.l4vip.rollout.plugins.module_utils._report import transition_time
+from ansible_collections.l4vip.rollout.plugins.plugin_utils._report import transition_time
 
 
 class FilterModule:

@@ -59,11 +59,13 @@ import sys
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
 
+# Each tool's module under the collection: the lab's web server and traffic, the L4 emulator (which a module also
+# runs on a target, so it lives in module_utils), the report renderer.
 TOOLS = {
-    'realserver': '_realserver',
-    'traffic': '_traffic',
-    'emulator': '_emulator',
-    'report': '_report',
+    'realserver': 'plugin_utils.lab._realserver',
+    'traffic': 'plugin_utils.lab._traffic',
+    'emulator': 'module_utils._emulator',
+    'report': 'plugin_utils._report',
 }
 # plugins/lookup/embedded.py -> the directory that holds ansible_collections/l4vip/rollout
 COLLECTIONS_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), *[os.pardir] * 5))
@@ -75,7 +77,7 @@ class LookupModule(LookupBase):
         if len(terms) != 1 or terms[0] not in TOOLS:
             raise AnsibleLookupError(f"embedded: expected one of {', '.join(TOOLS)}, got {terms!r}")
         env = shutil.which('env') or '/usr/bin/env'
-        module = f'ansible_collections.l4vip.rollout.plugins.module_utils.{TOOLS[terms[0]]}'
+        module = f'ansible_collections.l4vip.rollout.plugins.{TOOLS[terms[0]]}'
         argv = [env, f'PYTHONPATH={COLLECTIONS_ROOT}', sys.executable, '-m', module]
         if self.get_option('while_playbook'):
             argv += ['--while-pid', str(playbook_pid())]

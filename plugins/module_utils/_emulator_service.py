@@ -20,6 +20,7 @@ import dataclasses
 import json
 import os
 import pkgutil
+import re
 import signal
 import subprocess
 import sys
@@ -29,8 +30,9 @@ import typing as t
 from ansible_collections.l4vip.rollout.plugins.module_utils._emulator import EmulatorConfig
 
 PACKAGE = 'ansible_collections.l4vip.rollout.plugins.module_utils'
-SOURCES = ('_emulator.py', '_emulator_api.py', '_timing.py')
 ENTRY_POINT = f'{PACKAGE}._emulator'
+# `...plugins.module_utils._name` or `...plugins.module_utils import _a, _b`: how the collection's modules import each other.
+_IMPORT = re.compile(rb'plugins\.module_utils(?:\.(_\w+)|\s+import\s+(_\w+(?:\s*,\s*_\w+)*))')
 POLL = 0.05
 
 
@@ -91,13 +93,39 @@ def status(files: ServiceFiles) -> dict[str, t.Any] | None:
     return state if state.get('pid') == pid else None
 
 
+def sources(entry: str = '_emulator.py') -> dict[str, bytes]:
+    """The daemon's entry point and every module_utils file it imports, directly or not, read from the collection."""
+    found: dict[str, bytes] = {}
+    todo = [entry]
+    while todo:
+        name = todo.pop()
+        if name in found:
+            continue
+        found[name] = source = _read(name)
+        for single, several in _IMPORT.findall(source):
+            todo += [f'{module.strip().decode()}.py' for module in (single or several).split(b',')]
+    return found
+
+
+def _read(name: str) -> bytes:
+    """A module_utils file: from the module's zip on a target, or from beside this file (a collection on disk)."""
+    try:
+        source = pkgutil.get_data(PACKAGE, name)
+    except (OSError, ValueError):
+        source = None
+    if source is None:
+        try:
+            with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), name), 'rb') as handle:
+                source = handle.read()
+        except OSError:
+            raise ServiceError(f'cannot read {name} from the collection') from None
+    return source
+
+
 def _install_sources(lib: str) -> None:
     target = os.path.join(lib, *PACKAGE.split('.'))
     os.makedirs(target, exist_ok=True)
-    for name in SOURCES:
-        source = pkgutil.get_data(PACKAGE, name)
-        if source is None:
-            raise ServiceError(f'cannot read {name} from the collection')
+    for name, source in sources().items():
         with open(os.path.join(target, name), 'wb') as handle:
             handle.write(source)
 

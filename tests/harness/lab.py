@@ -17,7 +17,7 @@ import urllib.error
 import urllib.request
 
 from ansible_collections.l4vip.rollout.plugins.module_utils._emulator import EmulatorThread, LoopThread
-from ansible_collections.l4vip.rollout.plugins.module_utils._realserver import RealServer
+from ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._realserver import RealServer
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import poll_until
 
 VIP_ADDRESS = '127.0.0.60'

@@ -16,7 +16,7 @@ import typing as t
 import cairosvg
 from PIL import Image
 
-from ansible_collections.l4vip.rollout.plugins.module_utils import _report
+from ansible_collections.l4vip.rollout.plugins.plugin_utils import _report
 
 TOLERANCE_PX = 2  # anti-aliasing and the renderer's rounding
 

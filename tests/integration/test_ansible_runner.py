@@ -23,7 +23,7 @@ import typing as t
 import ansible_runner
 import yaml
 
-from ansible_collections.l4vip.rollout.plugins.module_utils._batches import plan
+from ansible_collections.l4vip.rollout.plugins.plugin_utils._batches import plan
 from ansible_collections.l4vip.rollout.tests.harness.lab import Lab
 
 PROFILE = {'interval': 0.2, 'retry': 1, 'rise': 1}

@@ -9,7 +9,7 @@ import typing as t
 
 import pytest
 
-from ansible_collections.l4vip.rollout.plugins.module_utils._traffic import TrafficThread
+from ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._traffic import TrafficThread
 from ansible_collections.l4vip.rollout.tests.harness.ansible import Background, run_collection_playbook
 from ansible_collections.l4vip.rollout.tests.harness.fleet import Fleet, FleetOptions
 from ansible_collections.l4vip.rollout.tests.harness.lab import Lab

@@ -230,7 +230,7 @@ def test_health_checks_leave_from_the_check_source(tmp_path):
     log = tmp_path / 'access.log'
     with Lab(tmp_path, count=1, check_source='127.0.0.9') as lab:
         lab.run(lab.servers['web1'].stop())
-        from ansible_collections.l4vip.rollout.plugins.module_utils._realserver import RealServer
+        from ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._realserver import RealServer
         server = RealServer('web1', '127.0.0.61', lab.servers['web1'].port, str(lab.docroots['web1']), access_log=str(log))
         lab.servers['web1'] = server
         lab.run(server.start())

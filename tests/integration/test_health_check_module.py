@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 
 from ansible_collections.l4vip.rollout.plugins.module_utils._emulator import LoopThread
-from ansible_collections.l4vip.rollout.plugins.module_utils._realserver import RealServer
+from ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._realserver import RealServer
 from ansible_collections.l4vip.rollout.tests.harness.ansible import run_playbook
 
 CONTENT = 'OK from web1\n'

@@ -16,7 +16,7 @@ import typing as t
 import pytest
 import yaml
 
-from ansible_collections.l4vip.rollout.plugins.module_utils._traffic import TrafficThread
+from ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._traffic import TrafficThread
 from ansible_collections.l4vip.rollout.tests.harness.ansible import run_collection_playbook
 from ansible_collections.l4vip.rollout.tests.harness.netns import (
     LB_RUNTIME_PORT,

@@ -17,7 +17,7 @@ import pytest
 from ansible_collections.l4vip.rollout.tests.harness.ansible import pids_running
 
 HOST = '127.0.0.33'
-MODULE = 'ansible_collections.l4vip.rollout.plugins.module_utils._realserver'
+MODULE = 'ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._realserver'
 
 
 def cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:

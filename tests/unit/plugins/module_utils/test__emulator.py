@@ -170,3 +170,10 @@ def test_a_session_active_since_its_key_goes_back_once_and_a_gone_one_is_dropped
     # Not looked at again before its new key is past the timeout, then aged if nothing came.
     assert (emulator.sweep(now=104.0), emulator.last_sweep['looked_at']) == (0, 0)
     assert (emulator.sweep(now=105.5), emulator.last_sweep['looked_at']) == (1, 1) and active.cut
+
+
+def test_the_daemon_gets_every_module_utils_file_it_imports():
+    """What the l4_emulator module installs on the target for its daemon: the emulator and its imports, found by reading
+    them (a list kept by hand missed the option checks once they moved to a file of their own)."""
+    from ansible_collections.l4vip.rollout.plugins.module_utils import _emulator_service
+    assert sorted(_emulator_service.sources()) == ['_emulator.py', '_emulator_api.py', '_options.py', '_timing.py']

@@ -6,8 +6,8 @@ import pytest
 
 from ansible_collections.l4vip.rollout.plugins.module_utils import _health_check, _sockets, _timing
 from ansible_collections.l4vip.rollout.plugins.module_utils._options import OptionError, seconds
-from ansible_collections.l4vip.rollout.plugins.module_utils._realserver import _arguments as realserver_args
-from ansible_collections.l4vip.rollout.plugins.module_utils._traffic import Traffic
+from ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._realserver import _arguments as realserver_args
+from ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._traffic import Traffic
 
 
 @pytest.mark.parametrize('value', [0.5, 3, 1e-3])

@@ -15,11 +15,11 @@ import urllib.request
 
 import pytest
 
-from ansible_collections.l4vip.rollout.plugins.module_utils._realserver import RealServer, docroot_file, parse_head, BadRequest
+from ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._realserver import RealServer, docroot_file, parse_head, BadRequest
 
 HOST = '127.0.0.31'
 CLI_HOST = '127.0.0.32'
-MODULE = 'ansible_collections.l4vip.rollout.plugins.module_utils._realserver'
+MODULE = 'ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._realserver'
 COMBINED = re.compile(
     r'^(?P<addr>127\.\d+\.\d+\.\d+) - - \[(?P<time>\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4})\] '
     r'"(?P<request>[^"]*)" (?P<status>\d{3}) (?P<bytes>\d+) "(?P<referer>[^"]*)" "(?P<agent>[^"]*)"$'

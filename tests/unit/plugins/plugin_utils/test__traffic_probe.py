@@ -16,7 +16,7 @@ import typing as t
 
 import pytest
 
-from ansible_collections.l4vip.rollout.plugins.module_utils._traffic import (
+from ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._traffic import (
     CAUSE_TLS,
     Traffic,
     WHILE_PID_POLL,
@@ -26,7 +26,7 @@ from ansible_collections.l4vip.rollout.plugins.module_utils._traffic import (
 
 TLS_HOST = '127.0.0.41'
 NAME = 'vip.l4vip.test'
-MODULE = 'ansible_collections.l4vip.rollout.plugins.module_utils._traffic'
+MODULE = 'ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._traffic'
 
 
 @pytest.fixture(scope='module')

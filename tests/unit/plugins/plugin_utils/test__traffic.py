@@ -15,8 +15,8 @@ import typing as t
 
 import pytest
 
-from ansible_collections.l4vip.rollout.plugins.module_utils._realserver import RealServer
-from ansible_collections.l4vip.rollout.plugins.module_utils._traffic import (
+from ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._realserver import RealServer
+from ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._traffic import (
     KIND_KEEPALIVE,
     KIND_NEW,
     OUTCOME_FAILED,
@@ -33,7 +33,7 @@ RELAY_HOST = '127.0.0.36'
 DEAD_HOST = '127.0.0.37'
 THREAD_HOST = '127.0.0.38'
 ODD_HOST = '127.0.0.39'
-MODULE = 'ansible_collections.l4vip.rollout.plugins.module_utils._traffic'
+MODULE = 'ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._traffic'
 
 
 def run(coroutine: t.Awaitable[t.Any], timeout: float = 15.0) -> t.Any:

@@ -19,9 +19,9 @@ As a probe of a real VIP (URLs, http or https with the certificate verified, an 
 
 Command line::
 
-    python -m ansible_collections.l4vip.rollout.plugins.module_utils._traffic \\
+    python -m ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._traffic \\
         --target 127.0.0.1:8080 [--keepalive 16] [--rate 4] [--interval 0] [--duration S] [--json PATH]
-    python -m ansible_collections.l4vip.rollout.plugins.module_utils._traffic \\
+    python -m ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._traffic \\
         --url https://vip.example.com/ [--url ...] [--host-header NAME] [--ca-path FILE | --insecure] \\
         [--while-pid PID] --source probe --json PATH
 """

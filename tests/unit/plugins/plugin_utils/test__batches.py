@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, strategies as st
 
-from ansible_collections.l4vip.rollout.plugins.module_utils._batches import BatchError, batch_size, plan, split
+from ansible_collections.l4vip.rollout.plugins.plugin_utils._batches import BatchError, batch_size, plan, split
 
 HOSTS = [f'web{n}' for n in range(1, 9)]
 

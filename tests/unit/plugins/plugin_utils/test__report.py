@@ -3,7 +3,8 @@ from __future__ import annotations
 import json
 import re
 
-from ansible_collections.l4vip.rollout.plugins.module_utils import _report, _traffic
+from ansible_collections.l4vip.rollout.plugins.plugin_utils import _report
+from ansible_collections.l4vip.rollout.plugins.plugin_utils.lab import _traffic
 
 T0 = 1_800_000_000.0
 WINDOW_DOWN = {'low': 0.2, 'high': 0.4}

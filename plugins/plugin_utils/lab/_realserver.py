@@ -14,10 +14,10 @@ so rehearsals and tests need no nginx to show it.
 
 Command line::
 
-    python -m ansible_collections.l4vip.rollout.plugins.module_utils._realserver \\
+    python -m ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._realserver \\
         --name web1 --listen 127.0.0.11:8080 --docroot DIR [--access-log PATH] [--pidfile PATH] \\
         [--daemon [--log PATH]]
-    python -m ansible_collections.l4vip.rollout.plugins.module_utils._realserver --stop --pidfile PATH
+    python -m ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._realserver --stop --pidfile PATH
 
 SIGTERM and SIGQUIT stop gracefully, SIGINT at once. ``--daemon`` detaches (double fork,
 setsid) and returns 0 only once the server listens; ``--stop`` sends SIGTERM to the pidfile's
@@ -502,7 +502,7 @@ def _settle(future: asyncio.Future[bool], value: bool) -> None:
 # -- daemon mode: start detached, stop through the pidfile ---------------------------------
 
 POLL_SECONDS = 0.05
-ENTRY_MODULE = 'ansible_collections.l4vip.rollout.plugins.module_utils._realserver'
+ENTRY_MODULE = 'ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._realserver'
 
 
 def _alive(pid: int) -> bool:
