@@ -23,10 +23,11 @@ TARBALL := build/l4vip-rollout-$(shell sed -n 's/^version: *//p' galaxy.yml).tar
 
 setup: $(STAMP)
 
-# Both lists pin every package (pip freeze): pip needs no resolver, and bytecode is written on first use.
+# Both lists pin every package (pip freeze): pip needs no resolver. Bytecode is compiled here, once: where
+# PYTHONDONTWRITEBYTECODE is set, nothing would write it later, and every process would compile Ansible anew.
 $(STAMP): requirements/dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --no-deps --no-compile --requirement requirements/dev.txt
+	$(BIN)/pip install --quiet --no-deps --requirement requirements/dev.txt
 	@rm -f $(VENV)/.installed-* && touch $@
 
 system-deps:
@@ -61,7 +62,7 @@ build: setup
 
 $(GALAXY_STAMP): requirements/galaxy.txt
 	@test -x $(GALAXY_VENV)/bin/python || $(PYTHON) -m venv $(GALAXY_VENV)
-	$(GALAXY_VENV)/bin/pip install --quiet --no-deps --no-compile --requirement requirements/galaxy.txt
+	$(GALAXY_VENV)/bin/pip install --quiet --no-deps --requirement requirements/galaxy.txt
 	@rm -f $(GALAXY_VENV)/.installed-* && touch $@
 
 galaxy: build $(GALAXY_STAMP)
