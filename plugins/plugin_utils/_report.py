@@ -311,14 +311,10 @@ def row_words(entry: t.Mapping[str, t.Any]) -> str:
         words = 'never back'
     else:
         words = 'out -'
-    words += f"; L4 down after {_short(entry.get('detection_down'))}, bound after {_short(entry.get('detection_up'))}"
+    words += f"; L4 down after {_seconds(entry.get('detection_down'))}, bound after {_seconds(entry.get('detection_up'))}"
     if entry.get('failed_requests_while_out'):
         words += f"; {entry['failed_requests_while_out']} failed"
     return words
-
-
-def _short(value: float | None) -> str:
-    return '-' if value is None else f'{value:.2f} s'
 
 
 def _axis(layout: Layout, panel: int) -> list[str]:
