@@ -31,10 +31,10 @@ import typing as t
 import _common
 from bench_fleet import SERIAL, batch_members
 from bench_rollout import DEPLOY_SECONDS, PROFILE, batch_span, inventory_with_timed_modules, member_record
-from ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._traffic import TrafficThread
 from ansible_collections.l4vip.rollout.tests.harness.ansible import run_collection_playbook
 from ansible_collections.l4vip.rollout.tests.harness.fleet import deploy_tasks
 from ansible_collections.l4vip.rollout.tests.harness.netns import IP_BIN, SSHD_BIN, NetnsFleet, NetnsOptions
+from ansible_collections.l4vip.rollout.tests.harness.traffic_thread import TrafficThread
 
 MEMBERS = 8
 SMOKE_MEMBERS = 4  # run.py --smoke: 4 batches of one

@@ -13,7 +13,7 @@ import math
 import os
 import typing as t
 
-from ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._traffic import target_from_url
+from ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._http_client import target_from_url
 
 # A gentle load, safe against a production VIP: two keep-alive clients at two requests a second
 # each, and two fresh connections a second - about six requests a second in all.

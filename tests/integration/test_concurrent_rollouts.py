@@ -9,10 +9,10 @@ import typing as t
 
 import pytest
 
-from ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._traffic import TrafficThread
 from ansible_collections.l4vip.rollout.tests.harness.ansible import Background, run_collection_playbook
 from ansible_collections.l4vip.rollout.tests.harness.fleet import Fleet, FleetOptions
 from ansible_collections.l4vip.rollout.tests.harness.lab import Lab
+from ansible_collections.l4vip.rollout.tests.harness.traffic_thread import TrafficThread
 from ansible_collections.l4vip.rollout.tests.integration.test_roles import PROFILE
 
 # Live traffic as the end-to-end tests run it: 16 keep-alive clients at 20 requests/s, 40 new connections/s.

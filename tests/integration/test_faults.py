@@ -28,10 +28,11 @@ import pytest
 import yaml
 
 from ansible_collections.l4vip.rollout.plugins.module_utils import _sockets
-from ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._traffic import Summary, TrafficThread
+from ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._traffic import Summary
 from ansible_collections.l4vip.rollout.tests.harness.ansible import CALLBACKS, PLAYBOOK_BIN
 from ansible_collections.l4vip.rollout.tests.harness.fleet import EMULATOR, HAPROXY, MEMBER_PORT, Fleet, FleetOptions, deploy_tasks
 from ansible_collections.l4vip.rollout.tests.harness.real_parts import port_accepts, wait_until
+from ansible_collections.l4vip.rollout.tests.harness.traffic_thread import TrafficThread
 
 pytestmark = pytest.mark.real
 

@@ -18,10 +18,10 @@ import typing as t
 
 import pytest
 
-from ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._traffic import TrafficThread
 from ansible_collections.l4vip.rollout.tests.harness.ansible import PLAYBOOK_BIN, _playbook_env, run_collection_playbook
 from ansible_collections.l4vip.rollout.tests.harness.netns import LB, LB_RUNTIME_PORT, NetnsFleet, NetnsOptions, require_netns
 from ansible_collections.l4vip.rollout.tests.harness.real_parts import port_accepts, wait_until
+from ansible_collections.l4vip.rollout.tests.harness.traffic_thread import TrafficThread
 
 pytestmark = pytest.mark.real
 

@@ -16,7 +16,6 @@ import typing as t
 import pytest
 import yaml
 
-from ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._traffic import TrafficThread
 from ansible_collections.l4vip.rollout.tests.harness.ansible import run_collection_playbook
 from ansible_collections.l4vip.rollout.tests.harness.netns import (
     LB_RUNTIME_PORT,
@@ -25,6 +24,7 @@ from ansible_collections.l4vip.rollout.tests.harness.netns import (
     require_netns,
 )
 from ansible_collections.l4vip.rollout.tests.harness.real_parts import port_accepts, wait_until
+from ansible_collections.l4vip.rollout.tests.harness.traffic_thread import TrafficThread
 
 pytestmark = pytest.mark.real
 

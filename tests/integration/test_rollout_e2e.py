@@ -26,10 +26,11 @@ import typing as t
 
 import pytest
 
-from ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._traffic import KIND_KEEPALIVE, Summary, TrafficThread
+from ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._traffic import KIND_KEEPALIVE, Summary
 from ansible_collections.l4vip.rollout.tests.harness.ansible import PlaybookRun, run_collection_playbook
 from ansible_collections.l4vip.rollout.tests.harness.fleet import EMULATOR, HAPROXY, DaemonNginx, Fleet, FleetOptions
 from ansible_collections.l4vip.rollout.tests.harness.report_pixels import check_timeline
+from ansible_collections.l4vip.rollout.tests.harness.traffic_thread import TrafficThread
 
 pytestmark = pytest.mark.real
 

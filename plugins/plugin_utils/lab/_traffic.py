@@ -35,16 +35,22 @@ import dataclasses
 import json
 import math
 import os
-import re
 import signal
-import ssl
 import sys
-import threading
 import time
 import typing as t
-import urllib.parse
 
 from ansible_collections.l4vip.rollout.plugins.module_utils._options import OptionError, seconds
+from ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._http_client import (
+    CAUSE_CLOSED,
+    CAUSE_RESET,
+    Connection,
+    RequestFailed,
+    Response,
+    Target,
+    target_from_url,
+    tls_context,
+)
 
 KIND_KEEPALIVE = 'keepalive'
 KIND_NEW = 'new'
@@ -53,24 +59,10 @@ OUTCOME_OK = 'ok'
 OUTCOME_RETRIED = 'retried'
 OUTCOME_FAILED = 'failed'
 
-CAUSE_REFUSED = 'refused'
-CAUSE_RESET = 'reset'
-CAUSE_TIMEOUT = 'timeout'
-CAUSE_CLOSED = 'closed'
-CAUSE_BAD_RESPONSE = 'bad_response'
-CAUSE_TLS = 'tls'  # the TLS handshake failed (a certificate that does not verify, ...)
-CAUSE_ERROR = 'error'  # any other socket error (unreachable network, ...)
-
 RETRYABLE_CAUSES = (CAUSE_CLOSED, CAUSE_RESET)
 FAILURE_BACKOFF = 0.05  # after a failed request, so that a dead VIP does not make a client spin
 STOP_GRACE = 0.5  # on top of the request timeout, for requests in flight at stop()
-READ_SIZE = 65536
-HEAD_LIMIT = 65536
-NO_BODY_STATUSES = (204, 304)  # never carry a body, whatever Content-Length says
-USER_AGENT = 'l4vip-traffic'
 WHILE_PID_POLL = 0.5  # how often --while-pid is looked at
-
-_VERSION = re.compile(rb'version=(\S+)')
 
 
 @dataclasses.dataclass
@@ -89,49 +81,6 @@ class Record:
 
     def as_dict(self) -> dict[str, t.Any]:
         return dataclasses.asdict(self)
-
-
-@dataclasses.dataclass(frozen=True)
-class Target:
-    """Where requests go: an address, a path, the Host header and, for https, the TLS context and name."""
-
-    host: str
-    port: int
-    path: str = '/'
-    host_header: str | None = None
-    tls: ssl.SSLContext | None = None
-    server_name: str | None = None  # SNI and the name the certificate must carry
-    url: str | None = None
-
-    def request(self, close: bool) -> bytes:
-        host = self.host_header or (f'[{self.host}]:{self.port}' if ':' in self.host else f'{self.host}:{self.port}')
-        head = f'GET {self.path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {USER_AGENT}\r\nAccept: */*\r\n'
-        return f"{head}{'Connection: close' + chr(13) + chr(10) if close else ''}\r\n".encode('latin-1')
-
-
-def tls_context(verify: bool = True, ca_path: str | None = None) -> ssl.SSLContext:
-    """The client TLS context: the system's (or ``ca_path``'s) authorities and the name checked, unless not ``verify``."""
-    context = ssl.create_default_context(cafile=ca_path)
-    if not verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
-
-
-def target_from_url(url: str, host_header: str | None = None, context: ssl.SSLContext | None = None) -> Target:
-    """A Target for an http or https URL; ValueError names what is wrong with it."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ('http', 'https') or not parts.hostname:
-        raise ValueError(f'expected an http:// or https:// URL with a host, got {url!r}')
-    try:
-        port = parts.port or (443 if parts.scheme == 'https' else 80)
-    except ValueError:
-        raise ValueError(f'the port of {url!r} is not a number from 1 to 65535') from None
-    path = (parts.path or '/') + (f'?{parts.query}' if parts.query else '')
-    tls = (context or tls_context()) if parts.scheme == 'https' else None
-    # With a Host header, TLS asks for that name (SNI) and the certificate must carry it, as a browser sent there would.
-    name = host_header.split(':', 1)[0] if host_header and not host_header.startswith('[') else parts.hostname
-    return Target(parts.hostname, port, path, host_header, tls, name if tls else None, url)
 
 
 @dataclasses.dataclass
@@ -209,162 +158,6 @@ class Summary:
         return (f'requests={len(self.requests)} ok={self.ok} retried={self.retried} failed={self.failed} '
                 f'rps={self.requests_per_second:.0f} by_server={json.dumps(self.by_server, sort_keys=True)} '
                 f'failed_by_cause={json.dumps(self.failed_by_cause, sort_keys=True)}')
-
-
-class RequestFailed(Exception):
-    """A request attempt failed; ``answered`` tells whether any byte of a response had arrived."""
-
-    def __init__(self, cause: str, answered: bool = False) -> None:
-        self.cause = cause
-        self.answered = answered
-        super().__init__(cause)
-
-
-@dataclasses.dataclass
-class Response:
-    status: int
-    server: str | None
-    version: str | None
-    close: bool  # the server will not take another request on this connection
-
-
-def parse_response_head(head: bytes) -> tuple[int, dict[bytes, bytes]]:
-    lines = head.split(b'\r\n')
-    status_line = lines[0].split(b' ', 2)
-    if len(status_line) < 2 or not status_line[0].startswith(b'HTTP/') or not status_line[1].isdigit():
-        raise RequestFailed(CAUSE_BAD_RESPONSE, answered=True)
-    headers: dict[bytes, bytes] = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(b':')
-        if sep:
-            headers[name.strip().lower()] = value.strip()
-    return int(status_line[1]), headers
-
-
-def body_version(body: bytes) -> str | None:
-    match = _VERSION.search(body)
-    return match.group(1).decode('latin-1') if match else None
-
-
-class Connection:
-    """One client TCP connection; knows whether it has carried a response (a reused connection)."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.responses = 0
-        self._received = 0
-        self._expired = False
-
-    @classmethod
-    async def open(cls, target: Target, timeout: float) -> Connection:
-        try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(target.host, target.port, ssl=target.tls, server_hostname=target.server_name), timeout)
-        except ConnectionRefusedError:
-            raise RequestFailed(CAUSE_REFUSED) from None
-        except asyncio.TimeoutError:
-            raise RequestFailed(CAUSE_TIMEOUT) from None
-        except ssl.SSLError:
-            raise RequestFailed(CAUSE_TLS) from None
-        except OSError as exc:
-            raise RequestFailed(_cause_of(exc)) from None
-        return cls(reader, writer)
-
-    @property
-    def reused(self) -> bool:
-        return self.responses > 0
-
-    def close(self) -> None:
-        self.writer.close()
-
-    async def exchange(self, request: bytes, timeout: float) -> Response:
-        """Send one request and read its response, within ``timeout``."""
-        self._received = 0
-        # A timer that aborts the transport is much cheaper than wait_for's task per request.
-        timer = asyncio.get_running_loop().call_later(timeout, self._expire)
-        try:
-            self.writer.write(request)
-            response = await self._read_response()
-        except OSError as exc:
-            raise RequestFailed(CAUSE_TIMEOUT if self._expired else _cause_of(exc), self._received > 0) from None
-        finally:
-            timer.cancel()
-        self.responses += 1
-        return response
-
-    def _expire(self) -> None:
-        self._expired = True
-        self.writer.transport.abort()
-
-    async def _read(self) -> bytes:
-        chunk = await self.reader.read(READ_SIZE)
-        if not chunk:
-            raise RequestFailed(CAUSE_TIMEOUT if self._expired else CAUSE_CLOSED, self._received > 0)
-        self._received += len(chunk)
-        return chunk
-
-    async def _read_response(self) -> Response:
-        buffer = await self._read()
-        while b'\r\n\r\n' not in buffer:
-            if len(buffer) > HEAD_LIMIT:
-                raise RequestFailed(CAUSE_BAD_RESPONSE, answered=True)
-            buffer += await self._read()
-        head, sep, body = buffer.partition(b'\r\n\r\n')
-        status, headers = parse_response_head(head)
-        length = headers.get(b'content-length')
-        close = headers.get(b'connection', b'').lower() == b'close'
-        if status in NO_BODY_STATUSES:
-            body = b''
-        elif b'chunked' in headers.get(b'transfer-encoding', b'').lower():
-            body = await self._read_chunked(body)
-        elif length is None:
-            body += await self._read_to_eof()
-            close = True
-        elif not length.isdigit():
-            raise RequestFailed(CAUSE_BAD_RESPONSE, answered=True)
-        else:
-            while len(body) < int(length):
-                body += await self._read()
-        server = headers.get(b'x-served-by')
-        return Response(status, server.decode('latin-1') if server is not None else None, body_version(body), close)
-
-    async def _read_chunked(self, buffer: bytes) -> bytes:
-        """A chunked body (what most dynamic servers send), to its last chunk and the trailer's end."""
-        body = b''
-        while True:
-            while b'\r\n' not in buffer:
-                if len(buffer) > HEAD_LIMIT:
-                    raise RequestFailed(CAUSE_BAD_RESPONSE, answered=True)
-                buffer += await self._read()
-            size_line, _sep, buffer = buffer.partition(b'\r\n')
-            try:
-                size = int(size_line.split(b';', 1)[0].strip(), 16)
-            except ValueError:
-                raise RequestFailed(CAUSE_BAD_RESPONSE, answered=True) from None
-            if size == 0:
-                while not (buffer.startswith(b'\r\n') or b'\r\n\r\n' in buffer):
-                    buffer += await self._read()
-                return body
-            while len(buffer) < size + 2:
-                buffer += await self._read()
-            body, buffer = body + buffer[:size], buffer[size + 2:]
-
-    async def _read_to_eof(self) -> bytes:
-        data = await self.reader.read()
-        if self._expired:
-            raise RequestFailed(CAUSE_TIMEOUT, answered=True)
-        return data
-
-
-def _cause_of(exc: OSError) -> str:
-    if isinstance(exc, ConnectionRefusedError):
-        return CAUSE_REFUSED
-    if isinstance(exc, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
-        return CAUSE_RESET
-    if isinstance(exc, TimeoutError):
-        return CAUSE_TIMEOUT
-    return CAUSE_ERROR
 
 
 class Traffic:
@@ -536,65 +329,6 @@ class Traffic:
             if conn is not None:
                 conn.close()
         self._settle(start, client, KIND_NEW, OUTCOME_OK, response)
-
-
-class TrafficThread:
-    """Traffic on its own event loop in a daemon thread, for tests that block on something else meanwhile.
-
-    Use as a context manager; ``stop()`` returns the Summary, and leaving the block always stops.
-    """
-
-    def __init__(self, host: str, port: int, start_timeout: float = 5.0, **options: t.Any) -> None:
-        self.traffic = Traffic(host, port, **options)
-        self.summary: Summary | None = None
-        self._start_timeout = start_timeout
-        self._thread = threading.Thread(target=self._run, name=f'l4vip-traffic-{host}:{port}', daemon=True)
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop_requested: asyncio.Event | None = None
-        self._error: BaseException | None = None
-
-    def __enter__(self) -> TrafficThread:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: t.Any) -> None:
-        if self._thread.is_alive():
-            self.stop()
-
-    def start(self) -> None:
-        self._thread.start()
-        if not self._ready.wait(self._start_timeout):
-            raise RuntimeError(f'traffic thread did not start within {self._start_timeout} s')
-        if self._error is not None:
-            raise RuntimeError(f'traffic thread failed to start: {self._error}') from self._error
-
-    def snapshot(self) -> Summary:
-        return self.traffic.snapshot()
-
-    def stop(self, timeout: float | None = None) -> Summary:
-        if self.summary is None and self._loop is not None and self._stop_requested is not None:
-            self._loop.call_soon_threadsafe(self._stop_requested.set)
-        self._thread.join(timeout if timeout is not None else self.traffic.timeout + 2 * STOP_GRACE + 5.0)
-        if self.summary is None:
-            raise RuntimeError('traffic thread did not stop in time')
-        return self.summary
-
-    def _run(self) -> None:
-        asyncio.run(self._main())
-
-    async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop_requested = asyncio.Event()
-        try:
-            await self.traffic.start()
-        except Exception as exc:
-            self._error = exc
-            return
-        finally:
-            self._ready.set()
-        await self._stop_requested.wait()
-        self.summary = await self.traffic.stop()
 
 
 def parse_target(value: str) -> tuple[str, int]:

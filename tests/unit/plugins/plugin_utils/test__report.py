@@ -4,7 +4,7 @@ import json
 import re
 
 from ansible_collections.l4vip.rollout.plugins.plugin_utils import _report
-from ansible_collections.l4vip.rollout.plugins.plugin_utils.lab import _traffic
+from ansible_collections.l4vip.rollout.plugins.plugin_utils.lab import _http_client, _traffic
 
 T0 = 1_800_000_000.0
 WINDOW_DOWN = {'low': 0.2, 'high': 0.4}
@@ -23,7 +23,7 @@ def steps(offset: float):
 def traffic(started: float, stopped: float, failed_at: tuple[float, ...] = (), ok_at: tuple[float, ...] = ()) -> dict:
     """What the traffic generator writes (--json): built by its own types, so a change of its format fails here."""
     records = [_traffic.Record(moment - 0.01, moment, 0, _traffic.KIND_KEEPALIVE, _traffic.OUTCOME_OK, server='web1') for moment in ok_at]
-    records += [_traffic.Record(moment - 0.01, moment, 1, _traffic.KIND_NEW, _traffic.OUTCOME_FAILED, _traffic.CAUSE_REFUSED)
+    records += [_traffic.Record(moment - 0.01, moment, 1, _traffic.KIND_NEW, _traffic.OUTCOME_FAILED, _http_client.CAUSE_REFUSED)
                 for moment in failed_at]
     return json.loads(json.dumps(_traffic.Summary(records, started, stopped).as_dict(records=True)))
 

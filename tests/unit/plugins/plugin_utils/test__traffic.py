@@ -25,8 +25,8 @@ from ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._traffic import 
     Record,
     Summary,
     Traffic,
-    TrafficThread,
 )
+from ansible_collections.l4vip.rollout.tests.harness.traffic_thread import TrafficThread
 
 SERVER_HOST = '127.0.0.35'
 RELAY_HOST = '127.0.0.36'

@@ -16,13 +16,8 @@ import typing as t
 
 import pytest
 
-from ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._traffic import (
-    CAUSE_TLS,
-    Traffic,
-    WHILE_PID_POLL,
-    target_from_url,
-    tls_context,
-)
+from ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._http_client import CAUSE_TLS, target_from_url, tls_context
+from ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._traffic import Traffic, WHILE_PID_POLL
 
 TLS_HOST = '127.0.0.41'
 NAME = 'vip.l4vip.test'
