@@ -16,7 +16,7 @@ import typing as t
 import cairosvg
 from PIL import Image
 
-from ansible_collections.l4vip.rollout.plugins.plugin_utils import _report
+from ansible_collections.l4vip.rollout.plugins.plugin_utils import _report, _report_timeline
 
 TOLERANCE_PX = 2  # anti-aliasing and the renderer's rounding
 
@@ -52,9 +52,9 @@ def check_timeline(report_dir: pathlib.Path) -> dict[str, t.Any]:
     report = json.loads((report_dir / _report.REPORT_JSON).read_text())
     flows = [report] + ([report['contrast']] if report.get('contrast') else [])
     image = render(report_dir / _report.TIMELINE_SVG)
-    layout = _report.Layout(flows)
+    layout = _report_timeline.Layout(flows)
     assert (image.width, image.height) == (layout.width, layout.height)
-    red, phases = _rgb(_report.FAILED_RED), [_rgb(colour) for *_rest, colour, _meaning in _report.PHASES]
+    red, phases = _rgb(_report_timeline.FAILED_RED), [_rgb(colour) for *_rest, colour, _meaning in _report_timeline.PHASES]
     plot = (layout.left, layout.left + layout.plot_width + 1)
     seen: dict[str, t.Any] = {}
     for panel, flow in enumerate(flows):
@@ -66,7 +66,7 @@ def check_timeline(report_dir: pathlib.Path) -> dict[str, t.Any]:
         for a, b in marks:
             assert any(a - TOLERANCE_PX <= x <= b + TOLERANCE_PX for x in expected), (flow['label'], 'a red mark where nothing failed', a, b)
         if not expected:  # the words "0 failed", in green, in the row where marks would be
-            assert _columns(image, high - 7, *plot, [_rgb(_report.NONE_FAILED_GREEN)]), (flow['label'], 'no "0 failed"')
+            assert _columns(image, high - 7, *plot, [_rgb(_report_timeline.NONE_FAILED_GREEN)]), (flow['label'], 'no "0 failed"')
         ends = {}
         for index, entry in enumerate(flow['hosts']):
             y0, y1 = layout.row_y(panel, index)
