@@ -5,10 +5,10 @@
 
 from __future__ import annotations
 
-from ansible_collections.l4vip.rollout.plugins.module_utils import _l4_steps
+from ansible_collections.l4vip.rollout.plugins.module_utils import _session_drain
 from ansible_collections.l4vip.rollout.plugins.plugin_utils._in_process import L4StepAction
 
 
 class ActionModule(L4StepAction):
-    argument_spec = staticmethod(_l4_steps.session_drain_spec)
-    step = staticmethod(_l4_steps.session_drain)
+    argument_spec = staticmethod(_session_drain.session_drain_spec)
+    step = staticmethod(_session_drain.session_drain)

@@ -6,18 +6,21 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    # Must match provider_argument_spec() in plugins/module_utils/_providers.py; a unit test holds them together.
+    # Must match provider_argument_spec() in plugins/module_utils/_providers.py, and say what each provider can do as its class
+    # there declares it; unit tests hold them together.
     DOCUMENTATION = r'''
 options:
   provider:
     description:
       - How the module reaches the L4.
-      - V(timer) asks nothing and waits the timing model's bound for O(profile).
+      - V(timer) asks nothing and waits the timing model's worst case for O(profile).
       - V(emulator) asks the embedded emulator's control API at O(endpoint).
       - V(haproxy) asks HAProxy's runtime API (C(stats socket ... level admin)) at O(endpoint).
       - V(http) asks any REST API of an L4 (F5 iControl REST, NetScaler NITRO, A10 aXAPI...) at O(endpoint) and reads the
         answer with O(query).
       - V(access_log) reads the web server's own access log at O(endpoint) and counts the health checks it answered.
+      - Only V(emulator) and V(haproxy) can list the pool and count the L4's sessions; V(emulator), V(haproxy) and V(http) can
+        set an admin state.
     type: str
     choices: [timer, emulator, haproxy, http, access_log]
     default: timer
@@ -29,7 +32,8 @@ options:
     type: str
   pool:
     description:
-      - The VIP, backend or pool the member belongs to, as the L4 names it. Required with V(emulator) and V(haproxy).
+      - The pool the member belongs to, as the L4 names it - with V(emulator) the VIP's name (the emulator balances VIPs),
+        with V(haproxy) the backend's. Required with V(emulator) and V(haproxy).
     type: str
   member:
     description:

@@ -26,8 +26,10 @@ class CapacityError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Verdict:
+    """The guard's judgement: the members bound now, those leaving, those that stay bound, and the least that must."""
+
     pool: str
-    bound: list[str]
+    bound_members: list[str]
     leaving: list[str]
     remaining: list[str]
     min_bound: int
@@ -38,12 +40,13 @@ class Verdict:
 
     def explain(self) -> str:
         stay = ', '.join(self.remaining) or 'none'
-        going = ', '.join(m for m in self.leaving if m in self.bound) or 'no bound member'
-        return (f'taking out {going} leaves {len(self.remaining)} of {len(self.bound)} bound member(s) '
+        going = ', '.join(m for m in self.leaving if m in self.bound_members) or 'no bound member'
+        return (f'taking out {going} leaves {len(self.remaining)} of {len(self.bound_members)} bound member(s) '
                 f'in pool {self.pool!r} ({stay}); min_bound is {self.min_bound}')
 
     def as_dict(self) -> dict[str, t.Any]:
-        return dict(pool=self.pool, bound=self.bound, leaving=self.leaving, remaining=self.remaining,
+        """The verdict as capacity_guard returns it (each key documented in the module's RETURN)."""
+        return dict(pool=self.pool, bound_members=self.bound_members, leaving=self.leaving, remaining=self.remaining,
                     min_bound=self.min_bound, allowed=self.allowed)
 
 
@@ -118,30 +121,38 @@ def write_claim(directory: str, pool: str, member: str, owner: str, now: float, 
     os.replace(f'{path}.tmp', path)
 
 
-def release_claim(directory: str, pool: str, member: str) -> bool:
+def release_claim(directory: str, pool: str, member: str, dry_run: bool = False) -> bool:
+    """Remove ``member``'s claim; whether there was one (with ``dry_run``, whether there is one, removing nothing)."""
+    path = _claim_path(directory, pool, member)
+    if dry_run:
+        return os.path.exists(path)
     try:
-        os.unlink(_claim_path(directory, pool, member))
+        os.unlink(path)
     except FileNotFoundError:
         return False
     return True
 
 
 def judge_and_claim(directory: str, pool: str, bindings_of: t.Callable[[], t.Mapping[str, bool]], leaving: t.Sequence[str],
-                    min_bound: int, owner: str, ttl: float, now: t.Callable[[], float]) -> tuple[Verdict, list[str], list[str]]:
+                    min_bound: int, owner: str, ttl: float, now: t.Callable[[], float],
+                    dry_run: bool = False) -> tuple[Verdict, list[str], list[str]]:
     """Under the pool's lock: count others' claims as gone, judge, and claim every member of ``leaving`` when allowed.
 
     Returns the verdict, the members other rollouts hold, and the members newly claimed (a claim this
-    batch already held, from a run that stopped half-way, is renewed, not new).
+    batch already held, from a run that stopped half-way, is renewed, not new). With ``dry_run`` (check
+    mode) nothing is written, not even the lock: the claims are read as they are, and the members that
+    would be claimed anew are returned.
     """
-    with pool_lock(directory, pool):
-        held = read_claims(directory, pool, now())
+    with contextlib.nullcontext() if dry_run else pool_lock(directory, pool):
+        held = read_claims(directory, pool, now()) if os.path.isdir(directory) else {}
         others = [member for member in held if member not in leaving]
         bindings = {member: bound and member not in others for member, bound in bindings_of().items()}
         verdict = judge(pool, bindings, leaving, min_bound)
         claimed = []
         if verdict.allowed:
             for member in leaving:
-                write_claim(directory, pool, member, owner, now(), ttl)
+                if not dry_run:
+                    write_claim(directory, pool, member, owner, now(), ttl)
                 if member not in held:
                     claimed.append(member)
     return verdict, sorted(others), claimed

@@ -2,24 +2,33 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""How modules reach the L4: one set of options and one reader per provider.
+"""How modules reach the L4: one set of options, and one provider class per kind of L4.
 
 Internal to the l4vip.rollout collection; not a public API.
 
-Every provider answers the same question, "is the member bound?", from its own source:
-the emulator's control API, HAProxy's runtime API, any REST API with a JMESPath query, or
-the web server's access log. ``timer`` asks nothing and trusts the timing model.
+Every provider follows one protocol (``Provider``) and declares what it can do as a set of
+``Capability``: tell whether a member is bound, read and set its admin state, count its sessions,
+list the pool, act on a batch. The steps ask ``provider.can(Capability.X)``, never a provider's
+name; which providers can do what - for error messages and the docs - is read from the classes.
+The emulator's control API, HAProxy's runtime API, any REST API with a JMESPath query and the web
+server's access log each answer "is the member bound?" from their own source; ``timer`` asks
+nothing: its wait is the timing model's worst case.
+
+Somewhat over 400 lines, on purpose: the protocol, the five classes that implement it, the registry
+the lists of who can do what are derived from, and the options they are built from stay in one file,
+so that each class's declared capabilities sit beside the methods that back them (a unit test holds
+the two together).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import enum
 import json
 import typing as t
 
 from ansible_collections.l4vip.rollout.plugins.module_utils import _access_log, _haproxy
-from ansible_collections.l4vip.rollout.plugins.module_utils._options import OptionError, seconds
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import PROFILE_ARGUMENT_SPEC, SYSTEM_CLOCK, Clock, Profile
 
 from urllib.error import HTTPError, URLError
@@ -30,18 +39,13 @@ try:
 except ImportError:
     HAS_JMESPATH = False
 
-PROVIDERS = ('timer', 'emulator', 'haproxy', 'http', 'access_log')
-ADMIN_PROVIDERS = ('emulator', 'haproxy', 'http')
-SESSION_PROVIDERS = ('emulator', 'haproxy')
-POOL_PROVIDERS = ('emulator', 'haproxy')
-ADMIN_STATES = ('enabled', 'drain', 'disabled')
 REQUEST_TIMEOUT = 5.0
 
 
 def provider_argument_spec() -> dict[str, t.Any]:
     """The options every module that reaches the L4 shares (documented in the provider doc fragment)."""
     return dict(
-        provider=dict(type='str', choices=list(PROVIDERS), default='timer'),
+        provider=dict(type='str', choices=list(PROVIDERS), default=TimerProvider.name),
         endpoint=dict(type='str'),
         pool=dict(type='str'),
         member=dict(type='str'),
@@ -58,26 +62,6 @@ def provider_argument_spec() -> dict[str, t.Any]:
         profile=copy.deepcopy(PROFILE_ARGUMENT_SPEC),
         poll_interval=dict(type='float', default=0.1),
     )
-
-
-def check_common_options(params: t.Mapping[str, t.Any]) -> None:
-    """The shared options every module refuses alike, whether it uses them or not (a bad value is a mistake either way)."""
-    if params.get('poll_interval') is not None:
-        try:
-            seconds('poll_interval', params['poll_interval'])
-        except OptionError as error:
-            raise ProviderError(str(error)) from None
-
-
-# Which options each provider needs, for AnsibleModule's required_if.
-PROVIDER_REQUIRED_IF = [
-    ('provider', 'emulator', ['endpoint', 'pool']),
-    ('provider', 'emulator', ['member', 'members'], True),
-    ('provider', 'haproxy', ['endpoint', 'pool']),
-    ('provider', 'haproxy', ['member', 'members'], True),
-    ('provider', 'http', ['endpoint', 'query']),
-    ('provider', 'access_log', ['endpoint']),
-]
 
 
 class ProviderError(Exception):
@@ -145,51 +129,104 @@ def _error_text(error: HTTPError) -> str:
         return text[:200]
 
 
-class Provider:
-    """Ask the L4 about one member; the providers that know the whole pool also answer for a batch."""
+class Capability(enum.Enum):
+    """What a provider can do with the L4; each step asks for the ones it needs. The value says it as an error message does."""
 
-    name = 'timer'
-    # Whether one provider answers for several members of its pool (``members``) in one request.
-    batches = False
+    OBSERVE = 'observe the L4'  # say whether a member is bound (member_wait polls it)
+    ADMIN = 'set an admin state'  # read and set a member's admin state (member_admin)
+    SESSIONS = "count the L4's sessions"  # per member (session_drain)
+    POOL = 'list the pool'  # every member of the pool and whether it is bound (capacity_guard)
+    BATCHES = 'follow several members in one task'  # ``members``, one request for all where the L4 answers for its pool
+
+
+class Provider:
+    """The protocol every provider follows: its name, the options it needs, what it can do, and one method per capability.
+
+    A method of a capability the provider does not declare raises ProviderError, naming the providers that have it.
+    """
+
+    name: t.ClassVar[str] = ''
+    capabilities: t.ClassVar[frozenset[Capability]] = frozenset()
+    # The options it cannot work without, and whether it needs ``member`` or ``members`` (for AnsibleModule's required_if).
+    required_options: t.ClassVar[tuple[str, ...]] = ()
+    needs_member: t.ClassVar[bool] = False
+
+    @classmethod
+    def can(cls, capability: Capability) -> bool:
+        return capability in cls.capabilities
+
+    @classmethod
+    def refusal(cls, capability: Capability) -> ProviderError:
+        """The error for asking this provider what it cannot do: the option, its value, and the providers that can."""
+        return ProviderError(f'provider: {cls.name!r} cannot {capability.value}; use one of {", ".join(providers_that_can(capability))}')
+
+    @classmethod
+    def from_params(cls, params: t.Mapping[str, t.Any], profile: Profile, since: float, clock: Clock) -> Provider:
+        """The provider the validated module options describe."""
+        raise NotImplementedError
 
     def observe(self) -> Observation:
-        raise ProviderError(f'provider {self.name} cannot observe the L4; it only waits the timing model bound')
-
-    def admin_state(self) -> str | None:
-        raise ProviderError(f'provider {self.name} cannot read an admin state; use one of {", ".join(ADMIN_PROVIDERS)}')
-
-    def set_admin(self, state: str) -> None:
-        raise ProviderError(f'provider {self.name} cannot set an admin state; use one of {", ".join(ADMIN_PROVIDERS)}')
-
-    def pool_bindings(self) -> dict[str, bool]:
-        """Every member of the pool and whether it is bound (what the capacity guard counts)."""
-        raise ProviderError(f'provider {self.name} cannot list the pool; use one of {", ".join(POOL_PROVIDERS)}')
-
-    def with_member(self, member: str) -> Provider:
-        """The same provider, asking about ``member`` of the same pool."""
-        raise ProviderError(f'members: provider {self.name} follows one member per task; give member instead')
+        """What the L4 says of the member: is it bound? (Capability.OBSERVE)"""
+        raise self.refusal(Capability.OBSERVE)
 
     def observe_members(self, members: t.Sequence[str]) -> dict[str, Observation]:
-        """What the L4 says of each member of a batch; pool providers override this with one request."""
+        """What the L4 says of each member of a batch; the providers that can batch ask once for all."""
         if len(members) == 1:
             return {members[0]: self.observe()}
         return {member: self.with_member(member).observe() for member in members}
 
-    def session_counts(self, members: t.Sequence[str]) -> dict[str, int] | None:
-        """The sessions the L4 holds per member; None when the provider cannot count them."""
-        return None
+    def with_member(self, member: str) -> Provider:
+        """The same provider, asking about ``member`` of the same pool (Capability.BATCHES)."""
+        raise self.refusal(Capability.BATCHES)
+
+    def admin_state(self) -> str | None:
+        """The member's admin state; None when it cannot be told (Capability.ADMIN)."""
+        raise self.refusal(Capability.ADMIN)
+
+    def set_admin(self, state: str) -> None:
+        """Set the member's admin state (Capability.ADMIN)."""
+        raise self.refusal(Capability.ADMIN)
+
+    def session_counts(self, members: t.Sequence[str]) -> dict[str, int]:
+        """The sessions the L4 holds per member (Capability.SESSIONS)."""
+        raise self.refusal(Capability.SESSIONS)
+
+    def pool_bindings(self) -> dict[str, bool]:
+        """Every member of the pool and whether it is bound, what the capacity guard counts (Capability.POOL)."""
+        raise self.refusal(Capability.POOL)
+
+
+class TimerProvider(Provider):
+    """Asks the L4 nothing: its wait is the timing model's worst case, so it follows a whole batch with one wait."""
+
+    name = 'timer'
+    capabilities = frozenset({Capability.BATCHES})
+
+    @classmethod
+    def from_params(cls, params: t.Mapping[str, t.Any], profile: Profile, since: float, clock: Clock) -> TimerProvider:
+        return cls()
+
+    def with_member(self, member: str) -> TimerProvider:
+        return self
 
 
 class EmulatorProvider(Provider):
+    """The embedded emulator's control API; the emulator balances VIPs, so the module's ``pool`` is a VIP's name."""
+
     name = 'emulator'
+    capabilities = frozenset(Capability)
+    required_options = ('endpoint', 'pool')
+    needs_member = True
 
-    batches = True
-
-    def __init__(self, endpoint: str, pool: str, member: str, settings: HttpSettings) -> None:
-        self.endpoint, self.pool, self.member = endpoint, pool, member
-        self.pool_url = f'{endpoint.rstrip("/")}/api/vips/{pool}'
-        self.url = f'{self.pool_url}/members/{member}'
+    def __init__(self, endpoint: str, vip: str, member: str | None, settings: HttpSettings) -> None:
+        self.endpoint, self.vip, self.member = endpoint, vip, member
+        self.vip_url = f'{endpoint.rstrip("/")}/api/vips/{vip}'
+        self.url = f'{self.vip_url}/members/{member}'
         self.settings = settings
+
+    @classmethod
+    def from_params(cls, params: t.Mapping[str, t.Any], profile: Profile, since: float, clock: Clock) -> EmulatorProvider:
+        return cls(params['endpoint'], params['pool'], params['member'], http_settings(params))
 
     @staticmethod
     def _observation(member: t.Mapping[str, t.Any]) -> Observation:
@@ -200,20 +237,20 @@ class EmulatorProvider(Provider):
         return self._observation(fetch_json(self.url, self.settings))
 
     def with_member(self, member: str) -> EmulatorProvider:
-        return EmulatorProvider(self.endpoint, self.pool, member, self.settings)
+        return EmulatorProvider(self.endpoint, self.vip, member, self.settings)
 
-    def _pool_members(self, members: t.Sequence[str]) -> dict[str, t.Mapping[str, t.Any]]:
-        known = {member['name']: member for member in fetch_json(self.pool_url, self.settings)['members']}
+    def _vip_members(self, members: t.Sequence[str]) -> dict[str, t.Mapping[str, t.Any]]:
+        known = {member['name']: member for member in fetch_json(self.vip_url, self.settings)['members']}
         unknown = [member for member in members if member not in known]
         if unknown:
-            raise ProviderError(f"the emulator has no member {unknown[0]!r} in VIP {self.pool!r}; its members are {', '.join(sorted(known))}")
+            raise ProviderError(f"the emulator has no member {unknown[0]!r} in VIP {self.vip!r}; its members are {', '.join(sorted(known))}")
         return {member: known[member] for member in members}
 
     def observe_members(self, members: t.Sequence[str]) -> dict[str, Observation]:
-        return {name: self._observation(member) for name, member in self._pool_members(members).items()}
+        return {name: self._observation(member) for name, member in self._vip_members(members).items()}
 
     def session_counts(self, members: t.Sequence[str]) -> dict[str, int]:
-        return {name: member['sessions'] for name, member in self._pool_members(members).items()}
+        return {name: member['sessions'] for name, member in self._vip_members(members).items()}
 
     def admin_state(self) -> str:
         return self.observe().admin_state or 'enabled'
@@ -222,27 +259,38 @@ class EmulatorProvider(Provider):
         fetch_json(f'{self.url}/admin', self.settings, 'PUT', {'state': state})
 
     def pool_bindings(self) -> dict[str, bool]:
-        return {member['name']: member['bound'] for member in fetch_json(self.pool_url, self.settings)['members']}
+        return {member['name']: member['bound'] for member in fetch_json(self.vip_url, self.settings)['members']}
 
 
 class HAProxyProvider(Provider):
-    name = 'haproxy'
-    batches = True
+    """HAProxy's runtime API; the module's ``pool`` is a backend's name."""
 
-    def __init__(self, endpoint: str, pool: str, member: str | None, timeout: float = REQUEST_TIMEOUT) -> None:
+    name = 'haproxy'
+    capabilities = frozenset(Capability)
+    required_options = ('endpoint', 'pool')
+    needs_member = True
+
+    def __init__(self, endpoint: str, backend: str, member: str | None, timeout: float = REQUEST_TIMEOUT) -> None:
         _haproxy.parse_endpoint(endpoint)  # fail early on a malformed endpoint
-        self.endpoint, self.pool, self.member, self.timeout = endpoint, pool, member, timeout
+        self.endpoint, self.backend, self.member, self.timeout = endpoint, backend, member, timeout
+
+    @classmethod
+    def from_params(cls, params: t.Mapping[str, t.Any], profile: Profile, since: float, clock: Clock) -> HAProxyProvider:
+        try:
+            return cls(params['endpoint'], params['pool'], params['member'])
+        except ValueError as error:
+            raise ProviderError(str(error)) from None
 
     def _call(self, function: t.Callable[..., t.Any], *args: t.Any) -> t.Any:
         try:
-            return function(self.endpoint, self.pool, *args, timeout=self.timeout)
+            return function(self.endpoint, self.backend, *args, timeout=self.timeout)
         except _haproxy.RuntimeApiError as error:
             if error.__cause__ is not None:
                 raise L4Unreachable(self.endpoint, error.__cause__) from None
             raise ProviderError(str(error)) from None
 
     def with_member(self, member: str) -> HAProxyProvider:
-        return HAProxyProvider(self.endpoint, self.pool, member, self.timeout)
+        return HAProxyProvider(self.endpoint, self.backend, member, self.timeout)
 
     def observe(self) -> Observation:
         return self.observe_members([self.member])[self.member]
@@ -273,6 +321,8 @@ class HttpProvider(Provider):
     """Any REST API: a JMESPath ``query`` over its JSON answer, compared with ``down_values``/``up_values``."""
 
     name = 'http'
+    capabilities = frozenset({Capability.OBSERVE, Capability.ADMIN})
+    required_options = ('endpoint', 'query')
 
     def __init__(self, endpoint: str, query: str | None, down_values: t.Sequence[t.Any], up_values: t.Sequence[t.Any], settings: HttpSettings,
                  admin_values: t.Mapping[str, t.Sequence[t.Any]] | None = None, admin_request: t.Mapping[str, t.Any] | None = None) -> None:
@@ -286,6 +336,11 @@ class HttpProvider(Provider):
         self.endpoint, self.down_values, self.up_values, self.settings = endpoint, down_values, up_values, settings
         self.admin_values = admin_values or {}
         self.admin_request = admin_request or {}
+
+    @classmethod
+    def from_params(cls, params: t.Mapping[str, t.Any], profile: Profile, since: float, clock: Clock) -> HttpProvider:
+        return cls(params['endpoint'], params['query'], params['down_values'], params['up_values'], http_settings(params),
+                   params.get('admin_values'), params.get('admin_request'))
 
     def value(self) -> t.Any:
         if self.query is None:
@@ -316,9 +371,15 @@ class AccessLogProvider(Provider):
     """The web server's access log: the L4 has marked the member down once it was answered ``retry + 1`` failures in a row."""
 
     name = 'access_log'
+    capabilities = frozenset({Capability.OBSERVE})
+    required_options = ('endpoint',)
 
     def __init__(self, path: str, uri: str, sources: t.Sequence[str], since: float, profile: Profile) -> None:
         self.path, self.uri, self.sources, self.since, self.profile = path, uri, list(sources), since, profile
+
+    @classmethod
+    def from_params(cls, params: t.Mapping[str, t.Any], profile: Profile, since: float, clock: Clock) -> AccessLogProvider:
+        return cls(params['endpoint'], params.get('health_check_uri') or profile.health_check_path, params.get('sources') or [], since, profile)
 
     def observe(self) -> Observation:
         try:
@@ -337,21 +398,34 @@ class AccessLogProvider(Provider):
         return Observation(None, said)
 
 
+# Every provider, by name, in the order the docs list them: the one source of which providers exist and what each can do.
+PROVIDER_CLASSES: dict[str, type[Provider]] = {cls.name: cls for cls in (TimerProvider, EmulatorProvider, HAProxyProvider, HttpProvider, AccessLogProvider)}
+PROVIDERS = tuple(PROVIDER_CLASSES)
+
+
+def providers_that_can(*capabilities: Capability) -> tuple[str, ...]:
+    """The names of the providers that have every one of ``capabilities``."""
+    return tuple(name for name, cls in PROVIDER_CLASSES.items() if all(cls.can(capability) for capability in capabilities))
+
+
+def provider_class(name: str) -> type[Provider]:
+    try:
+        return PROVIDER_CLASSES[name]
+    except KeyError:
+        raise ProviderError(f"provider: {name!r} is not a provider; use one of {', '.join(PROVIDERS)}") from None
+
+
+# Which options each provider needs, for AnsibleModule's required_if.
+PROVIDER_REQUIRED_IF: list[tuple[t.Any, ...]] = [
+    rule for name, cls in PROVIDER_CLASSES.items()
+    for rule in ([('provider', name, list(cls.required_options))] if cls.required_options else [])
+    + ([('provider', name, ['member', 'members'], True)] if cls.needs_member else [])]
+
+
+def http_settings(params: t.Mapping[str, t.Any]) -> HttpSettings:
+    return HttpSettings(params.get('headers') or {}, params.get('validate_certs', True), params.get('ca_path'))
+
+
 def build_provider(params: t.Mapping[str, t.Any], profile: Profile, since: float | None = None, clock: Clock = SYSTEM_CLOCK) -> Provider:
-    """The provider the module's options ask for."""
-    name = params['provider']
-    settings = HttpSettings(params.get('headers') or {}, params.get('validate_certs', True), params.get('ca_path'))
-    if name == 'emulator':
-        return EmulatorProvider(params['endpoint'], params['pool'], params['member'], settings)
-    if name == 'haproxy':
-        try:
-            return HAProxyProvider(params['endpoint'], params['pool'], params['member'])
-        except ValueError as error:
-            raise ProviderError(str(error)) from None
-    if name == 'http':
-        return HttpProvider(params['endpoint'], params['query'], params['down_values'], params['up_values'], settings,
-                            params.get('admin_values'), params.get('admin_request'))
-    if name == 'access_log':
-        uri = params.get('health_check_uri') or profile.health_check_path
-        return AccessLogProvider(params['endpoint'], uri, params.get('sources') or [], clock.time() if since is None else since, profile)
-    return Provider()
+    """The provider the module's options ask for; ``since`` (epoch seconds, the start of the task when None) is when its question starts."""
+    return provider_class(params['provider']).from_params(params, profile, clock.time() if since is None else since, clock)

@@ -17,6 +17,8 @@ description:
   - Only the providers that can list a pool (V(emulator), V(haproxy)) can be asked. With the others the guard counts
     O(pool_members) as bound, less the members other rollouts claim; without O(pool_members) it returns
     RV(checked=false) and a warning, and does not fail.
+  - Reports C(changed) only when it writes a claim (or, with O(release), removes one); a re-run whose claims are already
+    held renews them and reports no change.
   - Runs inside the controller's process when the task runs on the controller; anywhere else, as a module on that host.
 author:
   - l4vip.rollout maintainers (@l4vip)
@@ -27,6 +29,8 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
+    details: Judges as a real run does, other rollouts' claims included, and writes or removes no claim; RV(claimed) and
+      RV(released) name the claims a real run would write or remove.
   diff_mode:
     support: none
   platform:
@@ -40,7 +44,7 @@ options:
     elements: str
   min_bound:
     description:
-      - How many members must stay bound.
+      - How many members of O(pool) must stay bound (take new connections) once O(leaving) is out - a count of members.
     type: int
     default: 1
   pool_members:
@@ -91,12 +95,18 @@ EXAMPLES = r'''
 
 RETURN = r'''
 checked:
-  description: Whether the L4 could be asked. False with the providers that cannot list a pool.
+  description: Whether the capacity was judged. False with O(release), and with the providers that cannot list a pool when no
+    O(pool_members) are given.
   type: bool
   returned: always
   sample: true
-bound:
-  description: The members bound now.
+msg:
+  description: The verdict in words - who goes, how many members stay bound, O(min_bound), and the members other rollouts claim.
+  type: str
+  returned: when checked
+  sample: "taking out web1, web2 leaves 2 of 4 bound member(s) in pool 'web' (web3, web4); min_bound is 1"
+bound_members:
+  description: The members of O(pool) bound now (taking new connections), less the members other rollouts claim.
   type: list
   elements: str
   returned: when checked
@@ -108,10 +118,10 @@ remaining:
   returned: when checked
   sample: [web3, web4]
 claimed_by_others:
-  description: Members of the pool other rollouts hold (with O(claims_dir)); counted as out.
+  description: Members of the pool other rollouts hold, counted as out; empty without claims.
   type: list
   elements: str
-  returned: when checked with O(claims_dir)
+  returned: when checked
   sample: [web3]
 leaving:
   description: The members going out.
@@ -120,13 +130,15 @@ leaving:
   returned: always
   sample: [web1, web2]
 claimed:
-  description: The members this task claimed anew (a claim the batch already held is renewed, not new); C(changed) says whether there were any.
+  description:
+    - The members this task claimed anew (a claim the batch already held is renewed, not new); C(changed) says whether there
+      were any. Empty without claims. In check mode, the members a real run would claim anew.
   type: list
   elements: str
-  returned: when checked
+  returned: when checked and allowed
   sample: [web1, web2]
 released:
-  description: The members whose claims were released.
+  description: The members whose claims were released (in check mode, would be).
   type: list
   elements: str
   returned: with O(release)
@@ -142,7 +154,7 @@ min_bound:
   returned: when checked
   sample: 1
 allowed:
-  description: Whether the members may go out.
+  description: Whether the members may go out; when false the task fails.
   type: bool
   returned: when checked
   sample: true

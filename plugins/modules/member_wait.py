@@ -12,8 +12,8 @@ version_added: 0.1.0
 description:
   - Waits until the L4 in front of a web server sees the member O(state=down) (out of the binding list, no new
     connections) or O(state=up) (bound again), asking the L4 itself where it can be asked.
-  - With O(provider=timer) nothing is asked; the module waits the timing model's worst case for O(profile), less the
-    time already gone since O(since) - the "wait 20 seconds" of a 10 s interval and one retry, computed from the
+  - With O(provider=timer) nothing is asked; the module waits the timing model's worst case for O(profile) (RV(timer_wait)),
+    less the time already gone since O(since) - the "wait 20 seconds" of a 10 s interval and one retry, computed from the
     profile instead of guessed.
   - Down is about new connections only. Sessions the L4 already forwards to the member stay until the web server
     closes them; use M(l4vip.rollout.session_drain) for those.
@@ -48,12 +48,12 @@ options:
     description:
       - When the member started failing (O(state=down)) or could first pass a check (O(state=up)), as epoch seconds,
         for example C({{ ansible_facts.date_time.epoch }}) or the C(changed_at) of an earlier task.
-      - The V(timer) provider waits only what is left of the bound; V(access_log) counts only checks answered since then
+      - The V(timer) provider waits only what is left of RV(timer_wait); V(access_log) counts only checks answered since then
         (the start of the task when not given).
     type: float
   failure:
     description:
-      - How the member fails its checks, for the V(timer) bound. V(fast) for a 404 or a refused connection; V(timeout)
+      - How the member fails its checks, for the V(timer) wait. V(fast) for a 404 or a refused connection; V(timeout)
         when checks get no answer, which the L4 learns only O(profile.check_timeout) later.
     type: str
     choices: [fast, timeout]
@@ -66,7 +66,7 @@ options:
   fallback:
     description:
       - What to do when the L4 cannot be reached. V(fail) fails naming the endpoint and the error. V(timer) warns and
-        waits the timing model's bound instead.
+        waits the timing model's worst case (RV(timer_wait)) instead.
     type: str
     choices: [fail, timer]
     default: fail
@@ -126,13 +126,20 @@ elapsed:
   type: float
   returned: always
   sample: 13.6
+msg:
+  description: Why nothing was waited for (check mode); a failure's message names the late members and what the L4 last said.
+  type: str
+  returned: in check mode
+  sample: "check mode: the wait for down was skipped"
 observed:
-  description: What the L4 last said, in its own words (for V(timer), what the bound assumes).
+  description: What the L4 last said, in its own words (for V(timer), what its wait assumes).
   type: str
   returned: always
   sample: STOPPED
 bound:
-  description: Whether the member took new connections at the end; null when the L4 could not say.
+  description:
+    - Whether the member took new connections at the end; null when the L4 could not say (or, for a batch, when its members
+      differ).
   type: bool
   returned: always
   sample: false
@@ -141,13 +148,15 @@ polls:
   type: int
   returned: always
   sample: 137
-timer_bound:
-  description: The timing model's worst case, in seconds, for this transition and O(profile).
+timer_wait:
+  description:
+    - Seconds after O(since) the V(timer) provider waits (and O(fallback=timer) when the L4 cannot be reached) - the
+      timing model's worst case for this transition and O(profile), RV(window.high).
   type: float
   returned: always
   sample: 20.0
 fallback_used:
-  description: Whether the L4 could not be reached and the timer bound was waited instead.
+  description: Whether the L4 could not be reached and RV(timer_wait) was waited instead.
   type: bool
   returned: always
   sample: false
@@ -161,9 +170,10 @@ l4_since:
 window:
   description:
     - The timing model's window for the transition, in seconds after O(since) - the L4 acts after RV(window.low) and
-      at the latest at RV(window.high) (RV(timer_bound)). A report compares the L4's real detection time with it.
+      at the latest at RV(window.high) (RV(timer_wait)). A report compares the L4's real detection time with it.
   type: dict
   returned: always
+  sample: {"low": 10.0, "high": 20.0}
   contains:
     low:
       description: The transition comes later than this.

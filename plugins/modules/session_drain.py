@@ -124,6 +124,11 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+msg:
+  description: That the stop and the wait were skipped (check mode).
+  type: str
+  returned: in check mode
+  sample: "check mode: the stop and the wait for drain were skipped"
 sessions:
   description:
     - The client sessions that remain on the server (also when the module fails), each with its peer, local end, state
@@ -182,12 +187,12 @@ waited:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.l4vip.rollout.plugins.module_utils import _l4_steps, _providers
+from ansible_collections.l4vip.rollout.plugins.module_utils import _l4_steps, _providers, _session_drain
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=_l4_steps.session_drain_spec(), required_if=_providers.PROVIDER_REQUIRED_IF, supports_check_mode=True)
-    _l4_steps.run_in_module(module, _l4_steps.session_drain)
+    module = AnsibleModule(argument_spec=_session_drain.session_drain_spec(), required_if=_providers.PROVIDER_REQUIRED_IF, supports_check_mode=True)
+    _l4_steps.run_in_module(module, _session_drain.session_drain)
 
 
 if __name__ == '__main__':

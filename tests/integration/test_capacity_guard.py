@@ -24,7 +24,7 @@ def test_guard_counts_what_haproxy_binds(tmp_path, nginx_factory, haproxy_factor
     endpoint = str(haproxy.socket_path)
 
     allowed = run_playbook(tmp_path, guard(endpoint, leaving=['web1', 'web2'], min_bound=1)).task('guard')
-    assert not allowed['failed'] and allowed['remaining'] == ['web3'] and allowed['bound'] == ['web1', 'web2', 'web3']
+    assert not allowed['failed'] and allowed['remaining'] == ['web3'] and allowed['bound_members'] == ['web1', 'web2', 'web3']
 
     refused = run_playbook(tmp_path, guard(endpoint, leaving=['web1', 'web2'], min_bound=2)).task('guard')
     assert refused['failed'] and refused['msg'] == (
@@ -48,3 +48,24 @@ def test_guard_without_a_pool_listing_warns_and_passes(tmp_path):
 def test_bad_min_bound_names_the_option(tmp_path):
     result = run_playbook(tmp_path, [{'name': 'guard', 'l4vip.rollout.capacity_guard': {'provider': 'timer', 'min_bound': -1}}]).task('guard')
     assert result['failed'] and result['msg'] == 'min_bound: must be 0 or more, got -1'
+
+
+@pytest.mark.parametrize('in_process', [True, False], ids=['in-process', 'module'])
+def test_a_rerun_whose_claims_are_held_reports_no_change(tmp_path, in_process):
+    claims_dir = tmp_path / 'claims'
+    args = {'provider': 'timer', 'pool': 'web', 'pool_members': ['web1', 'web2', 'web3'], 'members': ['web1'], 'min_bound': 2,
+            'claims_dir': str(claims_dir)}
+    tasks = [{'name': 'guard', 'l4vip.rollout.capacity_guard': args, 'vars': {'l4vip_rollout_in_process': in_process}}]
+    predicted = run_playbook(tmp_path, tasks, check=True).task('guard')
+    assert not predicted['failed'] and predicted['changed'] and predicted['claimed'] == ['web1'] and not claimed(claims_dir)
+    first = run_playbook(tmp_path, tasks).task('guard')
+    assert not first['failed'] and first['changed'] and first['claimed'] == ['web1'] and claimed(claims_dir) == ['web.web1.claim']
+    for check in (True, False):
+        again = run_playbook(tmp_path, tasks, check=check).task('guard')
+        assert not again['failed'] and not again['changed'] and again['claimed'] == [], again
+    released = run_playbook(tmp_path, [dict(tasks[0], **{'l4vip.rollout.capacity_guard': dict(args, release=True)})]).task('guard')
+    assert released['changed'] and released['released'] == ['web1'] and not claimed(claims_dir)
+
+
+def claimed(directory) -> list[str]:
+    return sorted(p.name for p in directory.glob('*.claim'))

@@ -81,13 +81,13 @@ def test_member_wait_haproxy_and_access_log(tmp_path, nginx_factory, haproxy_fac
     assert web2.is_running
 
 
-def test_member_wait_timer_waits_the_model_bound_less_elapsed(tmp_path):
+def test_member_wait_timer_waits_the_models_worst_case_less_elapsed(tmp_path):
     profile = parse_profile({'interval': 1.5, 'retry': 1})
     since = time.time() - 0.5
     result = run_playbook(tmp_path, [{'name': 'wait', 'l4vip.rollout.member_wait': {
         'state': 'down', 'provider': 'timer', 'profile': profile.as_dict(), 'since': since}}]).task('wait')
-    assert result['timer_bound'] == down_window(profile).high == 3.0
-    # It ends when the bound has passed since `since`, having waited only what was left of it.
+    assert result['timer_wait'] == down_window(profile).high == 3.0
+    # It ends when the worst case has passed since `since`, having waited only what was left of it.
     assert 3.0 <= result['ended_at'] - since <= 3.2
     assert result['elapsed'] <= 2.5
 
@@ -99,7 +99,7 @@ def test_member_wait_unreachable_fails_or_falls_back(tmp_path):
     fast = {'interval': 0.2, 'retry': 1}
     run = run_playbook(tmp_path, [{'name': 'wait', 'l4vip.rollout.member_wait': dict(args, fallback='timer', profile=fast)}])
     result = run.task('wait')
-    assert not result['failed'] and result['fallback_used'] and result['timer_bound'] == pytest.approx(0.4)
+    assert not result['failed'] and result['fallback_used'] and result['timer_wait'] == pytest.approx(0.4)
     assert 0.4 <= result['elapsed'] < 1.0
     assert 'waiting the timer bound of 0.4s instead' in ' '.join(result['warnings'])
 

@@ -87,3 +87,24 @@ def test_a_members_own_claim_does_not_count_against_it(tmp_path):
 def test_claims_dir_must_exist(tmp_path):
     with pytest.raises(CapacityError, match='claims_dir: .* is not a directory'):
         claim(tmp_path / 'missing', 'web1')
+
+
+def test_the_verdict_names_the_bound_members_as_a_list_and_min_bound_as_a_count():
+    verdict = judge('vip', {**FOUR_BOUND, 'web4': False}, ['web1'], 2)
+    assert verdict.as_dict() == {'pool': 'vip', 'bound_members': ['web1', 'web2', 'web3'], 'leaving': ['web1'], 'remaining': ['web2', 'web3'],
+                                 'min_bound': 2, 'allowed': True}
+
+
+def test_a_dry_run_reads_the_claims_and_writes_nothing(tmp_path):
+    def dry(member, directory=tmp_path):
+        return _capacity.judge_and_claim(str(directory), 'vip', lambda: FOUR_BOUND, [member], 3, 'test', 60.0, lambda: 1000.0, dry_run=True)
+
+    verdict, others, claimed = dry('web1', tmp_path / 'missing')  # no directory yet: nothing held, nothing created
+    assert verdict.allowed and (others, claimed) == ([], ['web1']) and not (tmp_path / 'missing').exists()
+    claim(tmp_path, 'web1')
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert dry('web1')[2] == []  # already held: a real run would only renew it
+    refused, others, claimed = dry('web2')
+    assert not refused.allowed and others == ['web1'] and claimed == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert _capacity.release_claim(str(tmp_path), 'vip', 'web1', dry_run=True) and (tmp_path / 'vip.web1.claim').exists()

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
 import ipaddress
 import typing as t
 
 import pytest
+import yaml
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from ansible_collections.l4vip.rollout.plugins.module_utils import _l4_steps, _providers, _sockets
-from ansible_collections.l4vip.rollout.plugins.module_utils._providers import Observation
+from ansible_collections.l4vip.rollout.plugins.module_utils import _l4_steps, _providers, _session_drain, _sockets
+from ansible_collections.l4vip.rollout.plugins.module_utils._providers import Capability, Observation
 from ansible_collections.l4vip.rollout.tests.unit.fakes import FakeClock
 
 MEMBERS = ['web1', 'web2', 'web3']
@@ -20,7 +22,7 @@ class PoolScript(_providers.Provider):
     """A pool provider whose members leave the binding list at the poll given for each; records what it was asked."""
 
     name = 'scripted'
-    batches = True
+    capabilities = frozenset(Capability)
 
     def __init__(self, clock: FakeClock, down_at_poll: dict[str, int]) -> None:
         self.clock, self.down_at_poll = clock, down_at_poll
@@ -85,11 +87,16 @@ def test_a_provider_that_follows_one_member_refuses_a_batch():
                               _l4_steps.Context(clock=FakeClock()))
 
 
-def guard(tmp_path, **values: t.Any) -> dict[str, t.Any]:
+def guard(tmp_path, check_mode: bool = False, **values: t.Any) -> dict[str, t.Any]:
     validated = ArgumentSpecValidator(_l4_steps.capacity_guard_spec()).validate(
         dict({'pool': 'web', 'pool_members': MEMBERS, 'min_bound': 2, 'claims': True}, **values))
     assert not validated.error_messages, validated.error_messages
-    return _l4_steps.capacity_guard(validated.validated_parameters, _l4_steps.Context(claims_dir=str(tmp_path / 'claims')))
+    ctx = _l4_steps.Context(check_mode=check_mode, claims_dir=str(tmp_path / 'claims'))
+    return _l4_steps.capacity_guard(validated.validated_parameters, ctx)
+
+
+def claim_files(tmp_path) -> list[str]:
+    return sorted(p.name for p in (tmp_path / 'claims').glob('*.claim')) if (tmp_path / 'claims').is_dir() else []
 
 
 def test_without_an_l4_to_list_the_pool_the_inventory_and_the_claims_decide(tmp_path):
@@ -105,6 +112,42 @@ def test_without_an_l4_to_list_the_pool_the_inventory_and_the_claims_decide(tmp_
     assert guard(tmp_path, members=['web2'])['claimed'] == ['web2']
 
 
+def test_a_guard_whose_claims_are_already_held_changes_nothing(tmp_path):
+    first = guard(tmp_path, members=['web1', 'web2'], min_bound=1)
+    assert first['changed'] is True and first['claimed'] == ['web1', 'web2']
+    files = claim_files(tmp_path)
+    again = guard(tmp_path, members=['web1', 'web2'], min_bound=1)
+    assert again['changed'] is False and again['claimed'] == [] and again['allowed'] and claim_files(tmp_path) == files
+    # One member of the batch held, one not: only the new one is a change.
+    guard(tmp_path, members=['web1'], release=True)
+    assert guard(tmp_path, members=['web1', 'web2'], min_bound=1)['claimed'] == ['web1']
+
+
+def test_check_mode_judges_with_the_claims_and_writes_nothing(tmp_path):
+    # No claims directory yet: check mode says what it would claim, and creates nothing.
+    predicted = guard(tmp_path, check_mode=True, members=['web1'])
+    assert predicted['changed'] is True and predicted['claimed'] == ['web1'] and not (tmp_path / 'claims').exists()
+    guard(tmp_path, members=['web1'])
+    assert guard(tmp_path, check_mode=True, members=['web1'])['changed'] is False
+    # Another rollout's claim counts in check mode too.
+    with pytest.raises(_l4_steps.StepFailed, match='claimed by another rollout: web1'):
+        guard(tmp_path, check_mode=True, members=['web2'])
+    released = guard(tmp_path, check_mode=True, members=['web1', 'web3'], release=True)
+    assert released['changed'] is True and released['released'] == ['web1'] and claim_files(tmp_path) == ['web.web1.claim']
+
+
+def test_steps_refuse_a_provider_without_the_capability_naming_the_alternatives(tmp_path):
+    validated = ArgumentSpecValidator(_l4_steps.member_admin_spec()).validate({'state': 'disabled', 'provider': 'timer', 'member': 'web1'})
+    with pytest.raises(_l4_steps.StepFailed) as refused:
+        _l4_steps.member_admin(validated.validated_parameters, _l4_steps.Context())
+    assert str(refused.value) == "provider: 'timer' cannot set an admin state; use one of emulator, haproxy, http"
+    validated = ArgumentSpecValidator(_l4_steps.member_admin_spec()).validate(
+        {'state': 'disabled', 'provider': 'http', 'endpoint': 'https://l4/x', 'admin_request': {}, 'members': ['web1', 'web2']})
+    with pytest.raises(_l4_steps.StepFailed) as refused:
+        _l4_steps.member_admin(validated.validated_parameters, _l4_steps.Context())
+    assert str(refused.value) == "members: provider 'http' follows one member per task; give member instead, or use one of emulator, haproxy"
+
+
 def test_without_pool_members_a_timer_guard_warns_and_does_not_judge(tmp_path):
     validated = ArgumentSpecValidator(_l4_steps.capacity_guard_spec()).validate({'member': 'web1', 'claims': True})
     ctx = _l4_steps.Context(claims_dir=str(tmp_path / 'claims'))
@@ -114,26 +157,26 @@ def test_without_pool_members_a_timer_guard_warns_and_does_not_judge(tmp_path):
 
 
 def drain_params(**values: t.Any) -> dict[str, t.Any]:
-    validated = ArgumentSpecValidator(_l4_steps.session_drain_spec()).validate(values)
+    validated = ArgumentSpecValidator(_session_drain.session_drain_spec()).validate(values)
     assert not validated.error_messages, validated.error_messages
     return validated.validated_parameters
 
 
 def test_drain_without_a_port_needs_a_provider_that_counts_the_l4s_sessions():
     with pytest.raises(_l4_steps.StepFailed, match=r"port: needed to count the server's sessions, as provider 'timer' cannot"):
-        _l4_steps.session_drain(drain_params(), _l4_steps.Context())
+        _session_drain.session_drain(drain_params(), _l4_steps.Context())
 
 
 def test_a_failed_stop_command_is_fine_once_the_port_is_closed_and_named_when_it_still_listens(monkeypatch):
     ran = []
     ctx = _l4_steps.Context(clock=FakeClock(), run_command=lambda argv: ran.append(argv) or (1, '', 'nginx: no pid'))
-    monkeypatch.setattr(_l4_steps, '_listening', lambda port, address: True)
+    monkeypatch.setattr(_session_drain, '_listening', lambda port, address: True)
     with pytest.raises(_l4_steps.StepFailed, match=r"stop_command \['nginx', '-s', 'quit'\] exited 1 and port 8080 still listens 10s later: nginx: no pid"):
-        _l4_steps.session_drain(drain_params(port=8080, stop_command=['nginx', '-s', 'quit'], timeout=0), ctx)
+        _session_drain.session_drain(drain_params(port=8080, stop_command=['nginx', '-s', 'quit'], timeout=0), ctx)
     assert ran == [['nginx', '-s', 'quit']]
-    monkeypatch.setattr(_l4_steps, '_listening', lambda port, address: False)
-    monkeypatch.setattr(_l4_steps._sockets, 'read_sockets', lambda: [])
-    result = _l4_steps.session_drain(drain_params(port=8080, stop_command=['nginx', '-s', 'quit'], timeout=0), ctx)
+    monkeypatch.setattr(_session_drain, '_listening', lambda port, address: False)
+    monkeypatch.setattr(_session_drain._sockets, 'read_sockets', lambda: [])
+    result = _session_drain.session_drain(drain_params(port=8080, stop_command=['nginx', '-s', 'quit'], timeout=0), ctx)
     assert result['drained'] and result['changed'] and result['stopped']['rc'] == 1
 
 
@@ -145,7 +188,7 @@ def test_a_forced_drain_without_what_it_needs_is_refused_before_anything_runs(va
     ran = []
     ctx = _l4_steps.Context(clock=FakeClock(), run_command=lambda argv: ran.append(argv) or (0, '', ''))
     with pytest.raises(_l4_steps.StepFailed, match=message):
-        _l4_steps.session_drain(drain_params(port=8080, stop_command=['nginx', '-s', 'quit'], **values), ctx)
+        _session_drain.session_drain(drain_params(port=8080, stop_command=['nginx', '-s', 'quit'], **values), ctx)
     assert ran == []
 
 
@@ -154,10 +197,118 @@ def test_at_the_deadline_force_runs_the_hard_stop_and_returns_exactly_what_it_cu
     ran: list[list[str]] = []
     ctx = _l4_steps.Context(clock=FakeClock(), run_command=lambda argv: ran.append(argv) or (0, '', ''))
     # The held session stays through the graceful stop and the timeout; the hard stop closes it.
-    monkeypatch.setattr(_l4_steps._sockets, 'read_sockets', lambda: [] if ['nginx', '-s', 'stop'] in ran else [held])
-    result = _l4_steps.session_drain(drain_params(port=8080, stop_command=['nginx', '-s', 'quit'], timeout=2, at_timeout='force',
+    monkeypatch.setattr(_session_drain._sockets, 'read_sockets', lambda: [] if ['nginx', '-s', 'stop'] in ran else [held])
+    result = _session_drain.session_drain(drain_params(port=8080, stop_command=['nginx', '-s', 'quit'], timeout=2, at_timeout='force',
                                                   force_command=['nginx', '-s', 'stop'], poll_interval=0.5), ctx)
     assert ran == [['nginx', '-s', 'quit'], ['nginx', '-s', 'stop']]
     assert result['forced'] and result['drained'] and result['changed'] and result['sessions'] == []
     assert result['cut_sessions'] == [{'peer': '198.51.100.9:40022', 'local': '10.0.0.11:8080', 'state': 'ESTABLISHED', 'open_for': 2.0}]
     assert '198.51.100.9:40022' in ctx.warnings[0]
+
+
+# --- every key a step returns is documented in its module's RETURN, and every documented key is returned -----------
+
+# What Ansible itself adds or every module may return: not in RETURN.
+COMMON_KEYS = {'changed', 'failed', 'diff', 'warnings', 'invocation'}
+
+
+class Fake(_providers.Provider):
+    """A provider that can do everything, for the steps' results: every member bound, enabled, no sessions."""
+
+    name = 'scripted'
+    capabilities = frozenset(Capability)
+
+    def __init__(self, state: str = 'enabled', reachable: bool = True) -> None:
+        self.state, self.reachable = state, reachable
+
+    def observe(self) -> Observation:
+        if not self.reachable:
+            raise _providers.L4Unreachable('http://l4', 'refused')
+        return Observation(True, 'up', self.state, 0, 1_700_000_000.0)
+
+    def with_member(self, member: str) -> Fake:
+        return self
+
+    def admin_state(self) -> str:
+        return self.state
+
+    def set_admin(self, state: str) -> None:
+        self.state = state
+
+    def session_counts(self, members: t.Sequence[str]) -> dict[str, int]:
+        return dict.fromkeys(members, 0)
+
+    def pool_bindings(self) -> dict[str, bool]:
+        return dict.fromkeys(MEMBERS, True)
+
+
+L4 = {'provider': 'emulator', 'endpoint': 'http://l4', 'pool': 'web', 'member': 'web1'}
+
+
+def run_step(step, spec, values, check_mode=False, diff=False, **ctx_values) -> dict[str, t.Any]:
+    """The step's result, or on StepFailed the details a failed task returns (with its msg)."""
+    validated = ArgumentSpecValidator(spec()).validate(values)
+    assert not validated.error_messages, validated.error_messages
+    try:
+        return step(validated.validated_parameters, _l4_steps.Context(check_mode=check_mode, diff=diff, clock=FakeClock(), **ctx_values))
+    except _l4_steps.StepFailed as error:
+        return dict(error.details, failed=True, msg=str(error))
+
+
+def member_wait_results(tmp_path, monkeypatch):
+    monkeypatch.setattr(_providers, 'build_provider', lambda *args, **kwargs: Fake())
+    yield run_step(_l4_steps.member_wait, _l4_steps.member_wait_spec, dict(L4, state='up'))
+    yield run_step(_l4_steps.member_wait, _l4_steps.member_wait_spec, dict(L4, state='up', members=MEMBERS))
+    yield run_step(_l4_steps.member_wait, _l4_steps.member_wait_spec, dict(L4, state='up'), check_mode=True)
+    yield run_step(_l4_steps.member_wait, _l4_steps.member_wait_spec, {'state': 'down', 'since': 0.0})
+    monkeypatch.setattr(_providers, 'build_provider', lambda *args, **kwargs: Fake(reachable=False))
+    yield run_step(_l4_steps.member_wait, _l4_steps.member_wait_spec, dict(L4, state='down', fallback='timer'))
+
+
+def member_admin_results(tmp_path, monkeypatch):
+    monkeypatch.setattr(_providers, 'build_provider', lambda *args, **kwargs: Fake())
+    yield run_step(_l4_steps.member_admin, _l4_steps.member_admin_spec, dict(L4, state='disabled'), diff=True)
+    yield run_step(_l4_steps.member_admin, _l4_steps.member_admin_spec, dict(L4, state='enabled', members=MEMBERS))
+
+
+def capacity_guard_results(tmp_path, monkeypatch):
+    monkeypatch.setattr(_providers, 'build_provider', lambda *args, **kwargs: Fake())
+    claims = {'claims_dir': str(tmp_path / 'claims')}
+    yield run_step(_l4_steps.capacity_guard, _l4_steps.capacity_guard_spec, dict(L4, min_bound=2, **claims))
+    yield run_step(_l4_steps.capacity_guard, _l4_steps.capacity_guard_spec, dict(L4, min_bound=2, members=['web2'], **claims))  # refused
+    yield run_step(_l4_steps.capacity_guard, _l4_steps.capacity_guard_spec, dict(L4, release=True, **claims))
+    yield run_step(_l4_steps.capacity_guard, _l4_steps.capacity_guard_spec, {'member': 'web1'})  # not checked
+    yield run_step(_l4_steps.capacity_guard, _l4_steps.capacity_guard_spec, dict(L4, min_bound=1), check_mode=True)
+
+
+def session_drain_results(tmp_path, monkeypatch):
+    monkeypatch.setattr(_providers, 'build_provider', lambda *args, **kwargs: Fake())
+    monkeypatch.setattr(_session_drain._sockets, 'read_sockets', lambda: [])
+    quiet = {'run_command': lambda argv: (0, '', '')}
+    yield run_step(_session_drain.session_drain, _session_drain.session_drain_spec, {'port': 8080, 'stop_command': ['stop']}, **quiet)
+    yield run_step(_session_drain.session_drain, _session_drain.session_drain_spec, dict(L4, members=MEMBERS))
+    yield run_step(_session_drain.session_drain, _session_drain.session_drain_spec, {'port': 8080}, check_mode=True)
+
+
+RESULTS = {'member_wait': member_wait_results, 'member_admin': member_admin_results, 'capacity_guard': capacity_guard_results,
+           'session_drain': session_drain_results}
+
+
+@pytest.mark.parametrize('name', sorted(RESULTS))
+def test_every_returned_key_is_documented_and_every_documented_key_returned(tmp_path, monkeypatch, name):
+    documented = yaml.safe_load(importlib.import_module(f'ansible_collections.l4vip.rollout.plugins.modules.{name}').RETURN)
+    for key, entry in documented.items():
+        assert {'description', 'returned', 'type', 'sample'} <= set(entry), f'{name} RETURN {key}: {sorted(entry)}'
+    results = list(RESULTS[name](tmp_path, monkeypatch))
+    returned = set().union(*results) - COMMON_KEYS
+    assert returned - set(documented) == set(), f'{name} returns undocumented keys'
+    assert set(documented) - returned == set(), f'{name} documents keys no call returned'
+    for key, entry in documented.items():
+        if 'contains' not in entry:
+            continue
+        for result in results:
+            if isinstance(result.get(key), dict):
+                # A dict of members holds one dict per member; any other holds the keys itself.
+                values = list(result[key].values()) if key == 'members' else [result[key]]
+                for value in values:
+                    assert set(value) == set(entry['contains']), (name, key, sorted(value))

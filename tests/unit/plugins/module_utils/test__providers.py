@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import datetime
+import importlib
 
 import pytest
 import yaml
 
 from ansible_collections.l4vip.rollout.plugins.doc_fragments.provider import ModuleDocFragment
 from ansible_collections.l4vip.rollout.plugins.module_utils import _l4_steps, _providers
-from ansible_collections.l4vip.rollout.plugins.module_utils._providers import Observation
+from ansible_collections.l4vip.rollout.plugins.module_utils._providers import Capability, Observation
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import parse_profile
 from ansible_collections.l4vip.rollout.tests.unit.fakes import FakeClock
 
@@ -127,12 +128,112 @@ def test_access_log_provider_missing_file_is_unreachable(tmp_path):
         provider.observe()
 
 
-def test_timer_provider_cannot_observe_or_write():
+# --- the protocol: what each provider declares it can do ---------------------------------------
+
+OBSERVE, ADMIN, SESSIONS, POOL, BATCHES = Capability.OBSERVE, Capability.ADMIN, Capability.SESSIONS, Capability.POOL, Capability.BATCHES
+
+
+def test_each_provider_declares_its_capabilities():
+    declared = {name: cls.capabilities for name, cls in _providers.PROVIDER_CLASSES.items()}
+    assert declared == {
+        'timer': {BATCHES},  # observes nothing: one wait, the timing model's worst case, for the whole batch
+        'emulator': {OBSERVE, ADMIN, SESSIONS, POOL, BATCHES},
+        'haproxy': {OBSERVE, ADMIN, SESSIONS, POOL, BATCHES},
+        'http': {OBSERVE, ADMIN},
+        'access_log': {OBSERVE},
+    }
+    assert _providers.PROVIDERS == ('timer', 'emulator', 'haproxy', 'http', 'access_log')
+    assert all(cls.name == name for name, cls in _providers.PROVIDER_CLASSES.items())
+
+
+# The method that backs each capability: a provider overrides it exactly when it declares the capability.
+BACKED_BY = {OBSERVE: 'observe', ADMIN: 'set_admin', SESSIONS: 'session_counts', POOL: 'pool_bindings'}
+
+
+@pytest.mark.parametrize('name', _providers.PROVIDERS)
+def test_a_provider_implements_what_it_declares_and_nothing_else(name):
+    cls = _providers.PROVIDER_CLASSES[name]
+    for capability, method in BACKED_BY.items():
+        overridden = getattr(cls, method) is not getattr(_providers.Provider, method)
+        assert overridden is cls.can(capability), (name, capability)
+    batches = getattr(cls, 'with_member') is not getattr(_providers.Provider, 'with_member')
+    assert batches is cls.can(BATCHES), name
+
+
+def test_the_lists_of_who_can_do_what_come_from_the_classes():
+    assert _providers.providers_that_can(OBSERVE) == ('emulator', 'haproxy', 'http', 'access_log')
+    assert _providers.providers_that_can(ADMIN) == ('emulator', 'haproxy', 'http')
+    assert _providers.providers_that_can(SESSIONS) == _providers.providers_that_can(POOL) == ('emulator', 'haproxy')
+    assert _providers.providers_that_can(ADMIN, BATCHES) == ('emulator', 'haproxy')
+    assert _providers.providers_that_can(BATCHES) == ('timer', 'emulator', 'haproxy')
+
+
+def test_the_timer_provider_refuses_what_it_cannot_do_naming_the_option_the_value_and_the_alternatives():
     provider = _providers.build_provider({'provider': 'timer'}, parse_profile({}))
-    with pytest.raises(_providers.ProviderError, match='cannot observe'):
-        provider.observe()
-    with pytest.raises(_providers.ProviderError, match='use one of emulator, haproxy, http'):
-        provider.set_admin('disabled')
+    assert isinstance(provider, _providers.TimerProvider) and not provider.can(OBSERVE)
+    refusals = [
+        (provider.observe, (), "provider: 'timer' cannot observe the L4; use one of emulator, haproxy, http, access_log"),
+        (provider.admin_state, (), "provider: 'timer' cannot set an admin state; use one of emulator, haproxy, http"),
+        (provider.set_admin, ('disabled',), "provider: 'timer' cannot set an admin state; use one of emulator, haproxy, http"),
+        (provider.session_counts, (['web1'],), "provider: 'timer' cannot count the L4's sessions; use one of emulator, haproxy"),
+        (provider.pool_bindings, (), "provider: 'timer' cannot list the pool; use one of emulator, haproxy"),
+    ]
+    for method, args, message in refusals:
+        with pytest.raises(_providers.ProviderError) as refused:
+            method(*args)
+        assert str(refused.value) == message
+
+
+@pytest.mark.parametrize('capability', list(Capability))
+def test_every_refusal_lists_exactly_the_providers_that_can(capability):
+    for name, cls in _providers.PROVIDER_CLASSES.items():
+        if not cls.can(capability):
+            message = str(cls.refusal(capability))
+            assert message == f"provider: {name!r} cannot {capability.value}; use one of {', '.join(_providers.providers_that_can(capability))}"
+
+
+def test_required_options_come_from_the_classes():
+    assert _providers.PROVIDER_REQUIRED_IF == [
+        ('provider', 'emulator', ['endpoint', 'pool']),
+        ('provider', 'emulator', ['member', 'members'], True),
+        ('provider', 'haproxy', ['endpoint', 'pool']),
+        ('provider', 'haproxy', ['member', 'members'], True),
+        ('provider', 'http', ['endpoint', 'query']),
+        ('provider', 'access_log', ['endpoint']),
+    ]
+
+
+def _v(names):
+    return ', '.join(f'V({name})' for name in names)
+
+
+def test_the_docs_list_the_providers_the_classes_declare():
+    """The lists of providers the docs give for a capability are the ones the classes declare."""
+    options = yaml.safe_load(ModuleDocFragment.DOCUMENTATION)['options']
+    said = ' '.join(options['provider']['description'])
+    pool_and_sessions = _providers.providers_that_can(POOL, SESSIONS)
+    assert pool_and_sessions == _providers.providers_that_can(POOL) == _providers.providers_that_can(SESSIONS)
+    assert f"Only {' and '.join(f'V({n})' for n in pool_and_sessions)} can list the pool and count the L4's sessions" in said
+    admin = _providers.providers_that_can(ADMIN)
+    assert f"{', '.join(f'V({n})' for n in admin[:-1])} and V({admin[-1]}) can set an admin state" in said
+    assert options['provider']['choices'] == list(_providers.PROVIDERS)
+    modules = {name: yaml.safe_load(importlib.import_module(f'ansible_collections.l4vip.rollout.plugins.modules.{name}').DOCUMENTATION)
+               for name in ('capacity_guard', 'session_drain')}
+    assert f'the providers that can list a pool ({_v(_providers.providers_that_can(POOL))})' in ' '.join(modules['capacity_guard']['description'])
+    cannot_list = [name for name in _providers.PROVIDERS if name not in _providers.providers_that_can(POOL)]
+    assert f"cannot list the pool ({', '.join(f'V({n})' for n in cannot_list[:-1])}, V({cannot_list[-1]}))" in ' '.join(
+        ' '.join(modules['capacity_guard']['options']['pool_members']['description']).split())
+    assert f"count a member's sessions ({_v(_providers.providers_that_can(SESSIONS))})" in ' '.join(
+        ' '.join(modules['session_drain']['description']).split())
+
+
+def test_the_emulators_pool_is_a_vip(monkeypatch):
+    monkeypatch.setattr(_providers, 'fetch_json', lambda url, settings, method='GET', body=None: {'members': [{'name': 'web1'}]})
+    provider = _providers.build_provider({'provider': 'emulator', 'endpoint': 'http://127.0.0.1:8099/', 'pool': 'shop', 'member': 'web1'},
+                                         parse_profile({}))
+    assert provider.vip == 'shop' and provider.url == 'http://127.0.0.1:8099/api/vips/shop/members/web1'
+    with pytest.raises(_providers.ProviderError, match=r"the emulator has no member 'web9' in VIP 'shop'; its members are web1"):
+        provider.observe_members(['web1', 'web9'])
 
 
 def test_http_provider_can_write_without_a_query(monkeypatch):
