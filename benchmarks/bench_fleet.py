@@ -24,10 +24,10 @@ import yaml
 
 import _common
 from bench_rollout import DEPLOY_SECONDS, PROFILE, batch_span, member_record
-from ansible_collections.l4vip.rollout.plugins.module_utils import _emulator
-from ansible_collections.l4vip.rollout.plugins.module_utils._emulator import EmulatorThread
+from ansible_collections.l4vip.rollout.plugins.module_utils import _timing
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import parse_profile, up_window
 from ansible_collections.l4vip.rollout.tests.harness.ansible import run_collection_playbook
+from ansible_collections.l4vip.rollout.tests.harness.emulator_thread import EmulatorThread
 from ansible_collections.l4vip.rollout.tests.harness.fleet import deploy_tasks, emulator_transitions
 from ansible_collections.l4vip.rollout.tests.harness.real_parts import wait_until
 
@@ -42,7 +42,7 @@ VIP = '127.0.1.250:24000'
 CONTROL = '127.0.1.250:24009'
 CHECK_SOURCE = '127.0.1.251'
 # As the embedded lookup builds it: the collection's tree (.../ansible_collections/l4vip/rollout/plugins/module_utils) on PYTHONPATH.
-COLLECTIONS_ROOT = pathlib.Path(_emulator.__file__).parents[5]
+COLLECTIONS_ROOT = pathlib.Path(_timing.__file__).parents[5]
 REALSERVER = ['env', f'PYTHONPATH={COLLECTIONS_ROOT}', sys.executable, '-m', 'ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._realserver']
 SUMMARY_TASK = 'Keep this host\'s summary as a fact, for later plays'
 

@@ -27,10 +27,10 @@ import urllib.request
 import yaml
 
 import _common
-from ansible_collections.l4vip.rollout.plugins.module_utils._emulator import EmulatorThread
 from ansible_collections.l4vip.rollout.plugins.module_utils._providers import provider_argument_spec
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import Profile
 from ansible_collections.l4vip.rollout.tests.harness.ansible import PLAYBOOK_BIN, _playbook_env
+from ansible_collections.l4vip.rollout.tests.harness.emulator_thread import EmulatorThread
 from ansible_collections.l4vip.rollout.tests.harness.fleet import emulator_transitions
 from ansible_collections.l4vip.rollout.tests.harness.haproxy_log import HAProxyLogReceiver
 from ansible_collections.l4vip.rollout.tests.harness.real_parts import HAProxy, Nginx, pid_alive, stop_all, tail

@@ -15,24 +15,25 @@ digest, written once ready), ``<pidfile>.config.json``, ``<pidfile>.log`` and
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import dataclasses
 import json
 import os
 import pkgutil
-import re
 import signal
 import subprocess
 import sys
 import time
 import typing as t
 
-from ansible_collections.l4vip.rollout.plugins.module_utils._emulator import EmulatorConfig
+# AnsiballZ ships a module only the module_utils files it imports, and sources() copies the daemon out of that payload:
+# importing the daemon's entry point (it runs nothing on import) is what puts it and all it imports there.
+from ansible_collections.l4vip.rollout.plugins.module_utils._emulator import __main__ as _daemon  # pylint: disable=unused-import
+from ansible_collections.l4vip.rollout.plugins.module_utils._emulator.config import EmulatorConfig
 
 PACKAGE = 'ansible_collections.l4vip.rollout.plugins.module_utils'
 ENTRY_POINT = f'{PACKAGE}._emulator'
-# `...plugins.module_utils._name` or `...plugins.module_utils import _a, _b`: how the collection's modules import each other.
-_IMPORT = re.compile(rb'plugins\.module_utils(?:\.(_\w+)|\s+import\s+(_\w+(?:\s*,\s*_\w+)*))')
 POLL = 0.05
 
 
@@ -93,40 +94,99 @@ def status(files: ServiceFiles) -> dict[str, t.Any] | None:
     return state if state.get('pid') == pid else None
 
 
-def sources(entry: str = '_emulator.py') -> dict[str, bytes]:
-    """The daemon's entry point and every module_utils file it imports, directly or not, read from the collection."""
+def sources(entry: str = ENTRY_POINT[len(PACKAGE) + 1:]) -> dict[str, bytes]:
+    """What ``python -m`` needs to run ``entry`` (a module or package below module_utils, dotted), read from the collection.
+
+    Every module_utils file it imports, directly or not, and the ``__init__.py`` of each package on the way; keyed by
+    their path below module_utils (``_timing.py``, ``_emulator/core.py``). A package runs as its ``__main__``.
+    """
     found: dict[str, bytes] = {}
-    todo = [entry]
+    looked_up: set[str] = set()
+    todo = [(entry, True)]  # (dotted name, whether it must be a module)
     while todo:
-        name = todo.pop()
-        if name in found:
+        name, required = todo.pop()
+        if name in looked_up and not required:
             continue
-        found[name] = source = _read(name)
-        for single, several in _IMPORT.findall(source):
-            todo += [f'{module.strip().decode()}.py' for module in (single or several).split(b',')]
+        looked_up.add(name)
+        located = _locate(name)
+        if located is None:
+            if required:
+                raise ServiceError(f'cannot read {name.replace(".", "/")}.py from the collection')
+            continue  # `from package import name`: an attribute, not a module
+        path, source = located
+        if path in found:
+            continue
+        found[path] = source
+        if name == entry and path.endswith('/__init__.py'):
+            todo.append((f'{entry}.__main__', True))
+        parents = name.split('.')[:-1]
+        todo += [('.'.join(parents[:n]), False) for n in range(1, len(parents) + 1)]  # packages (none if namespace)
+        todo += _imports(name, path.endswith('/__init__.py'), source)
     return found
 
 
-def _read(name: str) -> bytes:
-    """A module_utils file: from the module's zip on a target, or from beside this file (a collection on disk)."""
+def _imports(name: str, is_package: bool, source: bytes) -> list[tuple[str, bool]]:
+    """The module_utils modules a file imports, dotted below module_utils (read with ast: imports may span lines)."""
+    package = name if is_package else name.rpartition('.')[0]
+    wanted: list[tuple[str, bool]] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            wanted += [(_below(alias.name), True) for alias in node.names if _below(alias.name)]
+            continue
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        if node.level:  # relative: from the file's package, up level - 1
+            parts = package.split('.') if package else []
+            module = '.'.join(parts[:len(parts) - node.level + 1] + ([node.module] if node.module else []))
+        elif node.module == PACKAGE or (node.module or '').startswith(f'{PACKAGE}.'):
+            module = _below(node.module or '')
+        else:
+            continue
+        if module:
+            wanted.append((module, True))
+        # `from x import y`: y is a module when there is a file for it, else a name defined in x; module_utils itself
+        # defines no names.
+        wanted += [(f'{module}.{alias.name}' if module else alias.name, not module) for alias in node.names if alias.name != '*']
+    return wanted
+
+
+def _below(module: str) -> str:
+    """``_emulator.core`` for ``ansible_collections...module_utils._emulator.core``; '' for any other module."""
+    return module[len(PACKAGE) + 1:] if module.startswith(f'{PACKAGE}.') else ''
+
+
+def _locate(name: str) -> tuple[str, bytes] | None:
+    """The file of a module below module_utils: ``a/b/__init__.py`` for a package, or ``a/b.py``; None if neither."""
+    base = name.replace('.', '/')
+    for path in (f'{base}/__init__.py', f'{base}.py'):  # a package first, as Python looks
+        source = _read(path)
+        if source is not None:
+            return path, source
+    return None
+
+
+def _read(path: str) -> bytes | None:
+    """A file below module_utils (``/``-separated): from the module's zip on a target, or from beside this file (a
+    collection on disk); None when there is none."""
     try:
-        source = pkgutil.get_data(PACKAGE, name)
+        source = pkgutil.get_data(PACKAGE, path)
     except (OSError, ValueError):
         source = None
     if source is None:
         try:
-            with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), name), 'rb') as handle:
+            with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), *path.split('/')), 'rb') as handle:
                 source = handle.read()
         except OSError:
-            raise ServiceError(f'cannot read {name} from the collection') from None
+            return None
     return source
 
 
 def _install_sources(lib: str) -> None:
     target = os.path.join(lib, *PACKAGE.split('.'))
-    os.makedirs(target, exist_ok=True)
-    for name, source in sources().items():
-        with open(os.path.join(target, name), 'wb') as handle:
+    for path, source in sources().items():
+        destination = os.path.join(target, *path.split('/'))
+        os.makedirs(os.path.dirname(destination), exist_ok=True)
+        with open(destination, 'wb') as handle:
             handle.write(source)
 
 

@@ -127,7 +127,7 @@ config_digest:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.l4vip.rollout.plugins.module_utils import _emulator_service as service
-from ansible_collections.l4vip.rollout.plugins.module_utils._emulator import ConfigError, control_warnings, parse_config
+from ansible_collections.l4vip.rollout.plugins.module_utils._emulator.config import ConfigError, control_warnings, parse_config
 from ansible_collections.l4vip.rollout.plugins.module_utils._options import OptionError, seconds
 
 

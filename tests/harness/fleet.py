@@ -25,10 +25,10 @@ import urllib.request
 
 import yaml
 
-from ansible_collections.l4vip.rollout.plugins.module_utils._emulator import EmulatorThread
-from ansible_collections.l4vip.rollout.plugins.module_utils._emulator_api import serve_control
+from ansible_collections.l4vip.rollout.plugins.module_utils._emulator.api import serve_control
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import parse_profile, up_window
 from ansible_collections.l4vip.rollout.tests.harness.ansible import pids_running
+from ansible_collections.l4vip.rollout.tests.harness.emulator_thread import EmulatorThread
 from ansible_collections.l4vip.rollout.tests.harness.haproxy_log import HAProxyLogReceiver, Transition
 from ansible_collections.l4vip.rollout.tests.harness.real_parts import (
     NGINX_BIN,

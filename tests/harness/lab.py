@@ -16,9 +16,9 @@ import typing as t
 import urllib.error
 import urllib.request
 
-from ansible_collections.l4vip.rollout.plugins.module_utils._emulator import EmulatorThread, LoopThread
 from ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._realserver import RealServer
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import poll_until
+from ansible_collections.l4vip.rollout.tests.harness.emulator_thread import EmulatorThread, LoopThread
 
 VIP_ADDRESS = '127.0.0.60'
 FAST_PROFILE = {'interval': 0.2, 'retry': 1, 'rise': 1, 'check_timeout': 0.1}

@@ -27,8 +27,9 @@ import urllib.request
 
 import pytest
 
-from ansible_collections.l4vip.rollout.plugins.module_utils._emulator import Emulator, EmulatorThread
+from ansible_collections.l4vip.rollout.plugins.module_utils._emulator.core import Emulator
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import Profile, down_window, up_window
+from ansible_collections.l4vip.rollout.tests.harness.emulator_thread import EmulatorThread
 from ansible_collections.l4vip.rollout.tests.harness.fixtures import (  # noqa: F401  pylint: disable=unused-import
     HAProxyFactory,
     NginxFactory,

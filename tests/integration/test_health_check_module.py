@@ -9,9 +9,9 @@ import urllib.request
 
 import pytest
 
-from ansible_collections.l4vip.rollout.plugins.module_utils._emulator import LoopThread
 from ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._realserver import RealServer
 from ansible_collections.l4vip.rollout.tests.harness.ansible import run_playbook
+from ansible_collections.l4vip.rollout.tests.harness.emulator_thread import LoopThread
 
 CONTENT = 'OK from web1\n'
 MTIME = 1_600_000_000

@@ -30,7 +30,7 @@ import uuid
 import pytest
 import yaml
 
-from ansible_collections.l4vip.rollout.plugins.module_utils import _emulator
+from ansible_collections.l4vip.rollout.plugins.module_utils._emulator.config import control_warnings, parse_config
 from ansible_collections.l4vip.rollout.plugins.module_utils._emulator_service import ENTRY_POINT
 from ansible_collections.l4vip.rollout.tests.harness.ansible import PLAYBOOK_BIN, PlaybookRun, _playbook_env, pids_running, run_playbook
 from ansible_collections.l4vip.rollout.tests.harness.lab import Lab
@@ -261,16 +261,16 @@ CONFIG = {'profile': {'interval': 0.2, 'check_timeout': 0.1},
 
 
 def test_control_defaults_to_loopback_without_a_warning():
-    config = _emulator.parse_config(CONFIG)
+    config = parse_config(CONFIG)
     assert config.control.host == '127.0.0.1'
-    assert _emulator.control_warnings(config) == []
-    assert _emulator.control_warnings(_emulator.parse_config(dict(CONFIG, control='[::1]:0'))) == []
-    assert _emulator.control_warnings(_emulator.parse_config(dict(CONFIG, control='127.0.0.244:0'))) == []
+    assert control_warnings(config) == []
+    assert control_warnings(parse_config(dict(CONFIG, control='[::1]:0'))) == []
+    assert control_warnings(parse_config(dict(CONFIG, control='127.0.0.244:0'))) == []
 
 
 @pytest.mark.parametrize('control', ['0.0.0.0:0', '192.0.2.10:8080', '[::]:0'])
 def test_control_off_loopback_is_warned(control):
-    warnings = _emulator.control_warnings(_emulator.parse_config(dict(CONFIG, control=control)))
+    warnings = control_warnings(parse_config(dict(CONFIG, control=control)))
     assert len(warnings) == 1
     host = control.rpartition(':')[0].strip('[]')
     assert warnings[0].startswith(f'control: the control API listens on {host}, which is not a loopback address; ')

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from ansible_collections.l4vip.rollout.plugins.module_utils._emulator import LoopThread
 from ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._realserver import RealServer
 from ansible_collections.l4vip.rollout.tests.harness.ansible import Background, module_running, run_playbook
+from ansible_collections.l4vip.rollout.tests.harness.emulator_thread import LoopThread
 from ansible_collections.l4vip.rollout.tests.harness.lab import Lab, get, raw_get, wait_for
 
 K = 3

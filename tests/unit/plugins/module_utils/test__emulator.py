@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import heapq
 import json
+import os
+import pathlib
+import subprocess
+import sys
 
 import pytest
 
-from ansible_collections.l4vip.rollout.plugins.module_utils._emulator import (
-    ClientSide,
+from ansible_collections.l4vip.rollout.plugins.module_utils._emulator.config import (
     ConfigError,
-    Emulator,
     Endpoint,
-    Member,
     MemberConfig,
-    CheckResult,
     load_config,
     parse_config,
     parse_endpoint,
-    Session,
 )
+from ansible_collections.l4vip.rollout.plugins.module_utils._emulator.core import Emulator
+from ansible_collections.l4vip.rollout.plugins.module_utils._emulator.datapath import ClientSide, Session
+from ansible_collections.l4vip.rollout.plugins.module_utils._emulator.health import CheckResult, Member
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import parse_profile
 
 GOOD = {
@@ -172,8 +174,31 @@ def test_a_session_active_since_its_key_goes_back_once_and_a_gone_one_is_dropped
     assert (emulator.sweep(now=105.5), emulator.last_sweep['looked_at']) == (1, 1) and active.cut
 
 
-def test_the_daemon_gets_every_module_utils_file_it_imports():
-    """What the l4_emulator module installs on the target for its daemon: the emulator and its imports, found by reading
-    them (a list kept by hand missed the option checks once they moved to a file of their own)."""
-    from ansible_collections.l4vip.rollout.plugins.module_utils import _emulator_service
-    assert sorted(_emulator_service.sources()) == ['_emulator.py', '_emulator_api.py', '_options.py', '_timing.py']
+# Imports the daemon's entry point as `python -m` does (a package runs as its __main__, which guards main()) and lists
+# every module of the collection that came with it.
+IMPORTS_OF_THE_DAEMON = '''
+import json, runpy, sys
+ran = runpy.run_module(sys.argv[1], run_name='imported')
+loaded = [m.__file__ for n, m in sys.modules.items() if n.startswith('ansible_collections.') and getattr(m, '__file__', None)]
+print(json.dumps(sorted(set(loaded + [ran['__file__']]))))
+'''
+
+
+def test_the_daemon_gets_every_module_utils_file_it_imports(tmp_path):
+    """What the l4_emulator module installs on the target for its daemon: the emulator package and its imports, found by
+    reading them (a list kept by hand missed the option checks once they moved to a file of their own). From that copy
+    alone, the daemon finds every module it imports, and nothing of it is left out or comes from elsewhere."""
+    from ansible_collections.l4vip.rollout.plugins.module_utils import _emulator_service as service
+    assert sorted(service.sources()) == [
+        '_emulator/__init__.py', '_emulator/__main__.py', '_emulator/api.py', '_emulator/config.py', '_emulator/core.py',
+        '_emulator/daemon.py', '_emulator/datapath.py', '_emulator/health.py', '_emulator/metrics.py', '_options.py', '_timing.py',
+    ]
+    service._install_sources(str(tmp_path))  # pylint: disable=protected-access
+    env = {key: value for key, value in os.environ.items() if key != 'PYTHONPATH'}
+    run = subprocess.run([sys.executable, '-s', '-c', IMPORTS_OF_THE_DAEMON, service.ENTRY_POINT], env=dict(env, PYTHONPATH=str(tmp_path)),
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert run.returncode == 0, run.stderr
+    module_utils = tmp_path.joinpath(*service.PACKAGE.split('.'))
+    loaded = [pathlib.Path(path) for path in json.loads(run.stdout.splitlines()[-1])]
+    assert all(module_utils in path.parents for path in loaded), loaded
+    assert sorted(path.relative_to(module_utils).as_posix() for path in loaded) == sorted(service.sources())

@@ -14,6 +14,8 @@ Internal to the l4vip.rollout collection; not a public API.
     GET  /api/sessions[?vip=&member=]             the session table
     GET  /api/events[?since=<epoch>]              transitions, oldest first
     GET  /metrics                                 Prometheus text format
+
+It reads and changes the emulator only through ``EmulatorView``, so it imports nothing of the core.
 """
 
 from __future__ import annotations
@@ -24,8 +26,49 @@ import json
 import typing as t
 import urllib.parse
 
+from ansible_collections.l4vip.rollout.plugins.module_utils._emulator.config import Endpoint
+
 MAX_BODY = 64 * 1024
 REQUEST_TIMEOUT = 5.0
+
+
+@t.runtime_checkable
+class MemberView(t.Protocol):
+    """A member, as the API shows it."""
+
+    def as_dict(self) -> dict[str, t.Any]: ...  # noqa: E704
+
+
+@t.runtime_checkable
+class VipView(t.Protocol):
+    """A VIP, as the API shows it and finds its members in."""
+
+    @property
+    def by_name(self) -> t.Mapping[str, MemberView]: ...  # noqa: E704
+
+    def as_dict(self) -> dict[str, t.Any]: ...  # noqa: E704
+
+
+@t.runtime_checkable
+class EmulatorView(t.Protocol):
+    """Exactly what the control API uses of the emulator (the core's Emulator has it all; a unit test holds both to it)."""
+
+    api_requests: int  # counted here, one per answer
+
+    @property
+    def vips(self) -> t.Mapping[str, VipView]: ...  # noqa: E704
+
+    @property
+    def events(self) -> t.Iterable[t.Mapping[str, t.Any]]: ...  # noqa: E704
+
+    def status(self) -> dict[str, t.Any]: ...  # noqa: E704
+
+    def session_rows(self, vip: str | None = None, member: str | None = None) -> list[dict[str, t.Any]]: ...  # noqa: E704
+
+    def metrics(self) -> str: ...  # noqa: E704
+
+    # ``member`` is always one this API took from ``vips[...].by_name``: the emulator's own kind of member.
+    def set_admin(self, member: t.Any, state: str) -> bool: ...  # noqa: E704
 
 
 class ApiError(Exception):
@@ -37,7 +80,7 @@ class ApiError(Exception):
 REASONS = {200: 'OK', 400: 'Bad Request', 404: 'Not Found', 405: 'Method Not Allowed', 413: 'Payload Too Large'}
 
 
-async def serve_control(emulator: t.Any, endpoint: t.Any) -> asyncio.AbstractServer:
+async def serve_control(emulator: EmulatorView, endpoint: Endpoint) -> asyncio.AbstractServer:
     """Listen for the control API on ``endpoint`` (loopback unless the configuration says otherwise)."""
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -61,7 +104,7 @@ def _json(data: t.Any) -> bytes:
     return json.dumps(data, indent=1).encode()
 
 
-async def _answer(emulator: t.Any, reader: asyncio.StreamReader) -> tuple[int, str, bytes]:
+async def _answer(emulator: EmulatorView, reader: asyncio.StreamReader) -> tuple[int, str, bytes]:
     try:
         method, target, body = await _read_request(reader)
         if target.path == '/metrics':
@@ -97,7 +140,7 @@ def _require_method(method: str, *allowed: str) -> None:
         raise ApiError(405, f'{method} not allowed here; use {" or ".join(allowed)}')
 
 
-def _route(emulator: t.Any, method: str, target: urllib.parse.SplitResult, body: bytes) -> t.Any:
+def _route(emulator: EmulatorView, method: str, target: urllib.parse.SplitResult, body: bytes) -> t.Any:
     parts = [urllib.parse.unquote(p) for p in target.path.strip('/').split('/')]
     query = dict(urllib.parse.parse_qsl(target.query))
     if parts[:1] != ['api'] or len(parts) < 2:
@@ -118,7 +161,7 @@ def _route(emulator: t.Any, method: str, target: urllib.parse.SplitResult, body:
     raise ApiError(404, f'no such resource {target.path}')
 
 
-def _route_vips(emulator: t.Any, method: str, rest: list[str], body: bytes) -> t.Any:
+def _route_vips(emulator: EmulatorView, method: str, rest: list[str], body: bytes) -> t.Any:
     if not rest:
         _require_method(method, 'GET')
         return [vip.as_dict() for vip in emulator.vips.values()]
