@@ -12,6 +12,8 @@ import typing as t
 
 import yaml
 
+from ansible_collections.l4vip.rollout.plugins.module_utils import _process
+
 PLAYBOOK_BIN = pathlib.Path(sys.executable).parent / 'ansible-playbook'
 CALLBACKS = pathlib.Path(__file__).resolve().parent / 'callback_plugins'
 
@@ -89,17 +91,8 @@ def run_collection_playbook(tmp_path: pathlib.Path, playbook_name_or_path: str |
 
 
 def pids_running(needle: str) -> list[int]:
-    """Every process whose command line holds ``needle``, read from /proc (independent of what is being tested)."""
-    pids = []
-    for entry in os.listdir('/proc'):
-        if entry.isdigit():
-            try:
-                with open(f'/proc/{entry}/cmdline', 'rb') as handle:
-                    if needle.encode() in handle.read():
-                        pids.append(int(entry))
-            except OSError:
-                continue
-    return pids
+    """Every process whose command line holds ``needle``, read from /proc (not from whatever started it)."""
+    return _process.pids_by_cmdline(needle)
 
 
 def module_running(name: str) -> bool:

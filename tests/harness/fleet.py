@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import os
 import pathlib
 import signal
 import subprocess
@@ -26,6 +25,7 @@ import urllib.request
 import yaml
 
 from ansible_collections.l4vip.rollout.plugins.module_utils._emulator.api import serve_control
+from ansible_collections.l4vip.rollout.plugins.module_utils import _process
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import parse_profile, up_window
 from ansible_collections.l4vip.rollout.tests.harness.ansible import pids_running
 from ansible_collections.l4vip.rollout.tests.harness.emulator_thread import EmulatorThread
@@ -35,7 +35,6 @@ from ansible_collections.l4vip.rollout.tests.harness.real_parts import (
     NGINX_CONF,
     HAProxy,
     HarnessError,
-    child_pids,
     pid_alive,
     port_accepts,
     _short_socket_path,
@@ -148,18 +147,15 @@ class DaemonNginx:
             return answer.read().decode().strip()
 
     def master_pid(self) -> int | None:
-        try:
-            pid = int(self.pidfile.read_text(encoding='ascii').strip())
-        except (OSError, ValueError):
-            return None
-        return pid if pid_alive(pid) else None
+        """The pidfile's master while it runs this member's config (nginx retitles itself: its config is in its title)."""
+        return _process.pid_from_file(self.pidfile, lambda argv: str(self.conf_path) in ' '.join(argv))
 
     def pids(self) -> list[int]:
         """Master (from the pidfile, or any process run with this config) and its workers; remembered."""
         masters = set(pids_running(str(self.conf_path)))
         if (master := self.master_pid()) is not None:
             masters.add(master)
-        found = [pid for master in masters for pid in (master, *child_pids(master))]
+        found = [pid for master in masters for pid in (master, *_process.children(master))]
         self.pids_seen.update(found)
         return found
 
@@ -172,18 +168,19 @@ class DaemonNginx:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Whatever state the test left it in: graceful quit, then SIGKILL what is left. Never raises for a stopped one."""
-        pids = self.pids()
-        if not pids:
-            return
-        for pid in pids:
-            if pid == self.master_pid():
-                os.kill(pid, signal.SIGQUIT)
-        try:
-            wait_until(lambda: (not any(pid_alive(p) for p in pids), pids), timeout, f'{self!r} quit')
-        except HarnessError:
-            for pid in self.leftover_pids():
-                os.kill(pid, signal.SIGKILL)
-            raise
+        self.pids()  # remembered: what runs now is checked below
+        graceful = True
+        master = self.master_pid()
+        if master is not None:
+            # A daemonized nginx master leads its own process group (setsid), its workers in it.
+            graceful = _process.terminate(master, timeout, signum=signal.SIGQUIT, whole_group=True)
+        leftovers = self.leftover_pids()  # no master any more (killed by a test, say), or a process outside its group
+        for pid in leftovers:
+            _process.terminate(pid, _process.KILL_TIMEOUT, signum=signal.SIGKILL)
+        problems = [f'did not quit within {timeout:g}s of SIGQUIT; its group killed'] if not graceful else []
+        problems += [f'pids {leftovers} ran on without a master; killed'] if leftovers else []
+        if problems:
+            raise HarnessError(f'{self!r}: {"; ".join(problems)}\n{tail(self.error_log)}')
 
     def leftover_pids(self) -> list[int]:
         self.pids()

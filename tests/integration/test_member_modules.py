@@ -7,6 +7,7 @@ module's ``ended_at`` is compared with the transition time the L4 itself reports
 
 from __future__ import annotations
 
+import contextlib
 import pathlib
 import time
 import typing as t
@@ -16,8 +17,10 @@ import pytest
 from ansible_collections.l4vip.rollout.plugins.module_utils import _haproxy
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import down_window, parse_profile
 from ansible_collections.l4vip.rollout.tests.harness.ansible import Background, module_running, run_playbook
+from ansible_collections.l4vip.rollout.tests.harness.file_opens import FileOpens
 from ansible_collections.l4vip.rollout.tests.harness.fixtures import haproxy_factory, nginx_factory  # noqa: F401  pylint: disable=unused-import
 from ansible_collections.l4vip.rollout.tests.harness.lab import Lab, wait_for
+from ansible_collections.l4vip.rollout.tests.harness.real_parts import connections_counter
 
 POLL = 0.05
 REACTION = POLL + 0.3
@@ -31,15 +34,25 @@ def wait_task(**args: t.Any) -> list[dict[str, t.Any]]:
              'vars': {'l4vip_rollout_in_process': False}}]
 
 
+def questions_to(provider: str, endpoint: str, stack: contextlib.ExitStack) -> t.Callable[[], int]:
+    """A count of the questions put to the L4 so far, seen from the L4's side: HAProxy's accepted
+    connections (its runtime socket's included), or the opens of the access log (the provider opens it at each look)."""
+    if provider == 'haproxy':
+        return connections_counter(endpoint)
+    if provider == 'access_log':
+        return stack.enter_context(FileOpens(endpoint)).count
+    raise ValueError(f'no count of the questions to a {provider!r} L4: pass asked=')
+
+
 def start_waiting(tmp_path: pathlib.Path, asked: t.Callable[[], int] | None = None, **args: t.Any) -> Background:
-    """The wait, started in a playbook; back once it has asked the L4 (``asked`` counts the L4's answers, where it can)."""
-    before = asked() if asked else 0
-    run = Background(tmp_path, wait_task(**args))
-    wait_for('member_wait running', lambda: module_running('member_wait'), timeout=30, poll=0.02)
-    if asked:
+    """The wait, started in a playbook; back once it has asked the L4 (``asked`` counts the L4's answers; by default
+    they are counted where the provider asks, see questions_to)."""
+    with contextlib.ExitStack() as stack:
+        asked = asked or questions_to(args['provider'], args['endpoint'], stack)
+        before = asked()
+        run = Background(tmp_path, wait_task(**args))
+        wait_for('member_wait running', lambda: module_running('member_wait'), timeout=30, poll=0.02)
         wait_for("member_wait's first question to the L4", lambda: asked() > before, timeout=30, poll=0.01)
-    else:
-        time.sleep(0.2)  # HAProxy's socket and the access log count no reader: past the module's start-up, most likely
     return run
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import signal
 import socket
 import subprocess
 import sys
@@ -14,7 +15,9 @@ import time
 
 import pytest
 
+from ansible_collections.l4vip.rollout.plugins.module_utils import _process
 from ansible_collections.l4vip.rollout.tests.harness.ansible import pids_running
+from ansible_collections.l4vip.rollout.tests.harness.real_parts import wait_until
 
 HOST = '127.0.0.33'
 MODULE = 'ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._realserver'
@@ -36,7 +39,7 @@ def files(tmp_path: pathlib.Path) -> dict[str, pathlib.Path]:
     yield paths
     leftover = pids_running(str(paths['pidfile']))
     for pid in leftover:
-        os.kill(pid, 9)
+        _process.terminate(pid, _process.KILL_TIMEOUT, signum=signal.SIGKILL)
     assert not leftover, f'processes left running: {leftover}'
 
 
@@ -111,10 +114,9 @@ def test_a_daemon_that_cannot_listen_fails_with_the_error_and_leaves_nothing(fil
         result = start(files, taken.getsockname()[1])
     assert result.returncode == 1
     assert 'web7: cannot listen on' in result.stderr and 'address already in use' in result.stderr
-    deadline = time.monotonic() + 5
-    while pids_running(str(files['pidfile'])) and time.monotonic() < deadline:
-        time.sleep(0.05)  # the daemon reports, then exits
-    assert not pids_running(str(files['pidfile'])) and not files['pidfile'].exists()
+    # The daemon reports its error, then exits: wait for that, not for a while.
+    wait_until(lambda: (not (left := pids_running(str(files['pidfile']))), left), 5.0, 'the daemon that could not listen gone')
+    assert not files['pidfile'].exists()
 
 
 def test_a_missing_docroot_fails_before_detaching(files):

@@ -42,6 +42,7 @@ import time
 import typing as t
 import urllib.parse
 
+from ansible_collections.l4vip.rollout.plugins.module_utils import _process
 from ansible_collections.l4vip.rollout.plugins.module_utils._options import OptionError, seconds
 
 ROOT_PATH = '/'
@@ -501,34 +502,18 @@ def _settle(future: asyncio.Future[bool], value: bool) -> None:
 
 # -- daemon mode: start detached, stop through the pidfile ---------------------------------
 
-POLL_SECONDS = 0.05
 ENTRY_MODULE = 'ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._realserver'
 
 
-def _alive(pid: int) -> bool:
-    """Running and not a zombie (a detached server's parent is init, which may be slow to reap)."""
-    try:
-        with open(f'/proc/{pid}/stat', encoding='utf-8') as handle:
-            return handle.read().rpartition(')')[2].split()[0] != 'Z'
-    except (OSError, IndexError):
-        return False
-
-
 def running_pid(pidfile: str) -> int | None:
-    """The pid in ``pidfile`` if that process is alive and is a real server (pids get reused)."""
-    try:
-        with open(pidfile, encoding='ascii') as handle:
-            pid = int(handle.read().strip())
-        with open(f'/proc/{pid}/cmdline', 'rb') as handle:
-            argv = handle.read().decode(errors='replace').split('\0')
-    except (OSError, ValueError):
-        return None
-    # Started from this file (-m or by path) with this pidfile: the daemon's argv is its launcher's, as given.
-    ours = any(arg == ENTRY_MODULE or os.path.basename(arg) == '_realserver.py' for arg in argv)
-    named = [value for option, value in zip(argv, argv[1:]) if option == '--pidfile']
-    named += [arg.partition('=')[2] for arg in argv if arg.startswith('--pidfile=')]
-    same = any(os.path.basename(value) == os.path.basename(pidfile) for value in named)
-    return pid if ours and same and _alive(pid) else None
+    """The pid in ``pidfile`` if that process is alive and is a real server of that pidfile (pids get reused)."""
+    def ours(argv: t.Sequence[str]) -> bool:
+        # Started from this file (-m or by path) with this pidfile: the daemon's argv is its launcher's, as given.
+        started = any(arg == ENTRY_MODULE or os.path.basename(arg) == '_realserver.py' for arg in argv)
+        named = [value for option, value in zip(argv, argv[1:]) if option == '--pidfile']
+        named += [arg.partition('=')[2] for arg in argv if arg.startswith('--pidfile=')]
+        return started and any(os.path.basename(value) == os.path.basename(pidfile) for value in named)
+    return _process.pid_from_file(pidfile, ours)
 
 
 def _absolute(args: argparse.Namespace) -> None:
@@ -604,8 +589,12 @@ def _await_ready(read_end: int, args: argparse.Namespace) -> int:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not select.select([pipe], [], [], remaining)[0]:
                 pid = _first_pid(data)
-                if pid is not None and _alive(pid):
-                    os.kill(pid, signal.SIGKILL)  # a server the launcher reports as failed must not linger
+                if pid is not None:
+                    # A server the launcher reports as failed must not linger: killed, and gone before we say so.
+                    try:
+                        _process.terminate(pid, _process.KILL_TIMEOUT, signum=signal.SIGKILL)
+                    except _process.StillRunning as exc:
+                        sys.stderr.write(f'{args.name}: {exc}\n')
                 sys.stderr.write(f'{args.name}: not listening within {args.startup_timeout:g}s; killed pid {pid}\n')
                 return 1
             chunk = pipe.read(4096)
@@ -630,35 +619,25 @@ def _first_pid(data: bytes) -> int | None:
 
 
 def stop(pidfile: str, timeout: float) -> int:
-    """SIGTERM (graceful: idle keep-alive connections get a FIN) and wait until the process is gone."""
+    """SIGTERM (graceful: idle keep-alive connections get a FIN) and wait until the process is gone; SIGKILL after ``timeout``."""
     pid = running_pid(pidfile)
     if pid is None:
         if os.path.exists(pidfile):
             os.unlink(pidfile)  # stale: its process is gone or is no server of ours
         _say('not running')
         return 0
-    os.kill(pid, signal.SIGTERM)
-    if _wait_gone(pid, timeout):
-        _say(f'stopped pid {pid}')
-        return 0
     try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    _wait_gone(pid, 5.0)
+        graceful = _process.terminate(pid, timeout)
+    except _process.StillRunning as exc:
+        sys.stderr.write(f'{exc}\n')
+        return 1
+    if graceful:
+        _say(f'stopped pid {pid}')  # the server removed its pidfile on the way out
+        return 0
     if os.path.exists(pidfile):
         os.unlink(pidfile)
     sys.stderr.write(f'pid {pid} did not stop within {timeout:g}s of SIGTERM; killed\n')
     return 1
-
-
-def _wait_gone(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while _alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(POLL_SECONDS)
-    return True
 
 
 def main(argv: t.Sequence[str] | None = None) -> int:
