@@ -21,7 +21,6 @@ import dataclasses
 import json
 import os
 import pkgutil
-import signal
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ import typing as t
 # AnsiballZ ships a module only the module_utils files it imports, and sources() copies the daemon out of that payload:
 # importing the daemon's entry point (it runs nothing on import) is what puts it and all it imports there.
 from ansible_collections.l4vip.rollout.plugins.module_utils._emulator import __main__ as _daemon  # pylint: disable=unused-import
+from ansible_collections.l4vip.rollout.plugins.module_utils import _process
 from ansible_collections.l4vip.rollout.plugins.module_utils._emulator.config import EmulatorConfig
 
 PACKAGE = 'ansible_collections.l4vip.rollout.plugins.module_utils'
@@ -68,17 +68,7 @@ class ServiceFiles:
 
 def running_pid(files: ServiceFiles) -> int | None:
     """The pid in the pidfile if that process is alive and is our emulator (pids get reused)."""
-    try:
-        with open(files.pidfile, encoding='utf-8') as handle:
-            pid = int(handle.read().strip())
-    except (OSError, ValueError):
-        return None
-    try:
-        with open(f'/proc/{pid}/cmdline', 'rb') as handle:
-            cmdline = handle.read().split(b'\0')
-    except OSError:
-        return None
-    return pid if ENTRY_POINT.encode() in cmdline and files.config.encode() in cmdline else None
+    return _process.pid_from_file(files.pidfile, ENTRY_POINT, files.config)
 
 
 def status(files: ServiceFiles) -> dict[str, t.Any] | None:
@@ -198,9 +188,7 @@ def start(files: ServiceFiles, config: EmulatorConfig, raw_config: t.Mapping[str
     _install_sources(files.lib)
     with open(files.config, 'w', encoding='utf-8') as handle:
         json.dump(raw_config, handle, indent=2)
-    for stale in (files.pidfile, files.state):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(stale)
+    _remove_stale(files)
     env = dict(os.environ, PYTHONPATH=files.lib)
     with open(files.log, 'ab') as log:
         # A session of its own: the service outlives the module and ignores the task's signals.
@@ -210,58 +198,33 @@ def start(files: ServiceFiles, config: EmulatorConfig, raw_config: t.Mapping[str
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise ServiceError(f'the emulator exited with status {process.returncode} before it was ready', log=_tail(files.log))
+            raise ServiceError(f'the emulator exited with status {process.returncode} before it was ready', log=_process.tail(files.log))
         state = status(files)
         if state is not None and state.get('config_digest') == config.digest():
             return state
         time.sleep(POLL)
     _terminate(process.pid, 2.0)
-    raise ServiceError(f'the emulator was not ready within {timeout:g}s', log=_tail(files.log))
+    raise ServiceError(f'the emulator was not ready within {timeout:g}s', log=_process.tail(files.log))
 
 
 def stop(files: ServiceFiles, timeout: float) -> bool:
-    """Stop the service if it runs; returns whether there was one to stop."""
+    """Stop the service if it runs; returns whether there was one to stop. Its pidfile and state go either way."""
     pid = running_pid(files)
-    if pid is None:
-        for stale in (files.pidfile, files.state):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(stale)
-        return False
-    _terminate(pid, timeout)
+    if pid is not None:
+        _terminate(pid, timeout)
+    _remove_stale(files)
+    return pid is not None
+
+
+def _remove_stale(files: ServiceFiles) -> None:
     for stale in (files.pidfile, files.state):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(stale)
-    return True
 
 
 def _terminate(pid: int, timeout: float) -> None:
-    """SIGTERM, then SIGKILL once ``timeout`` has passed; returns when the process is gone."""
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while _alive(pid):
-        if time.monotonic() > deadline:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            deadline = time.monotonic() + timeout
-        time.sleep(POLL)
-
-
-def _alive(pid: int) -> bool:
-    with contextlib.suppress(ChildProcessError):
-        # Reap it if it is our child (started in this same process), or it lingers as a zombie.
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return False
+    """SIGTERM, SIGKILL once ``timeout`` has passed; returns when the process is gone."""
     try:
-        with open(f'/proc/{pid}/stat', encoding='utf-8') as handle:
-            return handle.read().split(')')[-1].split()[0] != 'Z'
-    except OSError:
-        return False
-
-
-def _tail(path: str, lines: int = 20) -> list[str]:
-    try:
-        with open(path, encoding='utf-8', errors='replace') as handle:
-            return handle.read().splitlines()[-lines:]
-    except OSError:
-        return []
+        _process.terminate(pid, timeout)
+    except _process.StillRunning as error:
+        raise ServiceError(f'the emulator could not be stopped: {error}', pid=pid) from None

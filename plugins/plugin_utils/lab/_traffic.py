@@ -40,6 +40,7 @@ import sys
 import time
 import typing as t
 
+from ansible_collections.l4vip.rollout.plugins.module_utils import _process
 from ansible_collections.l4vip.rollout.plugins.module_utils._options import OptionError, seconds
 from ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._http_client import (
     CAUSE_CLOSED,
@@ -371,18 +372,8 @@ def _arguments(argv: t.Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # it exists, only not ours
-    return True
-
-
 async def _until_gone(pid: int, stop: asyncio.Event) -> None:
-    while _alive(pid):
+    while _process.alive(pid, reap=False):
         await asyncio.sleep(WHILE_PID_POLL)
     stop.set()
 
