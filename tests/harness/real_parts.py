@@ -208,7 +208,29 @@ http {{
 """
 
 
-class Nginx:
+class _RealPart:
+    """What every real part says of its process: running or not, its pid, and every pid it had that still lives."""
+
+    _process: _Process
+
+    @property
+    def is_running(self) -> bool:
+        return self._process.is_running
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+    def pids(self) -> list[int]:
+        """The part's pids while running (master and workers), remembered for leftover_pids."""
+        return self._process.pids()
+
+    def leftover_pids(self) -> list[int]:
+        """Pids the part ever had that are still alive: empty after a stop."""
+        return self._process.leftover_pids()
+
+
+class Nginx(_RealPart):
     """A real nginx member: its own config, docroot, logs and temp files, all in ``workdir``."""
 
     def __init__(self, name: str, address: str, port: int, workdir: str | os.PathLike[str],
@@ -247,22 +269,6 @@ class Nginx:
     @property
     def disabled_health_check_path(self) -> pathlib.Path:
         return self.docroot / 'health_check.html.disabled'
-
-    @property
-    def is_running(self) -> bool:
-        return self._process.is_running
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid
-
-    def pids(self) -> list[int]:
-        """Master and worker pids while running (remembered for leftover_pids)."""
-        return self._process.pids()
-
-    def leftover_pids(self) -> list[int]:
-        """Pids this nginx ever had that are still alive: empty after a stop."""
-        return self._process.leftover_pids()
 
     def url(self, path: str = '/') -> str:
         return f'http://{self.address}:{self.port}{path}'
@@ -438,7 +444,7 @@ def connections_counter(socket_path: str | os.PathLike[str]) -> t.Callable[[], i
     return count
 
 
-class HAProxy:
+class HAProxy(_RealPart):
     """A real HAProxy in ``mode tcp``: the L4 with binding list, health checks and runtime API."""
 
     def __init__(self, workdir: str | os.PathLike[str], profile: Profile, frontend: tuple[str, int], members: list[Member],
@@ -464,22 +470,8 @@ class HAProxy:
         return f'HAProxy({self.frontend[0]}:{self.frontend[1]}, pid={self.pid})'
 
     @property
-    def is_running(self) -> bool:
-        return self._process.is_running
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid
-
-    @property
     def output_path(self) -> pathlib.Path:
         return self._process.log_path
-
-    def pids(self) -> list[int]:
-        return self._process.pids()
-
-    def leftover_pids(self) -> list[int]:
-        return self._process.leftover_pids()
 
     def check_config(self) -> None:
         """``haproxy -c``: raise with HAProxy's own words when the config is invalid."""

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import pathlib
 import re
@@ -24,30 +23,12 @@ COMBINED = re.compile(
     r'^(?P<addr>127\.\d+\.\d+\.\d+) - - \[(?P<time>\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4})\] '
     r'"(?P<request>[^"]*)" (?P<status>\d{3}) (?P<bytes>\d+) "(?P<referer>[^"]*)" "(?P<agent>[^"]*)"$'
 )
+from ansible_collections.l4vip.rollout.tests.harness import embedded_server
+from ansible_collections.l4vip.rollout.tests.harness.embedded_server import run
 
 
-def run(coroutine: t.Awaitable[t.Any], timeout: float = 10.0) -> t.Any:
-    """Every scenario is bounded: a hang fails the test instead of stalling the suite."""
-    return asyncio.run(asyncio.wait_for(coroutine, timeout))
-
-
-@pytest.fixture
-def docroot(tmp_path: pathlib.Path) -> pathlib.Path:
-    root = tmp_path / 'docroot'
-    root.mkdir()
-    (root / 'VERSION').write_text('1.0\n')
-    (root / 'health_check.html').write_text('OK\n')
-    return root
-
-
-@contextlib.asynccontextmanager
-async def serving(docroot: pathlib.Path, name: str = 'web1', **options: t.Any) -> t.AsyncIterator[RealServer]:
-    server = RealServer(name, HOST, 0, str(docroot), **options)
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop(graceful=False)
+def serving(docroot: pathlib.Path, name: str = 'web1', **options: t.Any) -> t.AsyncContextManager[RealServer]:
+    return embedded_server.serving(docroot, name, HOST, **options)
 
 
 class Client:

@@ -26,6 +26,8 @@ from ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._traffic import 
     Summary,
     Traffic,
 )
+from ansible_collections.l4vip.rollout.tests.harness import embedded_server
+from ansible_collections.l4vip.rollout.tests.harness.embedded_server import run
 from ansible_collections.l4vip.rollout.tests.harness.traffic_thread import TrafficThread
 
 SERVER_HOST = '127.0.0.35'
@@ -36,27 +38,8 @@ ODD_HOST = '127.0.0.39'
 MODULE = 'ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._traffic'
 
 
-def run(coroutine: t.Awaitable[t.Any], timeout: float = 15.0) -> t.Any:
-    """Every scenario is bounded: a hang fails the test instead of stalling the suite."""
-    return asyncio.run(asyncio.wait_for(coroutine, timeout))
-
-
-@pytest.fixture
-def docroot(tmp_path: pathlib.Path) -> pathlib.Path:
-    root = tmp_path / 'docroot'
-    root.mkdir()
-    (root / 'VERSION').write_text('1.0\n')
-    return root
-
-
-@contextlib.asynccontextmanager
-async def serving(docroot: pathlib.Path, name: str, host: str = SERVER_HOST) -> t.AsyncIterator[RealServer]:
-    server = RealServer(name, host, 0, str(docroot))
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop(graceful=False)
+def serving(docroot: pathlib.Path, name: str, host: str = SERVER_HOST) -> t.AsyncContextManager[RealServer]:
+    return embedded_server.serving(docroot, name, host)
 
 
 async def run_traffic(traffic: Traffic, seconds: float) -> Summary:
