@@ -23,6 +23,10 @@ SIGTERM and SIGQUIT stop gracefully, SIGINT at once. ``--daemon`` detaches (doub
 setsid) and returns 0 only once the server listens; ``--stop`` sends SIGTERM to the pidfile's
 server and returns once it is gone (0 also when none runs), so role argv commands can
 stop and start it like a service.
+
+Longer than 400 lines on purpose: the server and its command line (daemon mode, pidfile, stop)
+are one file because ``python -m`` of this module is the command the rehearsal, molecule
+scenarios and users' own labs run; the HTTP parts are small functions tested one by one.
 """
 
 from __future__ import annotations
