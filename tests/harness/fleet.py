@@ -1,21 +1,27 @@
-"""A fleet of real nginx members behind one L4 (the embedded emulator or a real HAProxy), and its inventory.
+"""A fleet of real web servers behind one L4 (the embedded emulator or a real HAProxy), and its inventory.
 
-Test-only. Each nginx runs DAEMONIZED with its own config and pidfile, so that the roles under
-test stop it (``nginx -c <conf> -s quit``: graceful, idle keep-alive connections get a FIN)
-and start it (``nginx -c <conf>``: returns once daemonized) with plain argv commands, as they
-would on a real host. The fleet writes the Ansible inventory that points the roles at its
-members and its L4, and stops everything it started on exit, then insists nothing is left.
+Test and benchmark only. Each member is a DAEMONIZED web server with its own pidfile, so that
+the roles under test stop and start it with plain argv commands, as they would on a real host:
+nginx (``DaemonNginx``: ``nginx -c <conf> -s quit`` stops it gracefully, idle keep-alive
+connections get a FIN; ``nginx -c <conf>`` returns once daemonized) or the collection's embedded
+real server (``DaemonRealServer``: ``--stop`` and ``--daemon``, the argv the ``embedded`` lookup
+builds). The fleet writes the Ansible inventory that points the roles at its members and its
+L4, and stops everything it started on exit, then insists nothing is left.
 
-Addresses: nginx members on 127.0.0.11-18 (port 20500), the L4 on 127.0.0.150-153,
-ports 20500-20519. Loopback only.
+Addresses: nginx members on 127.0.0.11-18, embedded members on 127.0.1.1-128 (both port 20500),
+the L4 on 127.0.0.150-153, ports 20500-20519. Loopback only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
+import ipaddress
 import json
+import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,6 +33,8 @@ import yaml
 from ansible_collections.l4vip.rollout.plugins.module_utils._emulator.api import serve_control
 from ansible_collections.l4vip.rollout.plugins.module_utils import _process
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import parse_profile, up_window
+from ansible_collections.l4vip.rollout.plugins.lookup import embedded
+from ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._realserver import VERSION_FILE
 from ansible_collections.l4vip.rollout.tests.harness.ansible import pids_running
 from ansible_collections.l4vip.rollout.tests.harness.emulator_thread import EmulatorThread
 from ansible_collections.l4vip.rollout.tests.harness.haproxy_log import HAProxyLogReceiver, Transition
@@ -42,8 +50,12 @@ from ansible_collections.l4vip.rollout.tests.harness.real_parts import (
     wait_until,
 )
 
-MEMBER_ADDRESSES = tuple(f'127.0.0.{i}' for i in range(11, 19))
+NGINX, EMBEDDED = 'nginx', 'embedded'  # what serves a member (FleetOptions.members)
+MEMBER_ADDRESSES = tuple(f'127.0.0.{i}' for i in range(11, 19))  # nginx members
+EMBEDDED_MEMBER_ADDRESSES = tuple(f'127.0.1.{i}' for i in range(1, 129))  # embedded members: light enough for a fleet of 64+
 MEMBER_PORT = 20500
+# Members started or stopped at once: one at a time, 32 embedded servers take seconds to start (a Python start-up each).
+CONCURRENCY = 16
 VIP_ADDRESS = '127.0.0.150'  # the emulator's VIPs (one port per group) and its control API
 VIP_PORTS = (20510, 20511)
 CONTROL_PORT = 20519
@@ -97,25 +109,72 @@ def daemon_conf(**values: t.Any) -> str:
     return conf.replace('daemon off;', 'daemon on;')
 
 
-class DaemonNginx:
-    """One member: nginx started and stopped by argv commands (the ones the roles get), found by its pidfile."""
+class DaemonMember:
+    """What the fleet and the tests use of a member, whatever serves it.
+
+    A docroot in ``workdir`` with its health check file in service and ``index.html`` (what the
+    deploy tasks write) saying ``server=<name> version=<version>``; the argv commands the roles
+    get (``start_command``, ``stop_command``); ``start()`` (returns once it accepts connections),
+    ``stop()`` (whatever state it is in; raises if it had to be killed) and ``leftover_pids()``.
+    """
+
+    version_path = '/'  # the URL path that answers with index.html's text (served_version)
 
     def __init__(self, name: str, address: str, port: int, workdir: pathlib.Path, version: str = '1') -> None:
         self.name, self.address, self.port = name, address, port
         self.workdir = workdir
         self.docroot = workdir / 'docroot'
+        self.docroot.mkdir(parents=True, exist_ok=True)
+        self.health_check_path.write_text('OK\n', encoding='utf-8')
+        self.write_version(version)
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}({self.name!r}, {self.address}:{self.port})'
+
+    @property
+    def start_command(self) -> list[str]:
+        raise NotImplementedError
+
+    @property
+    def stop_command(self) -> list[str]:
+        raise NotImplementedError
+
+    @property
+    def health_check_path(self) -> pathlib.Path:
+        return self.docroot / 'health_check.html'
+
+    def url(self, path: str = '/') -> str:
+        return f'http://{self.address}:{self.port}{path}'
+
+    def write_version(self, version: str) -> None:
+        (self.docroot / 'index.html').write_text(f'server={self.name} version={version}\n', encoding='utf-8')
+
+    def served_version(self) -> str:
+        """What this member answers with its deployed version right now, straight (not through the L4)."""
+        with urllib.request.urlopen(self.url(self.version_path), timeout=2) as answer:
+            return answer.read().decode().strip()
+
+    def start(self, timeout: float = 5.0) -> None:
+        raise NotImplementedError
+
+    def stop(self, timeout: float = 5.0) -> None:
+        raise NotImplementedError
+
+    def leftover_pids(self) -> list[int]:
+        raise NotImplementedError
+
+
+class DaemonNginx(DaemonMember):
+    """One member: nginx started and stopped by argv commands (the ones the roles get), found by its pidfile."""
+
+    def __init__(self, name: str, address: str, port: int, workdir: pathlib.Path, version: str = '1') -> None:
         self.conf_path = workdir / 'nginx.conf'
         self.pidfile = workdir / 'nginx.pid'
         self.error_log = workdir / 'error.log'
         self.pids_seen: set[int] = set()
         (workdir / 'tmp').mkdir(parents=True, exist_ok=True)
-        self.docroot.mkdir(exist_ok=True)
+        super().__init__(name, address, port, workdir, version)
         self.conf_path.write_text(daemon_conf(workdir=workdir, docroot=self.docroot, name=name, address=address, port=port), encoding='utf-8')
-        (self.docroot / 'health_check.html').write_text('OK\n', encoding='utf-8')
-        self.write_version(version)
-
-    def __repr__(self) -> str:
-        return f'DaemonNginx({self.name!r}, {self.address}:{self.port})'
 
     @property
     def start_command(self) -> list[str]:
@@ -130,21 +189,6 @@ class DaemonNginx:
     def force_stop_command(self) -> list[str]:
         # nginx's fast shutdown: open connections are closed, responses in flight cut.
         return [*self.start_command, '-s', 'stop']
-
-    @property
-    def health_check_path(self) -> pathlib.Path:
-        return self.docroot / 'health_check.html'
-
-    def url(self, path: str = '/') -> str:
-        return f'http://{self.address}:{self.port}{path}'
-
-    def write_version(self, version: str) -> None:
-        (self.docroot / 'index.html').write_text(f'server={self.name} version={version}\n', encoding='utf-8')
-
-    def served_version(self) -> str:
-        """What this member answers on / right now, straight (not through the L4)."""
-        with urllib.request.urlopen(self.url(), timeout=2) as answer:
-            return answer.read().decode().strip()
 
     def master_pid(self) -> int | None:
         """The pidfile's master while it runs this member's config (nginx retitles itself: its config is in its title)."""
@@ -187,6 +231,83 @@ class DaemonNginx:
         return sorted(pid for pid in self.pids_seen if pid_alive(pid))
 
 
+# --- a daemonized embedded real server member ---------------------------------------------
+
+def embedded_command(tool: str) -> list[str]:
+    """The argv that runs one of the collection's embedded tools, as the ``l4vip.rollout.embedded`` lookup builds it."""
+    return [shutil.which('env') or '/usr/bin/env', f'PYTHONPATH={embedded.COLLECTIONS_ROOT}', sys.executable,
+            '-m', f'ansible_collections.l4vip.rollout.plugins.{embedded.TOOLS[tool]}']
+
+
+class DaemonRealServer(DaemonMember):
+    """One member: the embedded real server, ``--daemon`` to start (returns once it listens), ``--stop`` to stop.
+
+    It answers ``/`` from its docroot's VERSION file and serves index.html as a file: the deploy
+    tasks write index.html, so ``version_path`` is /index.html. Its processes are found by the
+    pidfile's path in their command line (its own, and its launcher's or a ``--stop``'s while they run).
+    """
+
+    version_path = '/index.html'
+
+    def __init__(self, name: str, address: str, port: int, workdir: pathlib.Path, version: str = '1') -> None:
+        self.pidfile = workdir / 'realserver.pid'
+        self.log = workdir / 'realserver.log'
+        super().__init__(name, address, port, workdir, version)
+
+    @property
+    def start_command(self) -> list[str]:
+        return [*embedded_command('realserver'), '--daemon', '--name', self.name, '--listen', f'{self.address}:{self.port}',
+                '--docroot', str(self.docroot), '--pidfile', str(self.pidfile), '--log', str(self.log)]
+
+    @property
+    def stop_command(self) -> list[str]:
+        return [*embedded_command('realserver'), '--stop', '--pidfile', str(self.pidfile)]
+
+    def write_version(self, version: str) -> None:
+        super().write_version(version)
+        (self.docroot / VERSION_FILE).write_text(f'{version}\n', encoding='utf-8')  # what it says on /
+
+    def server_pid(self) -> int | None:
+        """The pidfile's server while it runs with this pidfile."""
+        return _process.pid_from_file(self.pidfile, str(self.pidfile))
+
+    def start(self, timeout: float = 30.0) -> None:
+        result = subprocess.run(self.start_command, capture_output=True, text=True, timeout=timeout, check=False)
+        if result.returncode != 0:
+            raise HarnessError(f'{self!r}: --daemon exited {result.returncode}: {result.stderr}\n{tail(self.log)}')
+        wait_until(lambda: port_accepts(self.address, self.port), 5.0, f'{self!r} accepting connections')
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Whatever state the test left it in: SIGTERM (graceful, as --stop), then SIGKILL what is left. Never raises for a stopped one."""
+        graceful = True
+        pid = self.server_pid()
+        if pid is not None:
+            graceful = _process.terminate(pid, timeout)
+        leftovers = self.leftover_pids()  # a server whose pidfile is gone, a launcher stuck
+        for left in leftovers:
+            _process.terminate(left, _process.KILL_TIMEOUT, signum=signal.SIGKILL)
+        self.pidfile.unlink(missing_ok=True)  # a killed server leaves it behind
+        problems = [f'did not stop within {timeout:g}s of SIGTERM; killed'] if not graceful else []
+        problems += [f'pids {leftovers} ran on without the pidfile naming them; killed'] if leftovers else []
+        if problems:
+            raise HarnessError(f'{self!r}: {"; ".join(problems)}\n{tail(self.log)}')
+
+    def leftover_pids(self) -> list[int]:
+        # Only what names this pidfile now: a pid seen earlier may be another process's by now (pids wrap).
+        return [pid for pid in pids_running(str(self.pidfile)) if pid_alive(pid) and pid != os.getpid()]
+
+
+MEMBER_KINDS: dict[str, type[DaemonMember]] = {NGINX: DaemonNginx, EMBEDDED: DaemonRealServer}
+MEMBER_ADDRESSES_OF = {NGINX: MEMBER_ADDRESSES, EMBEDDED: EMBEDDED_MEMBER_ADDRESSES}
+
+
+def each_member(action: t.Callable[[DaemonMember], t.Any], members: t.Sequence[DaemonMember]) -> list[str]:
+    """``action`` on every member, CONCURRENCY at a time (each waits on its own commands); the errors, each naming its member."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=CONCURRENCY) as pool:
+        futures = [(member, pool.submit(action, member)) for member in members]
+    return [f'{member!r}: {future.exception()}' for member, future in futures if future.exception() is not None]
+
+
 # --- the L4 in front ----------------------------------------------------------------------
 
 class EmulatorL4:
@@ -194,7 +315,7 @@ class EmulatorL4:
 
     kind = EMULATOR
 
-    def __init__(self, groups: dict[str, list[DaemonNginx]], profile: dict[str, t.Any], check_source: str) -> None:
+    def __init__(self, groups: dict[str, list[DaemonMember]], profile: dict[str, t.Any], check_source: str) -> None:
         if len(groups) > len(VIP_PORTS):
             raise HarnessError(f'at most {len(VIP_PORTS)} VIPs, got {len(groups)}')
         self.groups = groups
@@ -266,7 +387,7 @@ class HAProxyL4:
 
     kind = HAPROXY
 
-    def __init__(self, workdir: pathlib.Path, groups: dict[str, list[DaemonNginx]], profile: dict[str, t.Any], check_source: str) -> None:
+    def __init__(self, workdir: pathlib.Path, groups: dict[str, list[DaemonMember]], profile: dict[str, t.Any], check_source: str) -> None:
         if len(groups) != 1:
             raise HarnessError(f'the HAProxy L4 serves one group, got {sorted(groups)}')
         (self.group, members), = groups.items()
@@ -310,18 +431,21 @@ class FleetOptions:
     groups: dict[str, int] = dataclasses.field(default_factory=lambda: {'web': 4})
     l4: str = EMULATOR
     profile: dict[str, t.Any] = dataclasses.field(default_factory=dict)
-    l4_extra: dict[str, t.Any] = dataclasses.field(default_factory=dict)  # more keys of the role's ..._l4 (admin_disable)
+    # More keys of the role's ..._l4 (admin_disable), over the fleet's (poll_interval: POLL_INTERVAL unless given here).
+    l4_extra: dict[str, t.Any] = dataclasses.field(default_factory=dict)
     firewall: bool = False  # the L4 role's health_check_sources: [the L4's check source]
     deploy_tasks: str = DEPLOY_TASKS  # the user's deploy tasks file, as text (fault tests break it)
     host_vars: dict[str, dict[str, t.Any]] = dataclasses.field(default_factory=dict)  # per member name: variables set over the fleet's
+    members: str = NGINX  # what serves each member: NGINX (DaemonNginx) or EMBEDDED (DaemonRealServer)
+    addresses: tuple[str, ...] = ()  # the members' addresses, in order (loopback); empty: the kind's own (MEMBER_ADDRESSES_OF)
 
 
 class Fleet:
-    """nginx members on 127.0.0.11.. in VIP groups, one L4 in front, and the inventory for the roles.
+    """Members (nginx on 127.0.0.11.., or embedded servers on 127.0.1.1..) in VIP groups, one L4 in front, and the inventory for the roles.
 
-    ``with Fleet(tmp_path, FleetOptions(...)) as fleet:`` starts the members, then the L4, and
-    returns once the L4 binds every member; leaving the block stops all of it, whatever state the
-    test left it in, and raises if any nginx or HAProxy process survived.
+    ``with Fleet(tmp_path, FleetOptions(...)) as fleet:`` starts the members (CONCURRENCY at a
+    time), then the L4, and returns once the L4 binds every member; leaving the block stops all of
+    it, whatever state the test left it in, and raises if any member's or HAProxy's process survived.
     """
 
     def __init__(self, tmp_path: pathlib.Path, options: FleetOptions | None = None) -> None:
@@ -330,11 +454,16 @@ class Fleet:
         self.profile = dict(SHORT_PROFILE, **self.options.profile)
         self.health_check = self.profile.get('health_check', 'l7')
         self.role_prefix = 'l4_vip_deploy_' if self.health_check == 'l4' else 'l7_vip_deploy_'
-        if sum(self.options.groups.values()) > len(MEMBER_ADDRESSES):
-            raise HarnessError(f'at most {len(MEMBER_ADDRESSES)} members, asked for {self.options.groups}')
-        self.groups: dict[str, list[DaemonNginx]] = {}
+        if self.options.members not in MEMBER_KINDS:
+            raise HarnessError(f'members: expected one of {sorted(MEMBER_KINDS)}, got {self.options.members!r}')
+        self.addresses = self.options.addresses or MEMBER_ADDRESSES_OF[self.options.members]
+        if len(set(self.addresses)) != len(self.addresses) or not all(ipaddress.ip_address(a).is_loopback for a in self.addresses):
+            raise HarnessError(f'member addresses: expected distinct loopback addresses, got {self.addresses}')
+        if sum(self.options.groups.values()) > len(self.addresses):
+            raise HarnessError(f'at most {len(self.addresses)} members, asked for {self.options.groups}')
+        self.groups: dict[str, list[DaemonMember]] = {}
         self.l4: EmulatorL4 | HAProxyL4 | None = None
-        self._started: list[DaemonNginx] = []
+        self._started: list[DaemonMember] = []
 
     # lifecycle
     def __enter__(self) -> Fleet:
@@ -349,16 +478,18 @@ class Fleet:
         self.close()
 
     def _start(self) -> None:
-        addresses = iter(MEMBER_ADDRESSES)
+        kind = MEMBER_KINDS[self.options.members]
+        addresses = iter(self.addresses)
         number = 0
         for group, count in self.options.groups.items():
             self.groups[group] = []
             while len(self.groups[group]) < count:
                 number += 1
-                member = DaemonNginx(f'web{number}', next(addresses), MEMBER_PORT, self.tmp_path / f'web{number}')
-                self._started.append(member)
-                member.start()
-                self.groups[group].append(member)
+                self.groups[group].append(kind(f'web{number}', next(addresses), MEMBER_PORT, self.tmp_path / f'web{number}'))
+        self._started = list(self.members)  # each stopped on close, whether its start got far or not
+        errors = each_member(lambda member: member.start(), self._started)
+        if errors:
+            raise HarnessError('starting the members:\n' + '\n'.join(errors))
         if self.options.l4 == HAPROXY:
             self.l4 = HAProxyL4(self.tmp_path / 'haproxy', self.groups, self.profile, HAPROXY_CHECK_SOURCE)
         else:
@@ -375,23 +506,19 @@ class Fleet:
             except Exception as exc:  # pylint: disable=broad-exception-caught  # keep stopping the members
                 errors.append(f'L4: {exc}')
             self.l4 = None
-        for member in reversed(self._started):
-            try:
-                member.stop()
-            except Exception as exc:  # pylint: disable=broad-exception-caught
-                errors.append(f'{member!r}: {exc}')
+        errors.extend(each_member(lambda member: member.stop(), self._started[::-1]))
+        for member in self._started:
             errors.extend(f'{member!r}: pid {pid} still alive' for pid in member.leftover_pids())
-            errors.extend(f'{member!r}: pid {pid} runs its config' for pid in pids_running(str(member.conf_path)))
         self._started = []
         if errors:
             raise HarnessError('stopping the fleet:\n' + '\n'.join(errors))
 
     # facts
     @property
-    def members(self) -> list[DaemonNginx]:
+    def members(self) -> list[DaemonMember]:
         return [member for members in self.groups.values() for member in members]
 
-    def member(self, name: str) -> DaemonNginx:
+    def member(self, name: str) -> DaemonMember:
         return next(member for member in self.members if member.name == name)
 
     def group_of(self, name: str) -> str:
@@ -412,11 +539,11 @@ class Fleet:
         path.write_text(self.options.deploy_tasks, encoding='utf-8')
         return path
 
-    def host_vars(self, member: DaemonNginx, deploy_tasks: pathlib.Path) -> dict[str, t.Any]:
+    def host_vars(self, member: DaemonMember, deploy_tasks: pathlib.Path) -> dict[str, t.Any]:
         """The role's variables for one member (prefixed for the role the profile's health check picks)."""
         prefix = self.role_prefix
         variables: dict[str, t.Any] = {
-            f'{prefix}l4': dict(self.l4.provider(self.group_of(member.name), member.name), poll_interval=POLL_INTERVAL, **self.options.l4_extra),
+            f'{prefix}l4': {**self.l4.provider(self.group_of(member.name), member.name), 'poll_interval': POLL_INTERVAL, **self.options.l4_extra},
             f'{prefix}service_port': member.port,
             f'{prefix}service_address': member.address,
             f'{prefix}stop_command': member.stop_command,
