@@ -26,7 +26,7 @@ import yaml
 import _common
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import down_window, parse_profile, up_window
 from ansible_collections.l4vip.rollout.tests.harness.ansible import PlaybookRun, run_collection_playbook
-from ansible_collections.l4vip.rollout.tests.harness.fleet import EMULATOR, HAPROXY, POLL_INTERVAL, Fleet, FleetOptions, deploy_tasks
+from ansible_collections.l4vip.rollout.tests.harness.fleet import EMULATOR, HAPROXY, POLL_INTERVAL, Fleet, FleetOptions
 from ansible_collections.l4vip.rollout.tests.harness.haproxy_log import Transition
 
 PROFILE = {'interval': 1.0, 'retry': 1, 'rise': 1, 'check_timeout': 0.5}
@@ -188,12 +188,12 @@ def rollout(workdir: pathlib.Path, l4: str, mode: str, profile_values: t.Mapping
     if mode == 'timer':
         for name in names:
             host_vars[name]['l7_vip_deploy_l4'] = {'provider': 'timer', 'poll_interval': POLL_INTERVAL}
-    options = FleetOptions(groups={'web': count}, l4=l4, profile=profile_values, deploy_tasks=deploy_tasks(DEPLOY_SECONDS), host_vars=host_vars)
+    options = FleetOptions(groups={'web': count}, l4=l4, profile=profile_values, host_vars=host_vars)
     with Fleet(workdir, options) as fleet:
         inventory = fleet.write_inventory()
         inventory_with_timed_modules(inventory, modules)
         playbook = str(FIXED_SLEEP) if mode == 'fixed' else 'l4vip.rollout.rolling_deploy'
-        extra = {'fleet_version': '2'}
+        extra = {'fleet_version': '2', 'fleet_deploy_seconds': DEPLOY_SECONDS}
         if mode == 'fixed':
             extra.update(fixed_sleep_down=down_window(profile).high, fixed_sleep_up=up_window(profile).high)
         with _common.measure() as measured:

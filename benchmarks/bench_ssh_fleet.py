@@ -32,7 +32,6 @@ import _common
 from bench_fleet import SERIAL, batch_members
 from bench_rollout import DEPLOY_SECONDS, PROFILE, batch_span, inventory_with_timed_modules, member_record
 from ansible_collections.l4vip.rollout.tests.harness.ansible import run_collection_playbook
-from ansible_collections.l4vip.rollout.tests.harness.fleet import deploy_tasks
 from ansible_collections.l4vip.rollout.tests.harness.netns import IP_BIN, SSHD_BIN, NetnsFleet, NetnsOptions
 from ansible_collections.l4vip.rollout.tests.harness.traffic_thread import TrafficThread
 
@@ -151,7 +150,7 @@ def install_wrappers(fleet: NetnsFleet) -> None:
 def rollout(workdir: pathlib.Path, key: str, label: str, connection: dict[str, t.Any], strategy: str | None, members: int) -> dict[str, t.Any]:
     names = [f'web{n}' for n in range(1, members + 1)]
     host_vars = {name: {'ansible_python_interpreter': REMOTE_PYTHON, **connection} for name in names}
-    options = NetnsOptions(members=members, profile=PROFILE, deploy_tasks=deploy_tasks(DEPLOY_SECONDS), host_vars=host_vars)
+    options = NetnsOptions(members=members, profile=PROFILE, host_vars=host_vars)
     modules = _common.ModuleRuns(workdir / 'interpreters')  # the controller's, should an L4 step run as a module there
     workdir.mkdir(parents=True)
     with NetnsFleet(workdir, options) as fleet, environment(ANSIBLE_FORKS=str(members), **strategy_environment(strategy)):
@@ -161,7 +160,7 @@ def rollout(workdir: pathlib.Path, key: str, label: str, connection: dict[str, t
         with TrafficThread(*fleet.vip(), **TRAFFIC) as traffic:
             with _common.measure() as measured:
                 run = run_collection_playbook(workdir, 'l4vip.rollout.rolling_deploy', inventory,
-                                              {'fleet_version': '2', 'rolling_deploy_serial': SERIAL}, timeout=600)
+                                              {'fleet_version': '2', 'fleet_deploy_seconds': DEPLOY_SECONDS, 'rolling_deploy_serial': SERIAL}, timeout=600)
             masters_cpu, masters = ssh_masters(fleet.run_dir / 'cp')
             if run.returncode == 0:
                 fleet.wait_all_bound()
