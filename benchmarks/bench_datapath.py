@@ -46,7 +46,7 @@ WRK_OPTIONS = ('-t1', '-c16', '--latency')
 GOAL = 0.5  # emulator requests/s >= 0.5 x HAProxy's
 # Checks every second: a handful of requests to the member next to tens of thousands from wrk.
 PROFILE = Profile(interval=1.0, retry=1, rise=1, check_timeout=0.5)
-ENTRY_POINT = 'ansible_collections.l4vip.rollout.plugins.module_utils._emulator'
+ENTRY_POINT = 'ansible_collections.l4vip.rollout.plugins.module_utils._emulator.daemon'
 # The emulator's figures before the data-path work, measured once by this benchmark (see the file).
 BEFORE_PATH = pathlib.Path(__file__).resolve().parent / 'datapath_before.json'
 CLOCK_TICKS = os.sysconf('SC_CLK_TCK')

@@ -64,7 +64,7 @@ from ansible.plugins.lookup import LookupBase
 TOOLS = {
     'realserver': 'plugin_utils.lab._realserver',
     'traffic': 'plugin_utils.lab._traffic',
-    'emulator': 'module_utils._emulator',
+    'emulator': 'module_utils._emulator.daemon',
     'report': 'plugin_utils._report',
 }
 # plugins/lookup/embedded.py -> the directory that holds ansible_collections/l4vip/rollout

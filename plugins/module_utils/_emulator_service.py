@@ -28,12 +28,12 @@ import typing as t
 
 # AnsiballZ ships a module only the module_utils files it imports, and sources() copies the daemon out of that payload:
 # importing the daemon's entry point (it runs nothing on import) is what puts it and all it imports there.
-from ansible_collections.l4vip.rollout.plugins.module_utils._emulator import __main__ as _daemon  # pylint: disable=unused-import
+from ansible_collections.l4vip.rollout.plugins.module_utils._emulator import daemon as _daemon  # pylint: disable=unused-import
 from ansible_collections.l4vip.rollout.plugins.module_utils import _process
 from ansible_collections.l4vip.rollout.plugins.module_utils._emulator.config import EmulatorConfig
 
 PACKAGE = 'ansible_collections.l4vip.rollout.plugins.module_utils'
-ENTRY_POINT = f'{PACKAGE}._emulator'
+ENTRY_POINT = f'{PACKAGE}._emulator.daemon'
 POLL = 0.05
 
 
@@ -85,10 +85,10 @@ def status(files: ServiceFiles) -> dict[str, t.Any] | None:
 
 
 def sources(entry: str = ENTRY_POINT[len(PACKAGE) + 1:]) -> dict[str, bytes]:
-    """What ``python -m`` needs to run ``entry`` (a module or package below module_utils, dotted), read from the collection.
+    """What ``python -m`` needs to run ``entry`` (a module below module_utils, dotted), read from the collection.
 
     Every module_utils file it imports, directly or not, and the ``__init__.py`` of each package on the way; keyed by
-    their path below module_utils (``_timing.py``, ``_emulator/core.py``). A package runs as its ``__main__``.
+    their path below module_utils (``_timing.py``, ``_emulator/core.py``).
     """
     found: dict[str, bytes] = {}
     looked_up: set[str] = set()
@@ -107,8 +107,6 @@ def sources(entry: str = ENTRY_POINT[len(PACKAGE) + 1:]) -> dict[str, bytes]:
         if path in found:
             continue
         found[path] = source
-        if name == entry and path.endswith('/__init__.py'):
-            todo.append((f'{entry}.__main__', True))
         parents = name.split('.')[:-1]
         todo += [('.'.join(parents[:n]), False) for n in range(1, len(parents) + 1)]  # packages (none if namespace)
         todo += _imports(name, path.endswith('/__init__.py'), source)

@@ -250,7 +250,7 @@ def test_command_line_runs_until_sigterm(tmp_path):
     pidfile, state = tmp_path / 'emulator.pid', tmp_path / 'state.json'
     env = dict(os.environ, PYTHONPATH=os.environ['ANSIBLE_COLLECTIONS_PATH'])
     process = subprocess.Popen(
-        [sys.executable, '-m', 'ansible_collections.l4vip.rollout.plugins.module_utils._emulator',
+        [sys.executable, '-m', 'ansible_collections.l4vip.rollout.plugins.module_utils._emulator.daemon',
          '--config', str(tmp_path / 'emulator.json'), '--pidfile', str(pidfile), '--state-file', str(state)],
         env=env, stdout=subprocess.PIPE, text=True)
     try:
@@ -270,7 +270,7 @@ def test_command_line_rejects_bad_config_naming_the_key(tmp_path):
     (tmp_path / 'bad.json').write_text(json.dumps({'vips': [{'name': 'web', 'listen': '127.0.0.60:0', 'members': []}]}))
     env = dict(os.environ, PYTHONPATH=os.environ['ANSIBLE_COLLECTIONS_PATH'])
     result = subprocess.run(
-        [sys.executable, '-m', 'ansible_collections.l4vip.rollout.plugins.module_utils._emulator', '--config', str(tmp_path / 'bad.json')],
+        [sys.executable, '-m', 'ansible_collections.l4vip.rollout.plugins.module_utils._emulator.daemon', '--config', str(tmp_path / 'bad.json')],
         env=env, capture_output=True, text=True, timeout=10, check=False)
     assert result.returncode == 2
     assert 'vips[0].members: expected a non-empty list of members, got []' in result.stderr

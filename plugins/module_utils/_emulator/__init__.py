@@ -10,8 +10,8 @@ describes, in direct-server-return spirit: a new client connection goes to a bou
 or Suspect, administratively enabled); a member marked down keeps its sessions until it closes
 them or they idle out; with ``reset_on_port_fail`` its clients get RST while its own side stays
 open. One concern per file, imported by its own name (this file imports nothing, so that
-``python -m`` of the package loads only what the daemon needs): ``config`` (the configuration),
+``python -m ...daemon`` loads only what the daemon needs): ``config`` (the configuration),
 ``health`` (a member's check and state machine), ``datapath`` (VIP listener, connections,
 sessions), ``metrics`` (Prometheus text), ``core`` (the Emulator), ``api`` (the control API),
-``daemon`` (the two wired together, and the command line), ``__main__`` (``python -m``).
+``daemon`` (the two wired together, and the command line: ``python -m`` it).
 """

@@ -4,6 +4,8 @@
 
 """Running the emulator: the core wired to its control API, and the command line the l4_emulator module starts.
 
+    python -m ansible_collections.l4vip.rollout.plugins.module_utils._emulator.daemon --config emulator.yml
+
 Internal to the l4vip.rollout collection; not a public API. This is the one file that imports
 both the core and the API (``with_control_api``), so neither has to know the other. The process
 runs until SIGTERM or SIGINT, writes its pidfile and state file once ready and removes them at exit.
@@ -86,3 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         _say(sys.stderr, f'l4vip-emulator: cannot listen: {error}')
         return 1
     return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())  # not sys.exit: ansible-test's pylint bans it in module_utils

@@ -174,7 +174,7 @@ def test_a_session_active_since_its_key_goes_back_once_and_a_gone_one_is_dropped
     assert (emulator.sweep(now=105.5), emulator.last_sweep['looked_at']) == (1, 1) and active.cut
 
 
-# Imports the daemon's entry point as `python -m` does (a package runs as its __main__, which guards main()) and lists
+# Imports the daemon's entry point as `python -m` does (under another name, so main() does not run) and lists
 # every module of the collection that came with it.
 IMPORTS_OF_THE_DAEMON = '''
 import json, runpy, sys
@@ -190,7 +190,7 @@ def test_the_daemon_gets_every_module_utils_file_it_imports(tmp_path):
     alone, the daemon finds every module it imports, and nothing of it is left out or comes from elsewhere."""
     from ansible_collections.l4vip.rollout.plugins.module_utils import _emulator_service as service
     assert sorted(service.sources()) == [
-        '_emulator/__init__.py', '_emulator/__main__.py', '_emulator/api.py', '_emulator/config.py', '_emulator/core.py',
+        '_emulator/__init__.py', '_emulator/api.py', '_emulator/config.py', '_emulator/core.py',
         '_emulator/daemon.py', '_emulator/datapath.py', '_emulator/health.py', '_emulator/metrics.py', '_options.py', '_timing.py',
     ]
     service._install_sources(str(tmp_path))  # pylint: disable=protected-access

@@ -9,8 +9,8 @@ from ansible_collections.l4vip.rollout.plugins.module_utils import _emulator_ser
 MU = 'ansible_collections.l4vip.rollout.plugins.module_utils'
 TREE = {
     'pkg/__init__.py': b'',
-    # `python -m pkg` runs this; relative imports, and a name that is not a module.
-    'pkg/__main__.py': b'from . import first\nfrom .second import THING\nfrom .first import main\n',
+    # `python -m pkg.run` runs this; relative imports, and a name that is not a module.
+    'pkg/run.py': b'from . import first\nfrom .second import THING\nfrom .first import main\n',
     # An import over several lines, and `from package import module`.
     'pkg/first.py': f'from {MU}.pkg import (\n    second,\n    THING,\n)\nfrom {MU} import _top\n'.encode(),
     'pkg/second.py': f'import {MU}.pkg.sub.deep\n\n\ndef later():\n    from {MU}._lazy import x\n'.encode(),
@@ -31,22 +31,16 @@ def tree(monkeypatch):
 
 
 def test_every_file_imported_directly_or_not_and_the_packages_on_the_way(tree):
-    assert sorted(service.sources('pkg')) == sorted(set(tree) - {'_unrelated.py'})
-    assert service.sources('pkg')['_top.py'] == tree['_top.py']
+    assert sorted(service.sources('pkg.run')) == sorted(set(tree) - {'_unrelated.py'})
+    assert service.sources('pkg.run')['_top.py'] == tree['_top.py']
 
 
 def test_a_module_runs_alone_and_a_package_module_brings_its_package(tree):
     assert sorted(service.sources('_top')) == ['_base.py', '_top.py']
-    assert sorted(service.sources('pkg.sub.deep')) == sorted(set(tree) - {'_unrelated.py', 'pkg/__main__.py'})
+    assert sorted(service.sources('pkg.sub.deep')) == sorted(set(tree) - {'_unrelated.py', 'pkg/run.py'})
 
 
 def test_a_module_imported_but_not_there_is_an_error(tree):
     tree['_base.py'] = f'from {service.PACKAGE}._gone import z\n'.encode()
     with pytest.raises(service.ServiceError, match='cannot read _gone.py'):
-        service.sources('pkg')
-
-
-def test_a_package_without_its_main_is_an_error(tree):
-    del tree['pkg/__main__.py']
-    with pytest.raises(service.ServiceError, match='cannot read pkg/__main__.py'):
-        service.sources('pkg')
+        service.sources('pkg.run')

@@ -166,7 +166,7 @@ def test_pid_from_file_without_a_usable_pid(tmp_path, content):
 def test_pid_from_file_of_a_live_process_that_is_not_the_one(tmp_path):
     pidfile = tmp_path / 'x.pid'
     pidfile.write_text(f'{os.getpid()}\n', encoding='ascii')  # alive, but no process of the service
-    assert _process.pid_from_file(pidfile, 'ansible_collections.l4vip.rollout.plugins.module_utils._emulator') is None
+    assert _process.pid_from_file(pidfile, 'ansible_collections.l4vip.rollout.plugins.module_utils._emulator.daemon') is None
 
 
 # -- terminate --------------------------------------------------------------------------------------
