@@ -16,7 +16,6 @@ import os
 import pathlib
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ import urllib.request
 import yaml
 
 import _common
+from ansible_collections.l4vip.rollout.plugins.module_utils import _process
 from ansible_collections.l4vip.rollout.plugins.module_utils._providers import provider_argument_spec
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import Profile
 from ansible_collections.l4vip.rollout.tests.harness.ansible import PLAYBOOK_BIN, _playbook_env
@@ -170,16 +170,9 @@ class Playbook:
         """SIGTERM the session, SIGKILL what is left after 5 s; nothing when it has already ended."""
         if self.proc is None or self.proc.poll() is not None:
             return
-        for signum in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(self.proc.pid, signum)
-            except ProcessLookupError:
-                return
-            try:
-                self.proc.wait(5)
-                return
-            except subprocess.TimeoutExpired:
-                continue
+        # reap=False: ansible-playbook's exit status is the Popen's, collected just after.
+        _process.terminate(self.proc.pid, 5.0, kill_timeout=5.0, whole_group=True, reap=False)
+        self.proc.wait(5)
 
 
 # --- the lab: two nginx members behind both L4s ----------------------------------------------------

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import typing as t
 
-from ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._traffic import STOP_GRACE, Summary, Traffic
+from ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._traffic import KIND_KEEPALIVE, OUTCOME_FAILED, STOP_GRACE, Record, Summary, Traffic
+
+POLL = 0.01
+
+
+class NotAnswered(AssertionError):
+    """A wait of TrafficThread's ran out: the message names who had no answer and what was last seen of them."""
 
 
 class TrafficThread:
@@ -42,6 +49,48 @@ class TrafficThread:
 
     def snapshot(self) -> Summary:
         return self.traffic.snapshot()
+
+    def wait_every_client_answered(self, timeout: float = 5.0, since: float | None = None, servers: t.Iterable[str] = ()) -> float:
+        """Wait until every keep-alive client (0 .. keepalive_clients - 1) has had a request answered (ok or retried),
+        sent at or after ``since`` (epoch seconds) when it is given, and every one of ``servers`` has answered one
+        (any client's); return the seconds it took.
+
+        The events the tests wait for around what they do: before, every keep-alive client holds a session
+        through the VIP; after, the traffic has gone on through the VIP (every member back among those that
+        answer). Raises NotAnswered after ``timeout``, naming who had no answer and the last record of each.
+        """
+        begun = time.monotonic()
+        low = float('-inf') if since is None else since
+        clients = set(range(self.traffic.keepalive_clients))
+        waiting_servers = set(servers)
+        last: dict[int, Record] = {}  # per keep-alive client still waiting: its last record
+        scanned = 0
+        while True:
+            records = self.snapshot().requests  # a copy: the traffic thread appends meanwhile
+            for record in records[scanned:]:
+                if record.start < low:
+                    continue
+                answered = record.outcome != OUTCOME_FAILED
+                if record.kind == KIND_KEEPALIVE and record.client in clients:
+                    if answered:
+                        clients.discard(record.client)
+                        last.pop(record.client, None)
+                    else:
+                        last[record.client] = record
+                if answered:
+                    waiting_servers.discard(t.cast(str, record.server))
+            scanned = len(records)
+            elapsed = time.monotonic() - begun
+            if not clients and not waiting_servers:
+                return elapsed
+            if elapsed >= timeout or not self._thread.is_alive():
+                since_text = '' if since is None else f' since {since:.3f}'
+                raise NotAnswered(
+                    f'traffic to {self.traffic.host}:{self.traffic.port}: no answer{since_text} within {timeout:g}s '
+                    f'for keep-alive client(s) {sorted(clients)} (their last records: {[last.get(c) for c in sorted(clients)]}) '
+                    f'and from server(s) {sorted(waiting_servers)}; {len(records)} requests so far'
+                    + ('' if self._thread.is_alive() else '; the traffic thread has stopped'))
+            time.sleep(POLL)
 
     def stop(self, timeout: float | None = None) -> Summary:
         if self.summary is None and self._loop is not None and self._stop_requested is not None:

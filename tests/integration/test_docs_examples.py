@@ -18,17 +18,18 @@ interleaved) and the repository root.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import os
 import pathlib
 import re
-import signal
 import subprocess
 import time
 import typing as t
 
 import pytest
 
+from ansible_collections.l4vip.rollout.plugins.module_utils import _process
 from ansible_collections.l4vip.rollout.tests.harness.ansible import pids_running
 from ansible_collections.l4vip.rollout.tests.harness.report_pixels import check_rehearsal_report
 
@@ -38,6 +39,7 @@ SHELL_LANGUAGES = frozenset({'sh', 'bash', 'shell'})
 # Seconds one command may take: `make rehearsal` takes about a minute, more on a loaded machine.
 TIMEOUT = 600
 FORBIDDEN = ('[WARNING]', 'ERROR', 'CRITICAL', 'cleanup failed')
+STOP_WITHIN = 120  # seconds a command that ran out of time gets to stop after SIGTERM
 
 _FENCE = re.compile(r'^(?P<indent> *)(?P<fence>`{3,}|~{3,})\s*(?P<info>[^\s`]*)[^`]*$')
 _HEREDOC = re.compile(r'<<-?\s*[\'"]?[A-Za-z_]')
@@ -188,12 +190,12 @@ def _run(command: str, env: dict[str, str]) -> subprocess.CompletedProcess:
         try:
             output = process.communicate(timeout=TIMEOUT)[0]
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGTERM)  # the rehearsal stops what it started on SIGTERM
-            try:
-                output = process.communicate(timeout=120)[0]
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+            # The rehearsal stops what it started on SIGTERM: STOP_WITHIN for all of the group to go, then SIGKILL.
+            # Its output is read meanwhile, so that no process of it blocks on a full pipe. reap=False: bash is Popen's.
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                stopping = pool.submit(_process.terminate, process.pid, STOP_WITHIN, whole_group=True, reap=False)
                 output = process.communicate()[0]
+                stopping.result()  # StillRunning when something outlived SIGKILL
             pytest.fail(f'{command!r} still ran after {TIMEOUT} s:\n{output[-4000:]}')
     return subprocess.CompletedProcess(process.args, process.returncode, output, None)
 

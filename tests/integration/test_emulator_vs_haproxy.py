@@ -11,9 +11,7 @@ printed (run with -s to see them); the assertions do the proving.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import json
 import pathlib
 import random
@@ -27,6 +25,7 @@ import urllib.request
 
 import pytest
 
+from ansible_collections.l4vip.rollout.plugins.module_utils import _haproxy
 from ansible_collections.l4vip.rollout.plugins.module_utils._emulator.core import Emulator
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import Profile, down_window, up_window
 from ansible_collections.l4vip.rollout.tests.harness.emulator_thread import EmulatorThread
@@ -158,8 +157,13 @@ def emulator_health_events(pair: Pair, since: float) -> dict[str, list[dict[str,
 
 
 def sessions_in_tables(pair: Pair, name: str) -> dict[str, int]:
-    """How many sessions each L4's session table holds on member ``name``."""
-    return {EMULATOR: emulator_member(pair, name)['sessions'], HAPROXY: haproxy_sessions(pair, name)}
+    """How many sessions each L4's session table holds on member ``name``.
+
+    What this test judges is the emulator against HAProxy, not the collection's reading of HAProxy, so HAProxy's
+    count is read as the haproxy provider reads it (``scur`` of `show stat`: _haproxy.current_sessions).
+    """
+    haproxy = _haproxy.current_sessions(str(pair.haproxy.socket_path), VIP_NAME, [name])[name]
+    return {EMULATOR: emulator_member(pair, name)['sessions'], HAPROXY: haproxy}
 
 
 def haproxy_state(row: t.Mapping[str, str], full_health: int, failing: bool) -> str:
@@ -194,15 +198,6 @@ def watch_haproxy(pair: Pair, names: t.Iterable[str], target: str, failing: bool
         if time.monotonic() > deadline:
             raise HarnessError(f'HAProxy: not every member {target} after {timeout:.2f}s; last saw {last}')
         time.sleep(POLL)
-
-
-def haproxy_sessions(pair: Pair, name: str) -> int:
-    """Current sessions HAProxy holds on ``name`` (its session table, as `show stat` counts it)."""
-    text = pair.haproxy.runtime('show stat')
-    for row in csv.DictReader(io.StringIO(text.removeprefix('# '))):
-        if row['pxname'] == VIP_NAME and row['svname'] == name:
-            return int(row['scur'])
-    raise HarnessError(f'show stat: no row for {VIP_NAME}/{name} in {text[:300]!r}')
 
 
 # --- the member's own sockets ---------------------------------------------------------------

@@ -27,10 +27,11 @@ import typing as t
 import pytest
 import yaml
 
-from ansible_collections.l4vip.rollout.plugins.module_utils import _sockets
+from ansible_collections.l4vip.rollout.plugins.module_utils import _process, _sockets
 from ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._traffic import Summary
 from ansible_collections.l4vip.rollout.tests.harness.ansible import CALLBACKS, PLAYBOOK_BIN
 from ansible_collections.l4vip.rollout.tests.harness.fleet import EMULATOR, HAPROXY, MEMBER_PORT, Fleet, FleetOptions, deploy_tasks
+from ansible_collections.l4vip.rollout.tests.harness.module_looks import between_looks, emulator_questions
 from ansible_collections.l4vip.rollout.tests.harness.real_parts import port_accepts, wait_until
 from ansible_collections.l4vip.rollout.tests.harness.traffic_thread import TrafficThread
 
@@ -44,6 +45,8 @@ MIN_RATE = 100
 THREE = {'web': 3}
 # How long ansible-playbook's processes may take to go once it has exited or been killed.
 GONE_WITHIN = 15.0
+# For every keep-alive client to have had an answer (each asks every 0.05 s): a bound, not a pause.
+ANSWERED_WITHIN = 5.0
 SLACK = 1.5  # on top of a bound: ansible-playbook's own per-task cost on a busy machine
 
 # The user's deploy tasks: the new version, a pause of fleet_deploy_seconds when set, and a check
@@ -65,19 +68,8 @@ def environ_has(pid: int, marker: bytes) -> bool:
         return False
 
 
-def alive(pid: int) -> bool:
-    try:
-        stat = pathlib.Path(f'/proc/{pid}/stat').read_text(encoding='ascii')
-    except OSError:
-        return False
-    return stat[stat.rindex(')') + 2] != 'Z'
-
-
-def cmdline(pid: int) -> str:
-    try:
-        return pathlib.Path(f'/proc/{pid}/cmdline').read_bytes().replace(b'\0', b' ').decode(errors='replace')
-    except OSError:
-        return ''
+def command_line(pid: int) -> str:
+    return ' '.join(_process.cmdline(pid) or [])
 
 
 class Controller:
@@ -107,11 +99,9 @@ class Controller:
     def session_pids(self) -> list[int]:
         """Every live process of this run but the nginx members (ansible-playbook, its workers, modules, commands)."""
         pids = [int(entry) for entry in os.listdir('/proc') if entry.isdigit() and int(entry) != os.getpid()]
-        return sorted(pid for pid in pids if environ_has(pid, self.marker) and alive(pid) and not cmdline(pid).startswith('nginx: '))
-
-    def running(self, needle: str) -> bool:
-        """Whether a process of this run has ``needle`` on its command line (e.g. a module, unpipelined)."""
-        return any(needle in cmdline(pid) for pid in self.session_pids())
+        # reap=False: ansible-playbook is our child, and its exit status is Popen's to collect.
+        return sorted(pid for pid in pids
+                      if environ_has(pid, self.marker) and _process.alive(pid, reap=False) and not command_line(pid).startswith('nginx: '))
 
     def finish(self, timeout: float = 120.0) -> Controller:
         try:
@@ -126,22 +116,23 @@ class Controller:
     def _wait_gone(self, since: float) -> None:
         """Every process of the session gone, within GONE_WITHIN; else kill what is left and fail, naming it."""
         deadline = time.monotonic() + GONE_WITHIN
-        while (left := self.session_pids()) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        # Each process left, waited for in turn within the one bound; then a new look, for any started meanwhile.
+        while (left := self.session_pids()) and deadline > time.monotonic():
+            for pid in left:
+                if not _process.wait_gone(pid, max(0.0, deadline - time.monotonic()), reap=False):
+                    break
         self.gone_after = time.time() - since
         if left:
-            described = {pid: cmdline(pid) for pid in left}
+            described = {pid: command_line(pid) for pid in left}
             self.kill_all()
             raise AssertionError(f'processes of the controller still running {GONE_WITHIN:g}s on: {described}')
 
     def kill_all(self) -> None:
+        """SIGKILL to every process of the run, each waited for (StillRunning if one outlives it)."""
         for pid in self.session_pids():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        if self.proc.poll() is None:
-            self.proc.kill()
+            _process.terminate(pid, _process.KILL_TIMEOUT, signum=signal.SIGKILL, reap=False)
+        if self.proc.poll() is None:  # not among them (its environment unreadable, say)
+            _process.terminate(self.proc.pid, _process.KILL_TIMEOUT, signum=signal.SIGKILL, reap=False)
             self.proc.wait(5)
 
     @property
@@ -185,7 +176,7 @@ class Faulty:
         try:
             self.traffic = TrafficThread(*self.fleet.vip(), **TRAFFIC)
             self.traffic.start()
-            time.sleep(0.5)  # every keep-alive client holds a session before anything happens
+            self.traffic.wait_every_client_answered(ANSWERED_WITHIN)  # every keep-alive client holds a session before anything happens
         except BaseException:
             self.fleet.close()
             raise
@@ -202,8 +193,10 @@ class Faulty:
         finally:
             self.fleet.close()
 
-    def stop_traffic(self) -> Summary:
-        time.sleep(0.5)  # traffic goes on a little after the last change
+    def stop_traffic(self, servers: t.Iterable[str] = ()) -> Summary:
+        """Stop the traffic once it has gone on after the last change: every keep-alive client answered once more,
+        and each of ``servers`` has answered."""
+        self.traffic.wait_every_client_answered(ANSWERED_WITHIN, since=time.time(), servers=servers)
         self.summary = self.traffic.stop()
         return self.summary
 
@@ -312,7 +305,7 @@ def test_failed_deploy_leaves_the_host_out_stops_the_rollout_and_a_rerun_finishe
         whole = lab.out_stretches(lab.started)
         assert all(end is not None for runs in whole.values() for _start, end in runs), whole
         assert len(whole['web3']) == 1, whole
-        summary = lab.stop_traffic()
+        summary = lab.stop_traffic(servers=('web1', 'web2', 'web3'))
         assert_no_request_failed(summary)
         served_after = {r.server for r in summary.requests if r.start > second.ended and r.outcome != 'failed'}
         assert served_after == {'web1', 'web2', 'web3'}, served_after
@@ -459,9 +452,11 @@ def test_a_server_that_never_comes_back_stops_the_rollout_and_no_other_host_goes
 
 # --- 4. the L4's API vanishes mid-wait ---------------------------------------------------------
 
-# A slower profile, so that the wait is surely under way when the API goes: down 2-3 s after the 404.
-SLOW_PROFILE = {'interval': 1.0, 'retry': 2, 'rise': 1, 'check_timeout': 0.5}
-DOWN_BOUND = 3.0  # (retry + 1) * interval
+# A slower profile, so that the wait is surely under way when the API goes: down 4-6 s after the 404. The module's
+# first question comes 2-3 s after it (ansible-playbook's start and the module's, on a busy 2-core machine), and the
+# test waits for that question before it takes the API away.
+SLOW_PROFILE = {'interval': 2.0, 'retry': 2, 'rise': 1, 'check_timeout': 0.5}
+DOWN_BOUND = 6.0  # (retry + 1) * interval
 
 
 @pytest.mark.parametrize(('l4', 'fallback'), [(EMULATOR, 'fail'), (EMULATOR, 'timer'), (HAPROXY, 'fail'), (HAPROXY, 'timer')])
@@ -475,7 +470,7 @@ def test_the_l4_api_vanishing_mid_wait_is_a_clear_error_or_the_timer_bound(tmp_p
         playbook.write_text(yaml.safe_dump([{'name': 'wait', 'hosts': 'localhost', 'gather_facts': False, 'tasks': [
             {'name': 'Wait until the L4 has marked web1 down', 'l4vip.rollout.member_wait': dict(
                 provider, state='down', since='{{ fleet_since }}', timeout=10, poll_interval=0.05, profile=fleet.profile, fallback=fallback),
-             # As a module even on the controller: the test cuts the API once the module's process is seen under way.
+             # As a module even on the controller: for HAProxy the test sees the module's process under way (below).
              'vars': {'l4vip_rollout_in_process': False}},
         ]}]), encoding='utf-8')
         inventory = tmp_path / 'localhost.yml'
@@ -484,11 +479,22 @@ def test_the_l4_api_vanishing_mid_wait_is_a_clear_error_or_the_timer_bound(tmp_p
         # The role's first step, done by the test: web1 fails its checks from now on.
         since = time.time()
         web1.health_check_path.rename(web1.docroot / 'health_check.html.disabled')
-        # Unpipelined, so that the module's process can be seen under way.
+        asked = emulator_questions(fleet.l4.thread) if l4 == EMULATOR else None  # nothing but the module asks it meanwhile
+        before = asked() if asked is not None else 0
+        # Unpipelined, so that the module's own process runs its AnsiballZ file (between_looks finds it by that).
         run = Controller(tmp_path, playbook, inventory, {'fleet_since': since}, env={'ANSIBLE_PIPELINING': '0'})
         lab.runs.append(run)
-        wait_until(lambda: (run.running('AnsiballZ_member_wait'), run.session_pids()), 10.0, 'member_wait under way')
-        time.sleep(0.2)
+
+        # The wait is under way once the module has asked the L4: the emulator counts the questions to its API; HAProxy's
+        # count of accepted connections (real_parts.connections_counter) takes in the traffic through its frontend too,
+        # so there the module's own process is seen asleep between two questions (tests/harness/module_looks.py).
+        def under_way() -> tuple[bool, dict[str, t.Any]]:
+            if asked is not None:
+                done, seen = (now := asked()) > before, {'questions': now - before}
+            else:
+                done, seen = between_looks('member_wait', tmp_path)
+            return done, {'module': seen, 'playbook returncode': run.proc.poll()}
+        wait_until(under_way, 10.0, f"member_wait's first question to {l4}", poll=0.01)
         gone_at = time.time()
         if l4 == EMULATOR:
             fleet.l4.close_control_api()

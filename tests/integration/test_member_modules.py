@@ -17,10 +17,9 @@ import pytest
 from ansible_collections.l4vip.rollout.plugins.module_utils import _haproxy
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import down_window, parse_profile
 from ansible_collections.l4vip.rollout.tests.harness.ansible import Background, module_running, run_playbook
-from ansible_collections.l4vip.rollout.tests.harness.file_opens import FileOpens
 from ansible_collections.l4vip.rollout.tests.harness.fixtures import haproxy_factory, nginx_factory  # noqa: F401  pylint: disable=unused-import
 from ansible_collections.l4vip.rollout.tests.harness.lab import Lab, wait_for
-from ansible_collections.l4vip.rollout.tests.harness.real_parts import connections_counter
+from ansible_collections.l4vip.rollout.tests.harness.module_looks import questions_to
 
 POLL = 0.05
 REACTION = POLL + 0.3
@@ -32,16 +31,6 @@ def wait_task(**args: t.Any) -> list[dict[str, t.Any]]:
     # As a module even on the controller: the tests watch for its process to know the wait has begun.
     return [{'name': 'wait', 'l4vip.rollout.member_wait': dict(poll_interval=POLL, profile=PROFILE, timeout=10, **args),
              'vars': {'l4vip_rollout_in_process': False}}]
-
-
-def questions_to(provider: str, endpoint: str, stack: contextlib.ExitStack) -> t.Callable[[], int]:
-    """A count of the questions put to the L4 so far, seen from the L4's side: HAProxy's accepted
-    connections (its runtime socket's included), or the opens of the access log (the provider opens it at each look)."""
-    if provider == 'haproxy':
-        return connections_counter(endpoint)
-    if provider == 'access_log':
-        return stack.enter_context(FileOpens(endpoint)).count
-    raise ValueError(f'no count of the questions to a {provider!r} L4: pass asked=')
 
 
 def start_waiting(tmp_path: pathlib.Path, asked: t.Callable[[], int] | None = None, **args: t.Any) -> Background:

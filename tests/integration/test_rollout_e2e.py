@@ -43,6 +43,8 @@ MIN_RATE = 200
 # How late the emulator's event or a client's record may land after the fact it reports
 # (one process, two threads sharing the GIL, two CPUs).
 LATENESS = 0.1
+# For every keep-alive client (and member) to have had an answer: each client asks every 0.05 s. A bound, not a pause.
+ANSWERED_WITHIN = 5.0
 
 
 # --- running a playbook under traffic -------------------------------------------------------
@@ -69,14 +71,19 @@ def roll_out(fleet: Fleet, tmp_path: pathlib.Path, playbook: str | pathlib.Path 
     """Run ``playbook`` over the fleet's inventory while traffic runs through every VIP."""
     inventory = fleet.write_inventory()
     with contextlib.ExitStack() as stack:
-        threads = [stack.enter_context(TrafficThread(*fleet.vip(group), **TRAFFIC)) for group in fleet.groups]
-        time.sleep(0.5)  # every keep-alive client holds a session before the first member leaves
+        threads = {group: stack.enter_context(TrafficThread(*fleet.vip(group), **TRAFFIC)) for group in fleet.groups}
+        for thread in threads.values():
+            thread.wait_every_client_answered(ANSWERED_WITHIN)  # every keep-alive client holds a session before the first member leaves
         started = time.time()
         run = run_collection_playbook(tmp_path, playbook, inventory, {'fleet_version': NEW_VERSION, **(extra_vars or {})}, timeout=180,
                                       more_env=more_env)
         ended = time.time()
-        time.sleep(0.5)  # and traffic goes on a little after the last member is back
-        summaries = [thread.stop() for thread in threads]
+        # And traffic goes on after the rollout: every keep-alive client answered once more, and so did every member
+        # the L4 binds now (assert_new_version_everywhere looks for each one's answers after the rollout).
+        for group, thread in threads.items():
+            bound = [name for name, is_bound in fleet.l4.bound(group).items() if is_bound]
+            thread.wait_every_client_answered(ANSWERED_WITHIN, since=ended, servers=bound)
+        summaries = [thread.stop() for thread in threads.values()]
     records = [record for summary in summaries for record in summary.requests]
     traffic = Summary(sorted(records, key=lambda r: r.start), min(s.started for s in summaries), max(s.stopped for s in summaries))
     return Rollout(run, traffic, started, ended)

@@ -8,9 +8,11 @@ import time
 import pytest
 
 from ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._realserver import RealServer
-from ansible_collections.l4vip.rollout.tests.harness.ansible import Background, module_running, run_playbook
+from ansible_collections.l4vip.rollout.tests.harness.ansible import Background, run_playbook
 from ansible_collections.l4vip.rollout.tests.harness.emulator_thread import LoopThread
 from ansible_collections.l4vip.rollout.tests.harness.lab import Lab, get, raw_get, wait_for
+from ansible_collections.l4vip.rollout.tests.harness.module_looks import between_looks
+from ansible_collections.l4vip.rollout.tests.harness.real_parts import wait_until
 
 K = 3
 
@@ -48,7 +50,10 @@ def test_reports_open_keepalive_sessions_then_none_after_graceful_stop(tmp_path,
         assert checked['waited'] is False and len(checked['sessions']) == K and not checked['failed']
 
         run = Background(tmp_path, drain_task(port=server.port, address=host, timeout=10))
-        wait_for('session_drain running', lambda: module_running('session_drain'), timeout=30, poll=0.02)
+        # The module's first look at the socket table, while the sessions are open: its read of /proc/net/tcp leaves no
+        # trace outside it, but it sleeps only between two looks, and the kernel says where its own Python process sleeps
+        # (tests/harness/module_looks.py). The /bin/sh wrapper that starts it would not do: it runs before Python does.
+        wait_until(lambda: between_looks('session_drain', tmp_path), 30, 'session_drain asleep after its first look', poll=0.01)
         stopped_at = time.time()
         loop.run(server.stop(graceful=True))  # FIN to every idle keep-alive client
         done = run.join()
