@@ -230,8 +230,7 @@ def _member_wait(params: t.Mapping[str, t.Any], ctx: Context) -> dict[str, t.Any
     except _providers.L4Unreachable as error:
         if params['fallback'] != _providers.TimerProvider.name:
             raise StepFailed(str(error), endpoint=error.endpoint, elapsed=clock.monotonic() - started, **result) from None
-        # Worded as before ("the timer bound"): users and tests match this warning.
-        ctx.warn(f"{error}; waiting the timer bound of {window.high:g}s instead")
+        ctx.warn(f"{error}; falling back to the timer: waiting {window.high:g}s, the timing model's worst case")
         _wait_timer(window, since, clock)
         unknown = everyone(bound=None, observed=f'unknown: {error}')
         return dict(result, elapsed=clock.monotonic() - started, fallback_used=True, members=unknown, **_aggregate(unknown))

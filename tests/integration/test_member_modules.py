@@ -103,7 +103,7 @@ def test_member_wait_unreachable_fails_or_falls_back(tmp_path):
     result = run.task('wait')
     assert not result['failed'] and result['fallback_used'] and result['timer_wait'] == pytest.approx(0.4)
     assert 0.4 <= result['elapsed'] < 1.0
-    assert 'waiting the timer bound of 0.4s instead' in ' '.join(result['warnings'])
+    assert "falling back to the timer: waiting 0.4s, the timing model's worst case" in ' '.join(result['warnings'])
 
 
 def test_member_wait_gives_up_saying_what_it_saw(tmp_path):
