@@ -28,7 +28,7 @@ from ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._traffic import 
 )
 from ansible_collections.l4vip.rollout.tests.harness import embedded_server
 from ansible_collections.l4vip.rollout.tests.harness.embedded_server import run
-from ansible_collections.l4vip.rollout.tests.harness.traffic_thread import TrafficThread
+from ansible_collections.l4vip.rollout.tests.harness.traffic_thread import NotAnswered, TrafficThread
 
 SERVER_HOST = '127.0.0.35'
 RELAY_HOST = '127.0.0.36'
@@ -277,18 +277,28 @@ def server_in_thread(docroot: pathlib.Path, name: str) -> t.Iterator[RealServer]
 def test_traffic_thread_stops_cleanly(docroot):
     with server_in_thread(docroot, 'web3') as server:
         with TrafficThread(THREAD_HOST, server.port, keepalive_clients=2, new_connection_rate=5) as traffic:
-            time.sleep(0.4)
+            traffic.wait_every_client_answered(timeout=5, servers=['web3'])
             running = traffic.snapshot()
             summary = traffic.stop()
         assert not traffic._thread.is_alive()
         assert traffic.stop() is summary  # stopping again hands back the same summary
         with TrafficThread(THREAD_HOST, server.port, keepalive_clients=1, new_connection_rate=0) as unattended:
-            time.sleep(0.1)
+            unattended.wait_every_client_answered(timeout=5)
         assert not unattended._thread.is_alive() and unattended.summary is not None  # __exit__ stopped it
-    assert running.ok > 0
+    assert {record.client for record in running.requests if record.kind == KIND_KEEPALIVE and record.outcome == OUTCOME_OK} == {0, 1}
     assert summary.ok >= running.ok and summary.failed == 0
     assert summary.by_server == {'web3': summary.ok}
     assert unattended.summary.ok > 0
+
+
+def test_waiting_for_every_client_names_what_never_answered(docroot):
+    with server_in_thread(docroot, 'web5') as server:
+        with TrafficThread(THREAD_HOST, server.port, keepalive_clients=2, new_connection_rate=0) as traffic:
+            later = time.time() + 3600
+            with pytest.raises(NotAnswered, match=r"keep-alive client\(s\) \[0, 1\].*server\(s\) \['web9'\]"):
+                traffic.wait_every_client_answered(timeout=0.3, since=later, servers=['web9'])
+            # Answers after a moment that has passed: every client has one, soon.
+            assert traffic.wait_every_client_answered(timeout=5, since=time.time(), servers=['web5']) < 5
 
 
 @pytest.mark.parametrize('how', ['duration', 'sigterm'])
