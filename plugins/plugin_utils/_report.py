@@ -25,6 +25,7 @@ from ansible_collections.l4vip.rollout.plugins.plugin_utils._report_timeline imp
 
 REPORT_JSON, TIMELINE_SVG, REPORT_MD = 'report.json', 'timeline.svg', 'report.md'
 
+
 def _span(start: float | None, end: float | None) -> float | None:
     return None if start is None or end is None else round(end - start, 3)
 

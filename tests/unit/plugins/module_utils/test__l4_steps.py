@@ -199,7 +199,7 @@ def test_at_the_deadline_force_runs_the_hard_stop_and_returns_exactly_what_it_cu
     # The held session stays through the graceful stop and the timeout; the hard stop closes it.
     monkeypatch.setattr(_session_drain._sockets, 'read_sockets', lambda: [] if ['nginx', '-s', 'stop'] in ran else [held])
     result = _session_drain.session_drain(drain_params(port=8080, stop_command=['nginx', '-s', 'quit'], timeout=2, at_timeout='force',
-                                                  force_command=['nginx', '-s', 'stop'], poll_interval=0.5), ctx)
+                                                       force_command=['nginx', '-s', 'stop'], poll_interval=0.5), ctx)
     assert ran == [['nginx', '-s', 'quit'], ['nginx', '-s', 'stop']]
     assert result['forced'] and result['drained'] and result['changed'] and result['sessions'] == []
     assert result['cut_sessions'] == [{'peer': '198.51.100.9:40022', 'local': '10.0.0.11:8080', 'state': 'ESTABLISHED', 'open_for': 2.0}]
