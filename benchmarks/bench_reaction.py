@@ -15,13 +15,10 @@ import json
 import os
 import pathlib
 import random
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import typing as t
-import urllib.request
 
 import yaml
 
@@ -30,10 +27,8 @@ from ansible_collections.l4vip.rollout.plugins.module_utils import _process
 from ansible_collections.l4vip.rollout.plugins.module_utils._providers import provider_argument_spec
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import Profile
 from ansible_collections.l4vip.rollout.tests.harness.ansible import PLAYBOOK_BIN, _playbook_env
-from ansible_collections.l4vip.rollout.tests.harness.emulator_thread import EmulatorThread
-from ansible_collections.l4vip.rollout.tests.harness.fleet import emulator_transitions
-from ansible_collections.l4vip.rollout.tests.harness.haproxy_log import HAProxyLogReceiver
-from ansible_collections.l4vip.rollout.tests.harness.real_parts import HAProxy, Nginx, pid_alive, stop_all, tail
+from ansible_collections.l4vip.rollout.tests.harness.fleet import DaemonNginx, EmulatorL4, HAProxyL4
+from ansible_collections.l4vip.rollout.tests.harness.real_parts import pid_alive, tail
 
 PROFILE = Profile(interval=0.5, retry=1, rise=1, check_timeout=0.25)
 # Each provider and the L4 whose own transition times are its ground truth.
@@ -69,9 +64,6 @@ def until(what: str, probe: t.Callable[[], tuple[T | None, str]], timeout: float
         if time.monotonic() > deadline:
             raise BenchmarkError(f'{what}: not within {timeout:g}s; last saw {seen}')
         time.sleep(every)
-
-
-# --- the L4s' own transition times -----------------------------------------------------------
 
 
 # --- the processes member_wait runs in ------------------------------------------------------------
@@ -178,83 +170,64 @@ class Playbook:
 # --- the lab: two nginx members behind both L4s ----------------------------------------------------
 
 class Lab:
-    """web1 and web2 (real nginx) behind the emulator and a real HAProxy, both built from PROFILE."""
+    """web1 and web2 (fleet.DaemonNginx) behind fleet's EmulatorL4 and HAProxyL4 at once, both built from PROFILE."""
 
     def __init__(self, workdir: pathlib.Path) -> None:
-        self.workdir = workdir
-        self.members: list[Nginx] = []
-        self.emulator_thread: EmulatorThread | None = None
-        self.haproxy: HAProxy | None = None
-        self.log: HAProxyLogReceiver | None = None
-        self.control_url = ''
+        self.members = [DaemonNginx(name, address, port, workdir / name) for name, (address, port) in MEMBERS.items()]
+        groups, profile = {POOL: self.members}, PROFILE.as_dict()
+        self.emulator = EmulatorL4(groups, profile, EMULATOR_CHECK_SOURCE, vip_address=EMULATOR_VIP[0], vip_ports=[EMULATOR_VIP[1]],
+                                   control=EMULATOR_CONTROL, seed=SEED)
+        self.haproxy = HAProxyL4(workdir / 'haproxy', groups, profile, HAPROXY_CHECK_SOURCE, frontend=HAPROXY_VIP)
+        self._started: list[t.Any] = []  # stopped on stop(), last first
 
     def start(self) -> None:
-        for name, (address, port) in MEMBERS.items():
-            self.members.append(Nginx(name, address, port, self.workdir / name))
-            self.members[-1].start()
-        # A unix socket path must fit in 108 bytes.
-        log_dir = self.workdir if len(os.fsencode(self.workdir)) < 80 else pathlib.Path(tempfile.mkdtemp(prefix='l4vip-bench-'))
-        self.log = HAProxyLogReceiver(log_dir / 'haproxy-log.sock').open()
-        members = [(name, address, port) for name, (address, port) in MEMBERS.items()]
-        self.haproxy = HAProxy(self.workdir / 'haproxy', PROFILE, HAPROXY_VIP, members, backend=POOL,
-                               check_source=HAPROXY_CHECK_SOURCE, log_socket=self.log.path)
-        self.haproxy.start()
-        emulator_thread = EmulatorThread({
-            'vips': [{'name': POOL, 'listen': f'{EMULATOR_VIP[0]}:{EMULATOR_VIP[1]}',
-                      'members': [{'name': name, 'address': f'{address}:{port}'} for name, address, port in members]}],
-            'profile': PROFILE.as_dict(),
-            'control': f'{EMULATOR_CONTROL[0]}:{EMULATOR_CONTROL[1]}',
-            'check_source': EMULATOR_CHECK_SOURCE,
-            'seed': SEED,
-        })
-        self.control_url = emulator_thread.start().control_url  # a start that fails cleans up after itself
-        self.emulator_thread = emulator_thread
+        for part in [*self.members, self.haproxy, self.emulator]:
+            self._started.append(part)
+            part.start()
         self.wait_all_up()
 
     @property
-    def web1(self) -> Nginx:
+    def web1(self) -> DaemonNginx:
         return self.members[0]
 
     def wait_all_up(self) -> None:
         """Both L4s bind both members, and HAProxy needs `fall` failures to drop one (see HAProxy.unsettled)."""
         def emulator_bound() -> tuple[bool | None, str]:
-            with urllib.request.urlopen(f'{self.control_url}/api/vips/{POOL}', timeout=5) as answer:
-                bound = {m['name']: m['bound'] for m in json.load(answer)['members']}
+            bound = self.emulator.bound(POOL)
             return (True if all(bound.values()) else None), f'emulator bindings {bound}'
         until('the emulator binds every member', emulator_bound, 5, 0.05)
-        self.haproxy.wait_settled(timeout=5)
-        states = {name: self.haproxy.member_state(name) for name in MEMBERS}
+        self.haproxy.haproxy.wait_settled(timeout=5)
+        states = {name: self.haproxy.haproxy.member_state(name) for name in MEMBERS}
         if set(states.values()) != {'up'}:
             raise BenchmarkError(f'HAProxy settled with members not up: {states}')
 
     def l4_transitions(self, l4: str) -> list[tuple[float, str]]:
         """(epoch, 'down' | 'up') of web1's transitions, from the L4's own record, oldest first."""
-        seen = emulator_transitions(self.control_url) if l4 == 'emulator' else self.log.transitions
+        seen = (self.emulator if l4 == 'emulator' else self.haproxy).transitions()
         return [(transition.at, transition.to) for transition in seen if transition.member == MEMBER]
 
     def stop(self) -> None:
-        """Stop every part, also when one of them fails to stop."""
-        try:
-            if self.emulator_thread is not None:
-                self.emulator_thread.stop()
-        finally:
+        """Stop every part started, the L4s first, also when one of them fails to stop; then raise the failures."""
+        errors = []
+        for part in self._started[::-1]:
             try:
-                stop_all([*self.members, *([self.haproxy] if self.haproxy else [])])
-            finally:
-                if self.log is not None:
-                    self.log.close()
-                    if self.log.path.parent != self.workdir:
-                        shutil.rmtree(self.log.path.parent, ignore_errors=True)
+                part.stop()
+            except Exception as exc:  # pylint: disable=broad-exception-caught  # keep stopping the rest
+                errors.append(f'{part!r}: {exc}')
+        errors += [f'{member!r}: pid {pid} still alive' for member in self.members for pid in member.leftover_pids()]
+        self._started = []
+        if errors:
+            raise BenchmarkError('stopping the lab:\n' + '\n'.join(errors))
 
 
 def provider_options(provider: str, lab: Lab) -> dict[str, t.Any]:
     if provider == 'emulator':
-        return dict(endpoint=lab.control_url, pool=POOL, member=MEMBER)
+        return dict(endpoint=lab.emulator.control_url, pool=POOL, member=MEMBER)
     if provider == 'http':
         # The emulator's REST API read as any REST API: `bound` is a JSON boolean, and matches() compares it as such.
-        return dict(endpoint=f'{lab.control_url}/api/vips/{POOL}/members/{MEMBER}', query='bound', down_values=[False], up_values=[True])
+        return dict(endpoint=f'{lab.emulator.control_url}/api/vips/{POOL}/members/{MEMBER}', query='bound', down_values=[False], up_values=[True])
     if provider == 'haproxy':
-        return dict(endpoint=str(lab.haproxy.socket_path), pool=POOL, member=MEMBER)
+        return dict(endpoint=str(lab.haproxy.haproxy.socket_path), pool=POOL, member=MEMBER)
     return dict(endpoint=str(lab.web1.access_log_path), sources=[HAPROXY_CHECK_SOURCE])
 
 
@@ -302,7 +275,7 @@ def drive(playbook: Playbook, tasks: list[tuple[str, str]], lab: Lab, rng: rando
         seen |= new
         time.sleep(rng.uniform(*TOGGLE_DELAY))
         if state == 'down':
-            lab.haproxy.wait_settled(timeout=3)  # else HAProxy drops web1 on one failed check, the access log needs two
+            lab.haproxy.haproxy.wait_settled(timeout=3)  # else HAProxy drops web1 on one failed check, the access log needs two
             lab.web1.disable_health_check()
         else:
             lab.web1.enable_health_check()

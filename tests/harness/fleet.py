@@ -143,6 +143,17 @@ class DaemonMember:
     def health_check_path(self) -> pathlib.Path:
         return self.docroot / 'health_check.html'
 
+    @property
+    def disabled_health_check_path(self) -> pathlib.Path:
+        return self.docroot / 'health_check.html.disabled'
+
+    def disable_health_check(self) -> None:
+        """Rename the health-check file away: the L7 check gets 404 from now on."""
+        self.health_check_path.rename(self.disabled_health_check_path)
+
+    def enable_health_check(self) -> None:
+        self.disabled_health_check_path.rename(self.health_check_path)
+
     def url(self, path: str = '/') -> str:
         return f'http://{self.address}:{self.port}{path}'
 
@@ -175,6 +186,10 @@ class DaemonNginx(DaemonMember):
         (workdir / 'tmp').mkdir(parents=True, exist_ok=True)
         super().__init__(name, address, port, workdir, version)
         self.conf_path.write_text(daemon_conf(workdir=workdir, docroot=self.docroot, name=name, address=address, port=port), encoding='utf-8')
+
+    @property
+    def access_log_path(self) -> pathlib.Path:
+        return self.workdir / 'access.log'  # real_parts.NGINX_CONF's access_log
 
     @property
     def start_command(self) -> list[str]:
@@ -311,19 +326,21 @@ def each_member(action: t.Callable[[DaemonMember], t.Any], members: t.Sequence[D
 # --- the L4 in front ----------------------------------------------------------------------
 
 class EmulatorL4:
-    """The embedded emulator, in-process, one VIP per group."""
+    """The embedded emulator, in-process, one VIP per group (on ``vip_address``, ports ``vip_ports`` in order)."""
 
     kind = EMULATOR
 
-    def __init__(self, groups: dict[str, list[DaemonMember]], profile: dict[str, t.Any], check_source: str) -> None:
-        if len(groups) > len(VIP_PORTS):
-            raise HarnessError(f'at most {len(VIP_PORTS)} VIPs, got {len(groups)}')
+    def __init__(self, groups: dict[str, list[DaemonMember]], profile: dict[str, t.Any], check_source: str, *,
+                 vip_address: str = VIP_ADDRESS, vip_ports: t.Sequence[int] = VIP_PORTS,
+                 control: tuple[str, int] = (VIP_ADDRESS, CONTROL_PORT), seed: int = 1) -> None:
+        if len(groups) > len(vip_ports):
+            raise HarnessError(f'at most {len(vip_ports)} VIPs, got {len(groups)}')
         self.groups = groups
-        vips = [{'name': group, 'listen': f'{VIP_ADDRESS}:{port}',
+        vips = [{'name': group, 'listen': f'{vip_address}:{port}',
                  'members': [{'name': m.name, 'address': f'{m.address}:{m.port}'} for m in members]}
-                for (group, members), port in zip(groups.items(), VIP_PORTS)]
-        self.thread = EmulatorThread({'vips': vips, 'profile': profile, 'control': f'{VIP_ADDRESS}:{CONTROL_PORT}',
-                                      'check_source': check_source, 'seed': 1})
+                for (group, members), port in zip(groups.items(), vip_ports)]
+        self.thread = EmulatorThread({'vips': vips, 'profile': profile, 'control': f'{control[0]}:{control[1]}',
+                                      'check_source': check_source, 'seed': seed})
         self.check_source = check_source
 
     def start(self) -> None:
@@ -387,13 +404,14 @@ class HAProxyL4:
 
     kind = HAPROXY
 
-    def __init__(self, workdir: pathlib.Path, groups: dict[str, list[DaemonMember]], profile: dict[str, t.Any], check_source: str) -> None:
+    def __init__(self, workdir: pathlib.Path, groups: dict[str, list[DaemonMember]], profile: dict[str, t.Any], check_source: str, *,
+                 frontend: tuple[str, int] = HAPROXY_VIP) -> None:
         if len(groups) != 1:
             raise HarnessError(f'the HAProxy L4 serves one group, got {sorted(groups)}')
         (self.group, members), = groups.items()
         # HAProxy's log says when it marked a member down or up (transitions()).
         self.log = HAProxyLogReceiver(_short_socket_path(workdir / 'haproxy-log.sock'))
-        self.haproxy = HAProxy(workdir, parse_profile(profile), HAPROXY_VIP, [(m.name, m.address, m.port) for m in members],
+        self.haproxy = HAProxy(workdir, parse_profile(profile), frontend, [(m.name, m.address, m.port) for m in members],
                                backend=self.group, check_source=check_source, log_socket=self.log.path)
         self.check_source = check_source
 
@@ -407,6 +425,8 @@ class HAProxyL4:
             self.haproxy.stop()
         finally:
             self.log.close()
+            if self.log.path.parent != self.haproxy.workdir:  # _short_socket_path's own dir
+                shutil.rmtree(self.log.path.parent, ignore_errors=True)
         if self.haproxy.leftover_pids():
             raise HarnessError(f'{self.haproxy!r}: pids {self.haproxy.leftover_pids()} still alive')
 
