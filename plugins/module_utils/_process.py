@@ -98,12 +98,19 @@ def group(pgid: int) -> list[int]:
     return _where(2, _checked(pgid))
 
 
+def _raw_cmdline(pid: int) -> bytes | None:
+    """/proc/<pid>/cmdline as it is: the arguments, each ended by a NUL; None when there is no such process."""
+    try:
+        with open(f'/proc/{pid}/cmdline', 'rb') as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
 def cmdline(pid: int) -> list[str] | None:
     """The arguments of ``pid`` (empty for a zombie or a kernel thread); None when there is no such process."""
-    try:
-        with open(f'/proc/{_checked(pid)}/cmdline', 'rb') as handle:
-            raw = handle.read()
-    except OSError:
+    raw = _raw_cmdline(_checked(pid))
+    if raw is None:
         return None
     if raw.endswith(b'\0'):
         raw = raw[:-1]
@@ -121,15 +128,7 @@ def matches(pid: int, *markers: Marker) -> bool:
 def pids_by_cmdline(needle: str) -> list[int]:
     """Every process whose command line (arguments joined by NULs) holds ``needle``, this one included if it does."""
     wanted = os.fsencode(needle)
-    found = []
-    for pid in _pids():
-        try:
-            with open(f'/proc/{pid}/cmdline', 'rb') as handle:
-                if wanted in handle.read():
-                    found.append(pid)
-        except OSError:
-            continue
-    return sorted(found)
+    return sorted(pid for pid in _pids() if wanted in (_raw_cmdline(pid) or b''))
 
 
 def read_pidfile(path: str | os.PathLike[str]) -> int | None:
