@@ -105,14 +105,6 @@ def batch(params: t.Mapping[str, t.Any]) -> list[str]:
     return [params.get('member') or params.get('endpoint') or 'member']
 
 
-def _each(provider: _providers.Provider, members: list[str]) -> t.Iterator[tuple[str, _providers.Provider]]:
-    if len(members) == 1:
-        yield members[0], provider
-    else:
-        for member in members:
-            yield member, provider.with_member(member)
-
-
 def provider_class(params: t.Mapping[str, t.Any], *needs: Capability) -> type[_providers.Provider]:
     """The class of the provider the options name, once it is known to have every capability the step ``needs``.
 
@@ -277,7 +269,7 @@ def member_admin(params: t.Mapping[str, t.Any], ctx: Context) -> dict[str, t.Any
     members = batch(params)
     report: dict[str, dict[str, t.Any]] = {}
     try:
-        for member, provider in _each(build(params, profile, Capability.ADMIN), members):
+        for member, provider in build(params, profile, Capability.ADMIN).for_members(members):
             before = provider.admin_state()
             changed = before != wanted
             if changed and not ctx.check_mode:

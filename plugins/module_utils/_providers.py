@@ -169,11 +169,17 @@ class Provider:
         """What the L4 says of the member: is it bound? (Capability.OBSERVE)"""
         raise self.refusal(Capability.OBSERVE)
 
+    def for_members(self, members: t.Sequence[str]) -> t.Iterator[tuple[str, Provider]]:
+        """Each member of a batch and the provider that asks about it: this one for a lone member, else ``with_member``."""
+        if len(members) == 1:
+            yield members[0], self
+            return
+        for member in members:
+            yield member, self.with_member(member)
+
     def observe_members(self, members: t.Sequence[str]) -> dict[str, Observation]:
         """What the L4 says of each member of a batch; the providers that can batch ask once for all."""
-        if len(members) == 1:
-            return {members[0]: self.observe()}
-        return {member: self.with_member(member).observe() for member in members}
+        return {member: provider.observe() for member, provider in self.for_members(members)}
 
     def with_member(self, member: str) -> Provider:
         """The same provider, asking about ``member`` of the same pool (Capability.BATCHES)."""
