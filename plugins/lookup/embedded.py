@@ -76,12 +76,16 @@ class LookupModule(LookupBase):
         self.set_options(var_options=variables, direct=kwargs)
         if len(terms) != 1 or terms[0] not in TOOLS:
             raise AnsibleLookupError(f"embedded: expected one of {', '.join(TOOLS)}, got {terms!r}")
-        env = shutil.which('env') or '/usr/bin/env'
-        module = f'ansible_collections.l4vip.rollout.plugins.{TOOLS[terms[0]]}'
-        argv = [env, f'PYTHONPATH={COLLECTIONS_ROOT}', sys.executable, '-m', module]
+        argv = tool_argv(terms[0])
         if self.get_option('while_playbook'):
             argv += ['--while-pid', str(playbook_pid())]
         return argv
+
+
+def tool_argv(tool: str) -> list[str]:
+    """``env PYTHONPATH=<the directory that holds ansible_collections> <this Python> -m <the tool's module>``."""
+    return [shutil.which('env') or '/usr/bin/env', f'PYTHONPATH={COLLECTIONS_ROOT}', sys.executable,
+            '-m', f'ansible_collections.l4vip.rollout.plugins.{TOOLS[tool]}']
 
 
 def playbook_pid() -> int:

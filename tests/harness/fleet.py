@@ -248,12 +248,6 @@ class DaemonNginx(DaemonMember):
 
 # --- a daemonized embedded real server member ---------------------------------------------
 
-def embedded_command(tool: str) -> list[str]:
-    """The argv that runs one of the collection's embedded tools, as the ``l4vip.rollout.embedded`` lookup builds it."""
-    return [shutil.which('env') or '/usr/bin/env', f'PYTHONPATH={embedded.COLLECTIONS_ROOT}', sys.executable,
-            '-m', f'ansible_collections.l4vip.rollout.plugins.{embedded.TOOLS[tool]}']
-
-
 class DaemonRealServer(DaemonMember):
     """One member: the embedded real server, ``--daemon`` to start (returns once it listens), ``--stop`` to stop.
 
@@ -271,12 +265,12 @@ class DaemonRealServer(DaemonMember):
 
     @property
     def start_command(self) -> list[str]:
-        return [*embedded_command('realserver'), '--daemon', '--name', self.name, '--listen', f'{self.address}:{self.port}',
+        return [*embedded.tool_argv('realserver'), '--daemon', '--name', self.name, '--listen', f'{self.address}:{self.port}',
                 '--docroot', str(self.docroot), '--pidfile', str(self.pidfile), '--log', str(self.log)]
 
     @property
     def stop_command(self) -> list[str]:
-        return [*embedded_command('realserver'), '--stop', '--pidfile', str(self.pidfile)]
+        return [*embedded.tool_argv('realserver'), '--stop', '--pidfile', str(self.pidfile)]
 
     def write_version(self, version: str) -> None:
         super().write_version(version)
