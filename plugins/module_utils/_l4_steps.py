@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The L4 steps of a rollout, for one member or a whole batch: wait for the L4, set admin states, guard capacity.
+"""The L4 steps of a rollout, for one member or a whole batch: wait for the L4, read and set admin states.
 
 Internal to the l4vip.rollout collection; not a public API.
 
@@ -10,7 +10,8 @@ Each step is one function of its validated options that returns the result or ra
 The module of the same name runs it on the host its task runs on; the module's action plugin runs
 it in the controller's own process when the task runs on the controller, so an L4 step there costs
 no module run. The argument specs live here so that both validate alike. The drain, which also
-reads the server's socket table, is in ``_session_drain.py``.
+reads the server's socket table, is in ``_session_drain.py``; the capacity guard, with its claims,
+in ``_guard.py``.
 
 A step asks the provider what it can do (``Capability``), never which provider it is.
 """
@@ -18,24 +19,16 @@ A step asks the provider what it can do (``Capability``), never which provider i
 from __future__ import annotations
 
 import dataclasses
-import math
-import os
 import socket
 import subprocess
-import time
 import typing as t
 
-from ansible_collections.l4vip.rollout.plugins.module_utils import _capacity, _providers
+from ansible_collections.l4vip.rollout.plugins.module_utils import _providers
 from ansible_collections.l4vip.rollout.plugins.module_utils._options import OptionError, seconds
 from ansible_collections.l4vip.rollout.plugins.module_utils._providers import Capability
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import (
     SYSTEM_CLOCK, Clock, Profile, ProfileError, Window, default_timeout, parse_profile, poll_until, remaining_wait,
     transition_window)
-
-# Where claims live when the guard is asked to claim and no claims_dir is given: on the host that runs it
-# (the action plugin puts them under ANSIBLE_HOME when that host is the controller).
-DEFAULT_CLAIMS_DIR = '~/.ansible/l4vip.rollout/claims'
-
 
 class StepFailed(Exception):
     """A step could not do what it was asked; ``details`` go into the failed result."""
@@ -50,6 +43,18 @@ def _run_argv(argv: list[str]) -> tuple[int, str, str]:
     return done.returncode, done.stdout, done.stderr
 
 
+@dataclasses.dataclass(frozen=True)
+class ClaimsPlace:
+    """Where the capacity guard keeps claims when neither the L4 nor ``claims_dir`` holds them: a directory of the host it runs on."""
+
+    directory: str = '~/.ansible/l4vip.rollout/claims'
+    host: str = dataclasses.field(default_factory=socket.gethostname)
+    # The controller (the action plugin in its process): claims there are this controller's alone, and the run says so.
+    controller_only: bool = False
+    # The rollout the claims are for, when the task does not name it (the action plugin's ansible-playbook process).
+    owner: dict[str, t.Any] | None = None
+
+
 @dataclasses.dataclass
 class Context:
     """What a step needs from the task around it."""
@@ -60,7 +65,7 @@ class Context:
     warnings: list[str] = dataclasses.field(default_factory=list)
     # Runs an argv on the host the step runs on: (rc, stdout, stderr). Modules pass AnsibleModule.run_command.
     run_command: t.Callable[[list[str]], tuple[int, str, str]] = _run_argv
-    claims_dir: str = DEFAULT_CLAIMS_DIR
+    claims: ClaimsPlace = dataclasses.field(default_factory=ClaimsPlace)
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)
@@ -289,75 +294,3 @@ def member_admin(params: t.Mapping[str, t.Any], ctx: Context) -> dict[str, t.Any
         result['diff'] = dict(before=''.join(f"{label(m)}admin_state: {v['previous_admin_state']}\n" for m, v in report.items()),
                               after=''.join(f'{label(m)}admin_state: {wanted}\n' for m in report))
     return result
-
-
-# --- capacity_guard -----------------------------------------------------------------------------
-
-def capacity_guard_spec() -> dict[str, t.Any]:
-    spec = _providers.provider_argument_spec()
-    spec.update(
-        leaving=dict(type='list', elements='str'),
-        min_bound=dict(type='int', default=1),
-        pool_members=dict(type='list', elements='str'),
-        claims=dict(type='bool', default=False),
-        claims_dir=dict(type='path'),
-        claim_ttl=dict(type='float', default=3600.0),
-        release=dict(type='bool', default=False),
-    )
-    return spec
-
-
-def capacity_guard(params: t.Mapping[str, t.Any], ctx: Context) -> dict[str, t.Any]:
-    """Judge whether the batch may leave the pool (claiming it, with claims); or release the batch's claims.
-
-    ``changed`` is whether a claim was written or removed (in check mode: would be); a claim the batch already
-    holds is renewed, which is no change.
-    """
-    profile = checked_profile(params)
-    leaving = params['leaving'] if params['leaving'] is not None else [m for m in (params['members'] or [params['member']]) if m]
-    try:
-        _capacity.check_min_bound(params['min_bound'])
-    except _capacity.CapacityError as error:
-        raise StepFailed(str(error)) from None
-    if not (math.isfinite(params['claim_ttl']) and params['claim_ttl'] > 0):
-        raise StepFailed(f"claim_ttl: must be a number of seconds above 0, got {params['claim_ttl']!r}")
-    claims_dir = params['claims_dir'] or (ctx.claims_dir if params['claims'] or params['release'] else None)
-    directory = os.path.expanduser(claims_dir) if claims_dir else None
-    pool = params['pool'] or ''
-    if params['release']:
-        if not leaving:
-            raise StepFailed('release: needs the members whose claims to release (leaving, members or member)')
-        released = [m for m in leaving if _capacity.release_claim(directory, pool, m, dry_run=ctx.check_mode)]
-        return dict(changed=bool(released), checked=False, leaving=leaving, released=released)
-    cls = provider_class(dict(params, members=None))
-    if not cls.can(Capability.POOL) and not params['pool_members']:
-        ctx.warn(f"capacity not checked: provider {cls.name!r} cannot list the pool "
-                 f"(only {', '.join(_providers.providers_that_can(Capability.POOL))} can) and no pool_members were given")
-        return dict(changed=False, checked=False, leaving=leaving)
-
-    def inventory_bindings() -> dict[str, bool]:
-        # No L4 to ask: the inventory's members count as bound, less what other rollouts claim.
-        return dict.fromkeys(params['pool_members'], True)
-
-    try:
-        bindings_of = build(dict(params, members=None), profile, Capability.POOL).pool_bindings if cls.can(Capability.POOL) else inventory_bindings
-        verdict, others, claimed = _judge(directory, pool, bindings_of, leaving, params, ctx)
-    except (_providers.ProviderError, _capacity.CapacityError) as error:
-        raise StepFailed(str(error), leaving=leaving) from None
-    except OSError as error:
-        raise StepFailed(f'claims_dir: {error}', leaving=leaving) from None
-    said = verdict.explain() + (f"; claimed by another rollout: {', '.join(others)}" if others else '')
-    if not verdict.allowed:
-        raise StepFailed(f'capacity guard: {said}', checked=True, claimed_by_others=others, **verdict.as_dict())
-    return dict(changed=bool(claimed), checked=True, msg=said, claimed_by_others=others, claimed=claimed, **verdict.as_dict())
-
-
-def _judge(directory: str | None, pool: str, bindings_of: t.Callable[[], t.Mapping[str, bool]], leaving: list[str],
-           params: t.Mapping[str, t.Any], ctx: Context) -> tuple[_capacity.Verdict, list[str], list[str]]:
-    """The verdict, the members other rollouts claim, and the members claimed anew (in check mode: that would be)."""
-    if directory is None:
-        return _capacity.judge(pool, bindings_of(), leaving, params['min_bound']), [], []
-    if not ctx.check_mode:
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-    return _capacity.judge_and_claim(directory, pool, bindings_of, leaving, params['min_bound'], owner=f'{socket.gethostname()}:{os.getppid()}',
-                                     ttl=params['claim_ttl'], now=time.time, dry_run=ctx.check_mode)

@@ -72,6 +72,12 @@ def alive(pid: int, reap: bool = True) -> bool:
     return _live(_stat(pid))
 
 
+def start_ticks(pid: int) -> int | None:
+    """When ``pid`` started, in clock ticks since boot; None when it does not run. A reused pid has another start."""
+    fields = _stat(_checked(pid))
+    return int(fields[19]) if _live(fields) else None  # type: ignore[index]  # _live: not None; field 22 of stat
+
+
 def _pids() -> t.Iterator[int]:
     for entry in os.listdir('/proc'):
         if entry.isdigit():

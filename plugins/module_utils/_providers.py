@@ -28,7 +28,7 @@ import enum
 import json
 import typing as t
 
-from ansible_collections.l4vip.rollout.plugins.module_utils import _access_log, _haproxy
+from ansible_collections.l4vip.rollout.plugins.module_utils import _access_log, _claims, _haproxy
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import PROFILE_ARGUMENT_SPEC, SYSTEM_CLOCK, Clock, Profile
 
 from urllib.error import HTTPError, URLError
@@ -137,6 +137,7 @@ class Capability(enum.Enum):
     SESSIONS = "count the L4's sessions"  # per member (session_drain)
     POOL = 'list the pool'  # every member of the pool and whether it is bound (capacity_guard)
     BATCHES = 'follow several members in one task'  # ``members``, one request for all where the L4 answers for its pool
+    CLAIMS = "hold the rollouts' claims"  # the L4 keeps them, so every rollout of the VIP sees them (capacity_guard)
 
 
 class Provider:
@@ -200,6 +201,10 @@ class Provider:
     def pool_bindings(self) -> dict[str, bool]:
         """Every member of the pool and whether it is bound, what the capacity guard counts (Capability.POOL)."""
         raise self.refusal(Capability.POOL)
+
+    def claims_store(self) -> _claims.Store:
+        """Where the L4 keeps the rollouts' claims on the pool (Capability.CLAIMS)."""
+        raise self.refusal(Capability.CLAIMS)
 
 
 class TimerProvider(Provider):
@@ -267,12 +272,24 @@ class EmulatorProvider(Provider):
     def pool_bindings(self) -> dict[str, bool]:
         return {member['name']: member['bound'] for member in fetch_json(self.vip_url, self.settings)['members']}
 
+    def claims_store(self) -> _claims.Store:
+        url = f'{self.endpoint.rstrip("/")}/api/claims/'
+
+        def read(pool: str) -> tuple[int, dict[str, t.Any]]:
+            answer = fetch_json(url + pool, self.settings)
+            return answer['version'], answer['claims']
+
+        def write(pool: str, version: int, claims: dict[str, t.Any]) -> bool:
+            return bool(fetch_json(url + pool, self.settings, 'PUT', {'version': version, 'claims': claims})['stored'])
+
+        return _claims.CompareAndSetStore(f'the L4 (the emulator at {self.endpoint})', read, write)
+
 
 class HAProxyProvider(Provider):
     """HAProxy's runtime API; the module's ``pool`` is a backend's name."""
 
     name = 'haproxy'
-    capabilities = frozenset(Capability)
+    capabilities = frozenset(Capability) - {Capability.CLAIMS}  # its runtime API has nowhere to keep a claim
     required_options = ('endpoint', 'pool')
     needs_member = True
 

@@ -13,12 +13,13 @@ description:
   - Asks the L4 which members of O(pool) are bound now, and fails when taking O(leaving) out would leave fewer than
     O(min_bound) of them. The count comes from the L4, so a member that is already out (a half-done earlier run, a
     concurrent rollout, a dead server) counts as out.
-  - Changes nothing on the L4. With O(claims_dir) it writes (and with O(release) removes) a claim file there.
+  - Changes nothing on the L4's traffic. With O(claims) it claims the leaving members for this rollout, so that every
+    other rollout of the pool counts them as out and none works on them at the same time (see O(claims)).
   - Only the providers that can list a pool (V(emulator), V(haproxy)) can be asked. With the others the guard counts
     O(pool_members) as bound, less the members other rollouts claim; without O(pool_members) it returns
-    RV(checked=false) and a warning, and does not fail.
-  - Reports C(changed) only when it writes a claim (or, with O(release), removes one); a re-run whose claims are already
-    held renews them and reports no change.
+    RV(checked=false) and a warning, and does not fail (it still claims, with O(claims)).
+  - Reports C(changed) only when it claims a member anew, releases a claim or marks one left out; a re-run whose claims
+    are already held renews them and reports no change.
   - Runs inside the controller's process when the task runs on the controller; anywhere else, as a module on that host.
 author:
   - l4vip.rollout maintainers (@l4vip)
@@ -29,8 +30,8 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Judges as a real run does, other rollouts' claims included, and writes or removes no claim; RV(claimed) and
-      RV(released) name the claims a real run would write or remove.
+    details: Judges as a real run does, other rollouts' claims included, and writes, removes or marks no claim; RV(claimed),
+      RV(released) and RV(left_out) name the claims a real run would change.
   diff_mode:
     support: none
   platform:
@@ -55,34 +56,83 @@ options:
     elements: str
   claims:
     description:
-      - Claim the leaving members (see O(claims_dir)), in O(claims_dir) or, when it is not given, in a directory on the
-        host that runs the guard - under C(ANSIBLE_HOME) on the controller, C(~/.ansible/l4vip.rollout/claims) elsewhere.
+      - Claim the leaving members for this rollout. Another rollout of the pool then counts them as out (even before the
+        L4 has noticed them leave) and is refused, saying whose claim it is, if it wants one of them itself; this one
+        counts the members others claim as out.
+      - The claims live where every rollout of the pool sees them, the first of - O(claims_dir) when given; the L4 itself
+        where its provider can hold them (V(emulator)); a directory of the host the guard runs on,
+        C(~/.ansible/l4vip.rollout/claims) of the login user on the LB host, say. When that host is the controller the
+        directory is under C(ANSIBLE_HOME) and only this controller's rollouts see it, and the guard says so once per
+        rollout and pool.
+      - A claim names its owner (see O(owner)) and stops holding when the owner left the member out after a failure
+        (O(leave_out)), when the owner ran on the host that checks and its process is gone, or when the owner's lease
+        (O(claim_lease)) has lapsed. Such a claim is taken over with a warning; the member still counts as out until then.
     type: bool
     default: false
   claims_dir:
     description:
-      - A directory every rollout of this pool shares (on the host that runs the guard); giving it turns O(claims) on. With it, the guard runs under a
-        lock per pool, counts the members other rollouts have claimed as already out, and claims O(member) when it lets
-        it go - so two rollouts started at once cannot take out more than O(min_bound) allows, even before the L4 has
-        noticed the first one.
-      - Without it the count is the L4's alone, which lags by up to the L4's detection time.
+      - A directory, on the host the guard runs on, that every rollout of this pool shares; giving it turns O(claims) on.
+        The claims of a pool are one file there, changed under an exclusive lock.
     type: path
-  claim_ttl:
+  claim_lease:
     description:
-      - Seconds a claim holds before it expires (a rollout that died without releasing it).
+      - Seconds the owner's claims hold without being renewed; every capacity guard of the owner renews them. Choose it
+        longer than one batch takes, deploy included - a rollout of another controller takes over a claim whose lease has
+        lapsed.
     type: float
     default: 3600
+    aliases: [claim_ttl]
   release:
     description:
-      - Release the claims of O(leaving) (when they are back in the VIP) instead of judging.
+      - Release this rollout's claims of O(leaving) (when they are back in the VIP) instead of judging. A claim another
+        rollout holds is kept, with a warning, unless O(force).
     type: bool
     default: false
+  force:
+    description:
+      - With O(release), release the claims whichever rollout holds them - the way out of a claim whose owner is gone
+        on another controller and whose lease has not lapsed yet. Make sure that rollout is not running first.
+    type: bool
+    default: false
+  leave_out:
+    description:
+      - Mark this rollout's claims of O(leaving) as left out after a failure, instead of judging. They keep counting as
+        out, and any later rollout may take them over (and redeploy the member) without waiting for a lease.
+    type: bool
+    default: false
+  reason:
+    description:
+      - With O(leave_out), why the members were left out, for the next rollout's message.
+    type: str
+    default: ''
+  owner:
+    description:
+      - The rollout that claims - filled in on the controller by the module's action plugin (the controller's host name,
+        its C(ansible-playbook) process and that process's start, the AWX job id when AWX runs it); give it only to act
+        for another rollout. Without it, the process that started the module.
+    type: dict
+  gone_owners:
+    description:
+      - Owners (as their claims name them) known to be gone; filled in by the action plugin when the owner of a blocking
+        claim ran on the controller and its process is gone.
+    type: list
+    elements: str
+    default: []
 seealso:
   - module: l4vip.rollout.member_wait
   - module: l4vip.rollout.member_admin
 '''
 
 EXAMPLES = r'''
+# The way out of a claim whose rollout is gone (on another controller, its lease still running): on the host that keeps
+# the claims, after making sure that rollout no longer runs.
+- name: Release web2's claim whichever rollout holds it
+  l4vip.rollout.capacity_guard:
+    pool: web
+    member: web2
+    release: true
+    force: true
+
 - name: Keep at least two members of the web backend bound while web1 and web2 go out
   l4vip.rollout.capacity_guard:
     provider: haproxy
@@ -129,6 +179,29 @@ leaving:
   elements: str
   returned: always
   sample: [web1, web2]
+blocked_by:
+  description: The owners of the claims that refused the guard, as O(owner) names them (a member another live rollout works on).
+  type: list
+  elements: dict
+  returned: when refused by a claim
+  sample: [{controller: ctl2, pid: 4242, start_ticks: 88231, machine: "3f1c...:4026531836", started: 1765080000.0, job: "17"}]
+claims_kept:
+  description: Where the claims are kept (the L4, or a directory and its host).
+  type: str
+  returned: with claims
+  sample: directory /root/.ansible/l4vip.rollout/claims on lb
+taken_over:
+  description: The leaving members whose claims this rollout took over (their owner was gone, its lease lapsed, or it left them out).
+  type: list
+  elements: str
+  returned: when checked and allowed
+  sample: [web2]
+left_out:
+  description: The members whose claims were marked left out (in check mode, would be).
+  type: list
+  elements: str
+  returned: with O(leave_out)
+  sample: [web2]
 claimed:
   description:
     - The members this task claimed anew (a claim the batch already held is renewed, not new); C(changed) says whether there
@@ -162,12 +235,13 @@ allowed:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.l4vip.rollout.plugins.module_utils import _l4_steps, _providers
+from ansible_collections.l4vip.rollout.plugins.module_utils import _guard, _l4_steps, _providers
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=_l4_steps.capacity_guard_spec(), required_if=_providers.PROVIDER_REQUIRED_IF, supports_check_mode=True)
-    _l4_steps.run_in_module(module, _l4_steps.capacity_guard)
+    module = AnsibleModule(argument_spec=_guard.capacity_guard_spec(), required_if=_providers.PROVIDER_REQUIRED_IF,
+                           mutually_exclusive=_guard.MUTUALLY_EXCLUSIVE, supports_check_mode=True)
+    _l4_steps.run_in_module(module, _guard.capacity_guard)
 
 
 if __name__ == '__main__':

@@ -19,6 +19,7 @@ options and the same result.
 from __future__ import annotations
 
 import os
+import socket
 import typing as t
 
 from ansible import constants as C
@@ -31,9 +32,10 @@ from ansible_collections.l4vip.rollout.plugins.module_utils import _l4_steps
 Step = t.Callable[[t.Mapping[str, t.Any], _l4_steps.Context], dict[str, t.Any]]
 
 
-def controller_claims_dir() -> str:
-    """Claims on the controller live under ANSIBLE_HOME: every rollout this user starts here sees them."""
-    return os.path.join(C.config.get_config_value('ANSIBLE_HOME'), 'l4vip.rollout', 'claims')
+def controller_claims() -> _l4_steps.ClaimsPlace:
+    """Claims kept on the controller live under ANSIBLE_HOME: only the rollouts started here with that home see them."""
+    return _l4_steps.ClaimsPlace(os.path.join(C.config.get_config_value('ANSIBLE_HOME'), 'l4vip.rollout', 'claims'), socket.gethostname(),
+                                 controller_only=True)
 
 
 class InProcessAction(ActionBase):
@@ -46,6 +48,9 @@ class InProcessAction(ActionBase):
         raise NotImplementedError
 
     def required_if(self) -> list[t.Any]:
+        return []
+
+    def mutually_exclusive(self) -> list[t.Any]:
         return []
 
     def step(self, params: t.Mapping[str, t.Any], ctx: _l4_steps.Context) -> dict[str, t.Any]:
@@ -62,14 +67,15 @@ class InProcessAction(ActionBase):
             result.update(self._execute_module(module_name=self._task.resolved_action or self._task.action, module_args=self._task.args,
                                                task_vars=task_vars))
             return result
-        validation = ArgumentSpecValidator(self.argument_spec(), required_if=self.required_if()).validate(self._task.args)
+        validator = ArgumentSpecValidator(self.argument_spec(), required_if=self.required_if(), mutually_exclusive=self.mutually_exclusive())
+        validation = validator.validate(self._task.args)
         hidden = validation._no_log_values  # pylint: disable=protected-access  # the values no_log options carry
         if validation.error_messages:
             result.update(failed=True, msg=', '.join(validation.error_messages))
             return result
         params = validation.validated_parameters
         ctx = _l4_steps.Context(check_mode=bool(self._play_context.check_mode), diff=bool(self._play_context.diff),
-                                claims_dir=controller_claims_dir())
+                                claims=controller_claims())
         try:
             outcome = self.step(params, ctx)
         except _l4_steps.StepFailed as error:

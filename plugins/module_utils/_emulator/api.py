@@ -13,6 +13,8 @@ Internal to the l4vip.rollout collection; not a public API.
     PUT  /api/vips/<vip>/members/<member>/admin   body {"state": "enabled" | "drain" | "disabled"}
     GET  /api/sessions[?vip=&member=]             the session table
     GET  /api/events[?since=<epoch>]              transitions, oldest first
+    GET  /api/claims/<vip>                        the rollouts' claims on the VIP's members, with their version
+    PUT  /api/claims/<vip>                        body {"version": n, "claims": {...}}: stored only while n is the version
     GET  /metrics                                 Prometheus text format
 
 It reads and changes the emulator only through ``EmulatorView``, so it imports nothing of the core.
@@ -54,6 +56,8 @@ class EmulatorView(t.Protocol):
     """Exactly what the control API uses of the emulator (the core's Emulator has it all; a unit test holds both to it)."""
 
     api_requests: int  # counted here, one per answer
+    # Per VIP: (version, document) of the rollouts' claims; the API compares and sets, the emulator only keeps them.
+    claim_tables: dict[str, tuple[int, dict[str, t.Any]]]
 
     @property
     def vips(self) -> t.Mapping[str, VipView]: ...  # noqa: E704
@@ -158,6 +162,8 @@ def _route(emulator: EmulatorView, method: str, target: urllib.parse.SplitResult
         return [e for e in emulator.events if since is None or e['at'] > since]
     if resource[0] == 'vips':
         return _route_vips(emulator, method, resource[1:], body)
+    if resource[0] == 'claims' and len(resource) == 2:
+        return _route_claims(emulator, method, resource[1], body)
     raise ApiError(404, f'no such resource {target.path}')
 
 
@@ -191,6 +197,27 @@ def _route_vips(emulator: EmulatorView, method: str, rest: list[str], body: byte
     except ValueError as error:
         raise ApiError(400, str(error)) from None
     return dict(member.as_dict(), changed=changed)
+
+
+def _route_claims(emulator: EmulatorView, method: str, vip: str, body: bytes) -> t.Any:
+    """Compare and set: a writer names the version it read, and a newer one refuses the write (the writer reads again)."""
+    if vip not in emulator.vips:
+        raise ApiError(404, f'no VIP named {vip!r}; VIPs are {", ".join(emulator.vips)}')
+    version, claims = emulator.claim_tables.get(vip, (0, {}))
+    if method == 'GET':
+        return {'vip': vip, 'version': version, 'claims': claims}
+    _require_method(method, 'GET', 'PUT')
+    try:
+        wanted = json.loads(body or b'{}')
+        expected, document = wanted['version'], wanted['claims']
+    except (ValueError, KeyError, TypeError):
+        raise ApiError(400, 'expected a JSON body such as {"version": 3, "claims": {...}}') from None
+    if not isinstance(expected, int) or not isinstance(document, dict):
+        raise ApiError(400, f'version: expected a number and claims an object, got {expected!r} and {type(document).__name__}')
+    if expected != version:
+        return {'vip': vip, 'stored': False, 'version': version}
+    emulator.claim_tables[vip] = (version + 1, document)
+    return {'vip': vip, 'stored': True, 'version': version + 1}
 
 
 def _float_param(query: dict[str, str], name: str) -> float | None:

@@ -59,6 +59,7 @@ class Emulator:
         self.control: asyncio.AbstractServer | None = None
         self.control_endpoint = config.control
         self.api_requests = 0  # answered on the control API, /metrics included
+        self.claim_tables: dict[str, tuple[int, dict[str, t.Any]]] = {}  # the rollouts' claims, kept for the control API
         # Aging: (a last_activity seen, session id), oldest first. A session's key is never newer than its
         # real last activity, so a sweep looks only at keys past the idle timeout, not at the whole table.
         self.aging: list[tuple[float, int]] = []

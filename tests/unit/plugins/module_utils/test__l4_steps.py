@@ -11,7 +11,7 @@ import yaml
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from ansible_collections.l4vip.rollout.plugins.module_utils import _l4_steps, _providers, _session_drain, _sockets
+from ansible_collections.l4vip.rollout.plugins.module_utils import _guard, _l4_steps, _providers, _session_drain, _sockets
 from ansible_collections.l4vip.rollout.plugins.module_utils._providers import Capability, Observation
 from ansible_collections.l4vip.rollout.tests.unit.fakes import FakeClock
 
@@ -87,55 +87,6 @@ def test_a_provider_that_follows_one_member_refuses_a_batch():
                               _l4_steps.Context(clock=FakeClock()))
 
 
-def guard(tmp_path, check_mode: bool = False, **values: t.Any) -> dict[str, t.Any]:
-    validated = ArgumentSpecValidator(_l4_steps.capacity_guard_spec()).validate(
-        dict({'pool': 'web', 'pool_members': MEMBERS, 'min_bound': 2, 'claims': True}, **values))
-    assert not validated.error_messages, validated.error_messages
-    ctx = _l4_steps.Context(check_mode=check_mode, claims_dir=str(tmp_path / 'claims'))
-    return _l4_steps.capacity_guard(validated.validated_parameters, ctx)
-
-
-def claim_files(tmp_path) -> list[str]:
-    return sorted(p.name for p in (tmp_path / 'claims').glob('*.claim')) if (tmp_path / 'claims').is_dir() else []
-
-
-def test_without_an_l4_to_list_the_pool_the_inventory_and_the_claims_decide(tmp_path):
-    first = guard(tmp_path, members=['web1'])
-    assert first['checked'] and first['changed'] and first['claimed'] == ['web1'] and first['remaining'] == ['web2', 'web3']
-    # A second rollout of the same pool, before anything is down: web1's claim counts as out.
-    with pytest.raises(_l4_steps.StepFailed, match='claimed by another rollout: web1') as refused:
-        guard(tmp_path, members=['web2'])
-    assert refused.value.details['remaining'] == ['web3']
-    # The first rollout's re-run claims nothing new; its release frees web1 for the other.
-    assert guard(tmp_path, members=['web1'])['changed'] is False
-    assert guard(tmp_path, members=['web1'], release=True)['released'] == ['web1']
-    assert guard(tmp_path, members=['web2'])['claimed'] == ['web2']
-
-
-def test_a_guard_whose_claims_are_already_held_changes_nothing(tmp_path):
-    first = guard(tmp_path, members=['web1', 'web2'], min_bound=1)
-    assert first['changed'] is True and first['claimed'] == ['web1', 'web2']
-    files = claim_files(tmp_path)
-    again = guard(tmp_path, members=['web1', 'web2'], min_bound=1)
-    assert again['changed'] is False and again['claimed'] == [] and again['allowed'] and claim_files(tmp_path) == files
-    # One member of the batch held, one not: only the new one is a change.
-    guard(tmp_path, members=['web1'], release=True)
-    assert guard(tmp_path, members=['web1', 'web2'], min_bound=1)['claimed'] == ['web1']
-
-
-def test_check_mode_judges_with_the_claims_and_writes_nothing(tmp_path):
-    # No claims directory yet: check mode says what it would claim, and creates nothing.
-    predicted = guard(tmp_path, check_mode=True, members=['web1'])
-    assert predicted['changed'] is True and predicted['claimed'] == ['web1'] and not (tmp_path / 'claims').exists()
-    guard(tmp_path, members=['web1'])
-    assert guard(tmp_path, check_mode=True, members=['web1'])['changed'] is False
-    # Another rollout's claim counts in check mode too.
-    with pytest.raises(_l4_steps.StepFailed, match='claimed by another rollout: web1'):
-        guard(tmp_path, check_mode=True, members=['web2'])
-    released = guard(tmp_path, check_mode=True, members=['web1', 'web3'], release=True)
-    assert released['changed'] is True and released['released'] == ['web1'] and claim_files(tmp_path) == ['web.web1.claim']
-
-
 def test_steps_refuse_a_provider_without_the_capability_naming_the_alternatives(tmp_path):
     validated = ArgumentSpecValidator(_l4_steps.member_admin_spec()).validate({'state': 'disabled', 'provider': 'timer', 'member': 'web1'})
     with pytest.raises(_l4_steps.StepFailed) as refused:
@@ -146,14 +97,6 @@ def test_steps_refuse_a_provider_without_the_capability_naming_the_alternatives(
     with pytest.raises(_l4_steps.StepFailed) as refused:
         _l4_steps.member_admin(validated.validated_parameters, _l4_steps.Context())
     assert str(refused.value) == "members: provider 'http' follows one member per task; give member instead, or use one of emulator, haproxy"
-
-
-def test_without_pool_members_a_timer_guard_warns_and_does_not_judge(tmp_path):
-    validated = ArgumentSpecValidator(_l4_steps.capacity_guard_spec()).validate({'member': 'web1', 'claims': True})
-    ctx = _l4_steps.Context(claims_dir=str(tmp_path / 'claims'))
-    result = _l4_steps.capacity_guard(validated.validated_parameters, ctx)
-    assert result['checked'] is False and 'cannot list the pool' in ctx.warnings[0]
-    assert not (tmp_path / 'claims').exists()
 
 
 def drain_params(**values: t.Any) -> dict[str, t.Any]:
@@ -274,11 +217,19 @@ def member_admin_results(tmp_path, monkeypatch):
 def capacity_guard_results(tmp_path, monkeypatch):
     monkeypatch.setattr(_providers, 'build_provider', lambda *args, **kwargs: Fake())
     claims = {'claims_dir': str(tmp_path / 'claims')}
-    yield run_step(_l4_steps.capacity_guard, _l4_steps.capacity_guard_spec, dict(L4, min_bound=2, **claims))
-    yield run_step(_l4_steps.capacity_guard, _l4_steps.capacity_guard_spec, dict(L4, min_bound=2, members=['web2'], **claims))  # refused
-    yield run_step(_l4_steps.capacity_guard, _l4_steps.capacity_guard_spec, dict(L4, release=True, **claims))
-    yield run_step(_l4_steps.capacity_guard, _l4_steps.capacity_guard_spec, {'member': 'web1'})  # not checked
-    yield run_step(_l4_steps.capacity_guard, _l4_steps.capacity_guard_spec, dict(L4, min_bound=1), check_mode=True)
+    elsewhere = dict(OTHER_OWNER, machine='another controller')
+    guard, spec = _guard.capacity_guard, _guard.capacity_guard_spec
+    yield run_step(guard, spec, dict(L4, min_bound=2, **claims))
+    yield run_step(guard, spec, dict(L4, min_bound=2, members=['web2'], **claims))  # refused: web1 is claimed
+    yield run_step(guard, spec, dict(L4, min_bound=1, owner=elsewhere, **claims))  # refused: web1 is another's
+    yield run_step(guard, spec, dict(L4, leave_out=True, reason='test', **claims))
+    yield run_step(guard, spec, dict(L4, release=True, **claims))
+    yield run_step(guard, spec, {'member': 'web1'})  # not checked
+    yield run_step(guard, spec, dict(L4, min_bound=1), check_mode=True)
+
+
+# Another rollout, on a machine where its process may be running: it never proves gone.
+OTHER_OWNER = {'controller': 'ctl2', 'pid': 4242, 'start_ticks': 1, 'machine': 'elsewhere', 'started': 1_700_000_000.0, 'job': '17'}
 
 
 def session_drain_results(tmp_path, monkeypatch):

@@ -130,14 +130,15 @@ def test_access_log_provider_missing_file_is_unreachable(tmp_path):
 
 # --- the protocol: what each provider declares it can do ---------------------------------------
 
-OBSERVE, ADMIN, SESSIONS, POOL, BATCHES = Capability.OBSERVE, Capability.ADMIN, Capability.SESSIONS, Capability.POOL, Capability.BATCHES
+OBSERVE, ADMIN, SESSIONS, POOL, BATCHES, CLAIMS = (Capability.OBSERVE, Capability.ADMIN, Capability.SESSIONS, Capability.POOL, Capability.BATCHES,
+                                                  Capability.CLAIMS)
 
 
 def test_each_provider_declares_its_capabilities():
     declared = {name: cls.capabilities for name, cls in _providers.PROVIDER_CLASSES.items()}
     assert declared == {
         'timer': {BATCHES},  # observes nothing: one wait, the timing model's worst case, for the whole batch
-        'emulator': {OBSERVE, ADMIN, SESSIONS, POOL, BATCHES},
+        'emulator': {OBSERVE, ADMIN, SESSIONS, POOL, BATCHES, CLAIMS},
         'haproxy': {OBSERVE, ADMIN, SESSIONS, POOL, BATCHES},
         'http': {OBSERVE, ADMIN},
         'access_log': {OBSERVE},

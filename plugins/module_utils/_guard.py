@@ -1,0 +1,183 @@
+# Copyright (c) 2026, l4vip.rollout contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The capacity guard step: may the batch leave the pool, and which rollout works on which member.
+
+Internal to the l4vip.rollout collection; not a public API.
+
+The count of bound members is the L4's (``_capacity.judge``); the claims (``_claims``) add the
+members other rollouts are taking out and keep one rollout per member. Claims live, in this order,
+in ``claims_dir`` when given, with the L4 where its provider can hold them, and else in a directory
+of the host the guard runs on - which, when that host is the controller, only its own rollouts see.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import typing as t
+
+from ansible_collections.l4vip.rollout.plugins.module_utils import _capacity, _claims, _providers
+from ansible_collections.l4vip.rollout.plugins.module_utils._l4_steps import Context, StepFailed, build, checked_profile, provider_class
+from ansible_collections.l4vip.rollout.plugins.module_utils._providers import Capability
+
+CONTROLLER_ONLY = ("claims of pool {pool!r} are kept in {where}, which only this controller's rollouts see: a rollout of the same "
+                   "VIP from another controller, another AWX job or another ANSIBLE_HOME does not see them and can take members out "
+                   "at the same time as this one. Run the L4 steps on the LB host (the role's _l4_host), or give claims_dir on "
+                   "storage every controller shares")
+
+
+def capacity_guard_spec() -> dict[str, t.Any]:
+    spec = _providers.provider_argument_spec()
+    spec.update(
+        leaving=dict(type='list', elements='str'),
+        min_bound=dict(type='int', default=1),
+        pool_members=dict(type='list', elements='str'),
+        claims=dict(type='bool', default=False),
+        claims_dir=dict(type='path'),
+        claim_lease=dict(type='float', default=3600.0, aliases=['claim_ttl']),
+        release=dict(type='bool', default=False),
+        force=dict(type='bool', default=False),
+        leave_out=dict(type='bool', default=False),
+        reason=dict(type='str', default=''),
+        owner=dict(type='dict'),
+        gone_owners=dict(type='list', elements='str', default=[]),
+    )
+    return spec
+
+
+MUTUALLY_EXCLUSIVE = [('release', 'leave_out')]
+
+
+def capacity_guard(params: t.Mapping[str, t.Any], ctx: Context) -> dict[str, t.Any]:
+    """Judge whether the batch may leave the pool and claim it (with claims); or release or leave out the batch's claims.
+
+    ``changed`` is whether a member was claimed anew, released or marked left out (in check mode: would be); renewing
+    a claim the rollout already holds is no change.
+    """
+    profile = checked_profile(params)
+    leaving = params['leaving'] if params['leaving'] is not None else [m for m in (params['members'] or [params['member']]) if m]
+    _check_options(params, leaving)
+    pool = params['pool'] or ''
+    store = _store(params, ctx, profile)
+    try:
+        owner = _owner(params, ctx) if store else None
+        if params['release'] or params['leave_out']:
+            return _settle(t.cast(_claims.Store, store), t.cast(_claims.Owner, owner), pool, leaving, params, ctx)
+        return _judge(store, owner, pool, leaving, params, ctx, profile)
+    except (_providers.ProviderError, _capacity.CapacityError, _claims.ClaimError) as error:
+        raise StepFailed(str(error), leaving=leaving) from None
+    except OSError as error:
+        raise StepFailed(f'claims_dir: {error}', leaving=leaving) from None
+
+
+def _check_options(params: t.Mapping[str, t.Any], leaving: list[str]) -> None:
+    try:
+        _capacity.check_min_bound(params['min_bound'])
+    except _capacity.CapacityError as error:
+        raise StepFailed(str(error)) from None
+    if not (math.isfinite(params['claim_lease']) and params['claim_lease'] > 0):
+        raise StepFailed(f"claim_lease: must be a number of seconds above 0, got {params['claim_lease']!r}")
+    for option in ('release', 'leave_out'):
+        if params[option] and not leaving:
+            raise StepFailed(f'{option}: needs the members whose claims to settle (leaving, members or member)')
+    if params['force'] and not params['release']:
+        raise StepFailed('force: only with release (release the claims whichever rollout holds them)')
+
+
+def _store(params: t.Mapping[str, t.Any], ctx: Context, profile: t.Any) -> _claims.Store | None:
+    """Where the claims live, or None when the guard only counts."""
+    if not (params['claims'] or params['claims_dir'] or params['release'] or params['leave_out']):
+        return None
+    if params['claims_dir']:
+        return _claims.DirectoryStore(params['claims_dir'], ctx.claims.host)
+    if provider_class(dict(params, members=None)).can(Capability.CLAIMS):
+        return build(dict(params, members=None), profile, Capability.CLAIMS).claims_store()
+    return _claims.DirectoryStore(ctx.claims.directory, ctx.claims.host)
+
+
+def _owner(params: t.Mapping[str, t.Any], ctx: Context) -> _claims.Owner:
+    """The rollout claiming: the task's ``owner`` (the action plugin fills it), else this step's parent process."""
+    given = params['owner'] or ctx.claims.owner
+    return _claims.Owner.from_dict(given) if given else _claims.Owner.of_process(os.getppid())
+
+
+def _settle(store: _claims.Store, owner: _claims.Owner, pool: str, leaving: list[str], params: t.Mapping[str, t.Any],
+            ctx: Context) -> dict[str, t.Any]:
+    """Release the members' claims (they are back, or the operator clears them), or mark them left out after a failure."""
+    outcome: dict[str, t.Any] = {}
+
+    def decide(claims: _claims.PoolClaims) -> bool:
+        if params['leave_out']:
+            outcome['left_out'] = claims.leave_out(owner, leaving, params['reason'])
+            return bool(outcome['left_out'])
+        outcome['released'], outcome['kept'] = claims.release(owner, leaving, force=params['force'])
+        return bool(outcome['released'])
+
+    store.transact(pool, decide, dry_run=ctx.check_mode)
+    for member, holder in outcome.get('kept', {}).items():
+        ctx.warn(f'the claim of {member} is not released: another rollout ({holder}) holds it; release with force to clear it anyway')
+    changed = bool(outcome.get('left_out') or outcome.get('released'))
+    return dict(changed=changed, checked=False, leaving=leaving, claims_kept=store.where, **{k: v for k, v in outcome.items() if k != 'kept'})
+
+
+def _judge(store: _claims.Store | None, owner: _claims.Owner | None, pool: str, leaving: list[str], params: t.Mapping[str, t.Any],
+           ctx: Context, profile: t.Any) -> dict[str, t.Any]:
+    cls = provider_class(dict(params, members=None))
+    counts = cls.can(Capability.POOL) or bool(params['pool_members'])
+    if not counts:
+        ctx.warn(f"capacity not checked: provider {cls.name!r} cannot list the pool "
+                 f"(only {', '.join(_providers.providers_that_can(Capability.POOL))} can) and no pool_members were given")
+
+    def bindings_of() -> t.Mapping[str, bool]:
+        if cls.can(Capability.POOL):
+            return build(dict(params, members=None), profile, Capability.POOL).pool_bindings()
+        return dict.fromkeys(params['pool_members'], True)  # no L4 to ask: the inventory's members count as bound
+
+    if store is None or owner is None:
+        if not counts:
+            return dict(changed=False, checked=False, leaving=leaving)
+        verdict = _capacity.judge(pool, bindings_of(), leaving, params['min_bound'])
+        return _verdict_result(verdict, {}, [], None)
+    outcome: dict[str, t.Any] = {}
+
+    def decide(claims: _claims.PoolClaims) -> bool:
+        now = ctx.clock.time()
+        held = claims.held_by_others(owner, now, _claims.this_machine(), params['gone_owners'])
+        blocking = [held[m] for m in leaving if m in held and not held[m].lapsed]
+        if blocking:
+            raise StepFailed(f"capacity guard: claimed by another rollout: {'; '.join(h.describe() for h in blocking)}. A claim lapses "
+                             "when its rollout ends on the controller that holds it, when its lease runs out, or when it is released "
+                             "with force", claimed_by_others=sorted(held), blocked_by=[h.owner.as_dict() for h in blocking], leaving=leaving)
+        others = {m: h for m, h in held.items() if m not in leaving}
+        outcome['verdict'] = verdict = _capacity.judge(pool, {m: bound and m not in others for m, bound in bindings_of().items()}, leaving,
+                                                       params['min_bound']) if counts else None
+        outcome['others'] = others
+        if verdict is not None and not verdict.allowed:
+            return False
+        outcome['first'] = not claims.knows(owner)
+        outcome['taken_over'] = {m: held[m].lapsed for m in leaving if m in held}
+        outcome['claimed'] = claims.claim(owner, leaving, now, params['claim_lease'])
+        return True
+
+    store.transact(pool, decide, dry_run=ctx.check_mode)
+    for member, why in outcome.get('taken_over', {}).items():
+        ctx.warn(f'took over the claim of {member}: {why}')
+    if outcome.get('first') and ctx.claims.controller_only and not params['claims_dir']:
+        ctx.warn(CONTROLLER_ONLY.format(pool=pool, where=store.where))
+    verdict = outcome['verdict']
+    if verdict is None:
+        return dict(changed=bool(outcome['claimed']), checked=False, leaving=leaving, claimed=outcome['claimed'], claims_kept=store.where,
+                    taken_over=sorted(outcome['taken_over']))
+    return _verdict_result(verdict, outcome['others'], outcome.get('claimed', []), store, sorted(outcome.get('taken_over', {})))
+
+
+def _verdict_result(verdict: _capacity.Verdict, others: t.Mapping[str, _claims.Holding], claimed: list[str], store: _claims.Store | None,
+                    taken_over: list[str] | None = None) -> dict[str, t.Any]:
+    said = verdict.explain() + (f"; claimed by another rollout: {'; '.join(h.describe() for h in others.values())}" if others else '')
+    kept = {} if store is None else {'claims_kept': store.where}
+    if not verdict.allowed:
+        raise StepFailed(f'capacity guard: {said}', checked=True, claimed_by_others=sorted(others), **kept, **verdict.as_dict())
+    return dict(changed=bool(claimed), checked=True, msg=said, claimed_by_others=sorted(others), claimed=claimed, taken_over=taken_over or [],
+                **kept, **verdict.as_dict())

@@ -1,0 +1,220 @@
+"""The capacity guard with claims: owners, leases, take-overs, release, and the stores that keep them atomically."""
+
+from __future__ import annotations
+
+import multiprocessing
+import subprocess
+import typing as t
+
+import pytest
+
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+from ansible_collections.l4vip.rollout.plugins.module_utils import _claims, _guard, _l4_steps
+from ansible_collections.l4vip.rollout.tests.unit.fakes import FakeClock
+
+MEMBERS = ['web1', 'web2', 'web3']
+NOW = 1_700_000_000.0
+
+
+@pytest.fixture(name='live_owner')
+def fixture_live_owner():
+    """Another rollout on this machine: a real process, so that its end can be proved."""
+    process = subprocess.Popen(['sleep', '60'])  # pylint: disable=consider-using-with  # killed and waited for below
+    try:
+        yield process, _claims.Owner.of_process(process.pid, job='17')
+    finally:
+        process.kill()
+        process.wait(5)
+
+
+def me() -> _claims.Owner:
+    return _claims.Owner.of_process(__import__('os').getpid())
+
+
+def elsewhere(pid: int = 4242) -> _claims.Owner:
+    """A rollout on another controller: its process cannot be looked at from here."""
+    return _claims.Owner('ctl2', pid, 1, 'another machine', NOW - 100, '')
+
+
+def guard(tmp_path, owner: _claims.Owner, clock: FakeClock | None = None, check_mode: bool = False, controller_only: bool = False,
+          **values: t.Any) -> tuple[dict[str, t.Any], list[str]]:
+    """The guard's result (or the failed task's, with its msg) and its warnings; claims in tmp_path/claims, counted from the inventory."""
+    validated = ArgumentSpecValidator(_guard.capacity_guard_spec()).validate(
+        dict({'pool': 'web', 'pool_members': MEMBERS, 'min_bound': 1, 'claims': True, 'owner': owner.as_dict()}, **values))
+    assert not validated.error_messages, validated.error_messages
+    ctx = _l4_steps.Context(check_mode=check_mode, clock=clock or FakeClock(NOW),
+                            claims=_l4_steps.ClaimsPlace(str(tmp_path / 'claims'), 'controller', controller_only=controller_only))
+    try:
+        return _guard.capacity_guard(validated.validated_parameters, ctx), ctx.warnings
+    except _l4_steps.StepFailed as error:
+        return dict(error.details, failed=True, msg=str(error)), ctx.warnings
+
+
+def test_a_claimed_member_counts_as_out_and_its_owner_is_named(tmp_path, live_owner):
+    _process, other = live_owner
+    first, _ = guard(tmp_path, other, member='web1')
+    assert first['claimed'] == ['web1'] and first['changed'] and first['claims_kept'] == f"directory {tmp_path / 'claims'} on controller"
+    # min_bound 2 of 3: web1 out for the other rollout leaves only web3 if web2 goes too.
+    refused, _ = guard(tmp_path, me(), member='web2', min_bound=2)
+    assert refused['failed'] and refused['remaining'] == ['web3'] and refused['claimed_by_others'] == ['web1']
+    assert f'claimed by another rollout: web1 (held by {other.describe()}' in refused['msg'], refused['msg']
+    assert ', AWX job 17, started ' in refused['msg']
+
+
+def test_a_member_another_live_rollout_holds_is_refused_and_nothing_is_written(tmp_path, live_owner):
+    _process, other = live_owner
+    guard(tmp_path, other, member='web1')
+    state = (tmp_path / 'claims' / 'web.claims.json').read_text()
+    refused, _ = guard(tmp_path, me(), member='web1')
+    assert refused['failed'] and refused['blocked_by'] == [other.as_dict()]
+    assert refused['msg'].startswith(f'capacity guard: claimed by another rollout: web1 (held by {other.describe()}'), refused['msg']
+    assert (tmp_path / 'claims' / 'web.claims.json').read_text() == state
+
+
+def test_a_claim_whose_owner_is_gone_from_this_machine_is_taken_over_with_a_warning(tmp_path, live_owner):
+    process, other = live_owner
+    guard(tmp_path, other, member='web1')
+    process.kill()
+    process.wait(5)
+    taken, warnings = guard(tmp_path, me(), member='web1')
+    assert taken['claimed'] == ['web1'] and taken['taken_over'] == ['web1']
+    assert warnings == [f'took over the claim of web1: its owner ({other.describe()}) is gone']
+
+
+def test_a_claim_from_another_machine_holds_until_its_lease_lapses(tmp_path):
+    clock = FakeClock(NOW)
+    guard(tmp_path, elsewhere(), clock, member='web1', claim_lease=60)
+    clock.advance(59)
+    assert guard(tmp_path, me(), clock, member='web1')[0]['failed']
+    # Each guard of the owner renews its lease.
+    guard(tmp_path, elsewhere(), clock, member='web1', claim_lease=60)
+    clock.advance(59)
+    assert guard(tmp_path, me(), clock, member='web1')[0]['failed']
+    clock.advance(2)
+    taken, warnings = guard(tmp_path, me(), clock, member='web1')
+    assert taken['taken_over'] == ['web1'] and 'lapsed at 2023-11-14 22:15:19 UTC' in warnings[0], warnings
+
+
+def test_gone_owners_named_by_the_controller_free_their_claims(tmp_path):
+    guard(tmp_path, elsewhere(), member='web1')
+    taken, _ = guard(tmp_path, me(), member='web1', gone_owners=[elsewhere().key])
+    assert taken['taken_over'] == ['web1']
+
+
+def test_a_member_left_out_after_a_failure_counts_as_out_and_any_rollout_may_take_it(tmp_path):
+    guard(tmp_path, elsewhere(), member='web1')
+    marked, _ = guard(tmp_path, elsewhere(), member='web1', leave_out=True, reason="failed at 'Start the web server'")
+    assert marked['left_out'] == ['web1'] and marked['changed']
+    # Still out for the count...
+    assert guard(tmp_path, me(), member='web2', min_bound=2)[0]['claimed_by_others'] == ['web1']
+    # ...and taken over at once by the next rollout that redeploys it.
+    taken, warnings = guard(tmp_path, me(), member='web1')
+    assert taken['taken_over'] == ['web1'] and warnings[0].endswith("left it out: failed at 'Start the web server'")
+
+
+def test_release_frees_only_the_rollouts_own_claims_unless_forced(tmp_path):
+    guard(tmp_path, elsewhere(), member='web1')
+    guard(tmp_path, me(), member='web2')
+    kept, warnings = guard(tmp_path, me(), members=['web1', 'web2'], release=True)
+    assert kept['released'] == ['web2'] and 'another rollout (ctl2) holds it' in warnings[0]
+    forced, _ = guard(tmp_path, me(), members=['web1'], release=True, force=True)
+    assert forced['released'] == ['web1'] and forced['changed']
+    assert guard(tmp_path, me(), members=['web1'], release=True)[0]['changed'] is False
+
+
+def test_a_rerun_of_the_same_rollout_renews_its_claims_without_a_change(tmp_path):
+    owner = me()
+    assert guard(tmp_path, owner, members=['web1', 'web2'])[0]['claimed'] == ['web1', 'web2']
+    again, _ = guard(tmp_path, owner, members=['web1', 'web2'])
+    assert again['changed'] is False and again['claimed'] == [] and again['allowed']
+
+
+def test_check_mode_judges_with_the_claims_and_writes_nothing(tmp_path):
+    predicted, _ = guard(tmp_path, me(), check_mode=True, member='web1')
+    assert predicted['claimed'] == ['web1'] and not (tmp_path / 'claims').exists()
+    guard(tmp_path, elsewhere(), member='web1')
+    before = sorted((tmp_path / 'claims').iterdir())
+    assert guard(tmp_path, me(), check_mode=True, member='web1')[0]['failed']
+    released, _ = guard(tmp_path, me(), check_mode=True, member='web1', release=True, force=True)
+    assert released['released'] == ['web1'] and sorted((tmp_path / 'claims').iterdir()) == before
+
+
+def test_claims_kept_on_the_controller_alone_are_said_once_per_rollout(tmp_path):
+    owner = me()
+    _result, warnings = guard(tmp_path, owner, controller_only=True, member='web1')
+    assert len(warnings) == 1 and 'only this controller' in warnings[0] and 'another AWX job' in warnings[0]
+    guard(tmp_path, owner, member='web1', release=True)
+    assert guard(tmp_path, owner, controller_only=True, member='web2')[1] == []
+
+
+@pytest.mark.parametrize(('values', 'said'), [
+    ({'claim_lease': 0}, 'claim_lease: must be a number of seconds above 0, got 0.0'),
+    ({'force': True}, 'force: only with release'),
+    ({'leave_out': True, 'member': None, 'leaving': []}, 'leave_out: needs the members'),
+])
+def test_bad_options_are_refused_naming_them(tmp_path, values, said):
+    result, _ = guard(tmp_path, me(), **dict({'member': 'web1'}, **values))
+    assert result['failed'] and said in result['msg'] and not (tmp_path / 'claims').exists()
+
+
+# --- the stores ----------------------------------------------------------------------------------
+
+def test_a_compare_and_set_store_decides_again_when_the_claims_changed_under_it():
+    """The L4 holds the claims: a write against an older version is refused and the guard reads and decides again."""
+    kept = {'version': 0, 'claims': {}}
+    sneak = [True]
+
+    def read(pool):
+        return kept['version'], kept['claims']
+
+    def write(pool, version, claims):
+        if sneak.pop() if sneak else False:  # another rollout claims web1 between this read and this write
+            other = _claims.PoolClaims(None)
+            other.claim(elsewhere(), ['web1'], NOW, 600)
+            kept.update(version=kept['version'] + 1, claims=other.document())
+        if version != kept['version']:
+            return False
+        kept.update(version=version + 1, claims=claims)
+        return True
+
+    store = _claims.CompareAndSetStore('the L4', read, write)
+    decisions = []
+
+    def decide(claims: _claims.PoolClaims) -> bool:
+        decisions.append(sorted(claims.claims))
+        if 'web1' in claims.held_by_others(me(), NOW, _claims.this_machine()):
+            return False
+        claims.claim(me(), ['web1'], NOW, 600)
+        return True
+
+    store.transact('web', decide)
+    assert decisions == [[], ['web1']] and kept['version'] == 1 and kept['claims']['claims']['web1']['owner'] == elsewhere().key
+
+
+def _race(directory: str, member: str, results: t.Any) -> None:
+    clock = FakeClock(NOW)
+    validated = ArgumentSpecValidator(_guard.capacity_guard_spec()).validate(
+        {'pool': 'web', 'pool_members': MEMBERS, 'min_bound': 2, 'member': member, 'claims': True, 'owner': elsewhere(pid=len(member)).as_dict()
+         | {'pid': int(member[3:])}})
+    ctx = _l4_steps.Context(clock=clock, claims=_l4_steps.ClaimsPlace(directory, 'lb'))
+    try:
+        _guard.capacity_guard(validated.validated_parameters, ctx)
+        results.put((member, True))
+    except _l4_steps.StepFailed:
+        results.put((member, False))
+
+
+def test_rollouts_racing_on_one_directory_never_both_win(tmp_path):
+    """Three processes at once, min_bound 2 of 3: exactly one may take its member out, whoever it is."""
+    context = multiprocessing.get_context('fork')
+    for attempt in range(5):
+        directory = str(tmp_path / f'claims-{attempt}')
+        results = context.Queue()
+        racers = [context.Process(target=_race, args=(directory, member, results)) for member in MEMBERS]
+        for racer in racers:
+            racer.start()
+        for racer in racers:
+            racer.join(10)
+        outcomes = dict(results.get(timeout=5) for _ in racers)
+        assert sorted(outcomes.values()) == [False, False, True], outcomes
