@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import json
 import os
 import pathlib
 import shutil
@@ -43,7 +44,8 @@ import pytest
 import yaml
 
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import parse_profile, up_window
-from ansible_collections.l4vip.rollout.tests.harness.ansible import pids_running
+from ansible_collections.l4vip.rollout.plugins.module_utils import _process
+from ansible_collections.l4vip.rollout.tests.harness.ansible import CALLBACKS, PLAYBOOK_BIN, PlaybookRun, pids_running
 from ansible_collections.l4vip.rollout.tests.harness.fleet import DEPLOY_TASKS, POLL_INTERVAL, SHORT_PROFILE, HAProxyL4, daemon_conf
 from ansible_collections.l4vip.rollout.tests.harness.haproxy_log import HAProxyLogReceiver
 from ansible_collections.l4vip.rollout.tests.harness.real_parts import (
@@ -68,6 +70,8 @@ LOCK_PATH = pathlib.Path(tempfile.gettempdir()) / 'l4vip-netns.lock'
 
 CONTROLLER_ADDRESS = '198.18.0.1'
 LB_ADDRESS = '198.18.0.2'
+SECOND_CONTROLLER = 'ctl2'  # another controller: its own network, hostname, pids, home and Ansible dirs
+SECOND_CONTROLLER_ADDRESS = '198.18.0.3'
 VIP = ('198.18.0.10', 80)
 WEB_BASE = 10  # web{i} is 198.18.0.{WEB_BASE + i}
 MAX_MEMBERS = 240
@@ -89,11 +93,12 @@ SSHD_BIN = '/usr/sbin/sshd'
 HOST_PYTHON = '/usr/bin/python3'
 
 # Run in the new namespaces by `ip netns exec NS unshare --mount --uts ...`; $0 marker, $1 host name,
-# $2 addresses (space-separated), then directories to hide. Ends as a `sleep` that holds the namespaces.
+# $2 addresses (space-separated), $3 "private" for a /tmp of its own, then directories to hide. Ends as a
+# `sleep` that holds the namespaces.
 HOLDER_SCRIPT = r'''
 set -eu
-marker=$0 name=$1 addresses=$2
-shift 2
+marker=$0 name=$1 addresses=$2 tmp=$3
+shift 3
 # IPv4 only: no IPv6 address at all, link-local included.
 echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6 2>/dev/null || true
 ip link set lo up
@@ -103,7 +108,7 @@ hostname "$name"
 # Private /srv (configs, docroot), /tmp (hides the controller's tmp dirs), /root and /run.
 [ -d /srv ] || mkdir /srv
 mount -t tmpfs -o mode=0755 "$marker" /srv
-mount -t tmpfs -o mode=1777 "$marker" /tmp
+if [ "$tmp" = private ]; then mount -t tmpfs -o mode=1777 "$marker" /tmp; fi
 mount -t tmpfs -o mode=0700 "$marker" /root
 mount -t tmpfs -o mode=0755 "$marker" /run
 for hide in "$@"; do
@@ -241,10 +246,17 @@ def cleanup_leftovers() -> None:
 # --- one host: a holder process keeps its namespaces --------------------------------------
 
 class NetnsHost:
-    """A host: network, mount and UTS namespace, held by a ``sleep``; optionally an sshd."""
+    """A host: network, mount and UTS namespace, held by a ``sleep``; optionally an sshd.
 
-    def __init__(self, name: str, addresses: list[str], workdir: pathlib.Path) -> None:
+    ``own_pids``: a pid namespace of its own too (with its own /proc), as a container has - its processes cannot be
+    looked at from the other hosts. ``private_tmp``: a /tmp of its own (False: the machine's, so the checkout and the
+    venv stay in reach wherever they are).
+    """
+
+    def __init__(self, name: str, addresses: list[str], workdir: pathlib.Path, own_pids: bool = False, private_tmp: bool = True) -> None:
         self.name = name
+        self.own_pids = own_pids
+        self.private_tmp = private_tmp
         self.address = addresses[0]
         self.addresses = addresses
         self.netns = f'{NETNS_PREFIX}{name}'
@@ -258,9 +270,21 @@ class NetnsHost:
         return f'{type(self).__name__}({self.name!r}, {self.address})'
 
     def start_holder(self, hide: list[str]) -> None:
-        self.holder.spawn([*HOST_ENV, 'ip', 'netns', 'exec', self.netns, 'unshare', '--mount', '--uts', '--propagation', 'private',
-                           '--', 'bash', '-c', HOLDER_SCRIPT, f'{MARKER}holder-{self.name}', self.name, ' '.join(self.addresses), *hide],
+        pids = ['--pid', '--fork', '--mount-proc'] if self.own_pids else []
+        self.holder.spawn([*HOST_ENV, 'ip', 'netns', 'exec', self.netns, 'unshare', '--mount', '--uts', *pids, '--propagation', 'private',
+                           '--', 'bash', '-c', HOLDER_SCRIPT, f'{MARKER}holder-{self.name}', self.name, ' '.join(self.addresses),
+                           'private' if self.private_tmp else 'shared', *hide],
                           cwd=pathlib.Path('/'))
+
+    @property
+    def namespace_pid(self) -> int:
+        """A process inside every namespace of the host: the holder, or with its own pids the holder's child (pid 1 there)."""
+        if not self.own_pids:
+            return self.holder.pid
+        children = _process.children(self.holder.pid)
+        if not children:
+            raise HarnessError(f'{self.name}: the holder has no child in its pid namespace yet')
+        return children[0]
 
     def holder_ready(self) -> tuple[bool, str]:
         if not self.holder.is_running:
@@ -273,7 +297,8 @@ class NetnsHost:
 
     def argv(self, argv: t.Sequence[str]) -> list[str]:
         """``argv`` run inside this host (its namespaces, its /, a clean environment)."""
-        return ['nsenter', '-t', str(self.holder.pid), '-m', '-n', '-u', '--wd=/', '--', *HOST_ENV, *argv]
+        return ['nsenter', '-t', str(self.namespace_pid), '-m', '-n', '-u', *(['-p'] if self.own_pids else []), '--wd=/', '--', *HOST_ENV,
+                *argv]
 
     def run(self, argv: t.Sequence[str], timeout: float = 10.0, check: bool = False) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(self.argv(argv), capture_output=True, text=True, timeout=timeout, check=False, cwd='/')
@@ -417,6 +442,7 @@ class NetnsOptions:
     deploy_tasks: str = DEPLOY_TASKS  # the user's deploy tasks file, as text
     host_vars: dict[str, dict[str, t.Any]] = dataclasses.field(default_factory=dict)  # per host name: variables set over the fleet's
     drain_timeout: float = 10
+    second_controller: bool = False  # a second controller, ctl2, that reaches the hosts over SSH (second_controller_playbook)
 
 
 class NetnsFleet:
@@ -437,6 +463,8 @@ class NetnsFleet:
         self.workdir = tmp_path / 'netns'
         self.members = [WebHost(f'web{i}', f'198.18.0.{WEB_BASE + i}', self.workdir / f'web{i}') for i in range(1, self.options.members + 1)]
         self.lb = NetnsHost(LB, [LB_ADDRESS, VIP[0]], self.workdir / LB)
+        self.controller2 = (NetnsHost(SECOND_CONTROLLER, [SECOND_CONTROLLER_ADDRESS], self.workdir / SECOND_CONTROLLER, own_pids=True,
+                                      private_tmp=False) if self.options.second_controller else None)
         self.l4: NetnsL4 | None = None
         self.ssh_key = self.workdir / 'id_ed25519'
         self.run_dir: pathlib.Path | None = None  # short, under /tmp: unix sockets and ssh's ControlPath
@@ -447,7 +475,7 @@ class NetnsFleet:
 
     @property
     def hosts(self) -> list[NetnsHost]:
-        return [*self.members, self.lb]
+        return [*self.members, self.lb, *([self.controller2] if self.controller2 else [])]
 
     def host(self, name: str) -> NetnsHost:
         return next(host for host in self.hosts if host.name == name)
@@ -500,7 +528,7 @@ class NetnsFleet:
             subprocess.run([IPTABLES_BIN, '-w', '-I', *FORWARD_RULE[:1], '1', *FORWARD_RULE[1:]], capture_output=True, timeout=10, check=True)
         hide = [str(self.tmp_path), str(self.run_dir)]  # under /tmp they are gone anyway; elsewhere a tmpfs covers them
         for host in self.hosts:
-            host.start_holder(hide)
+            host.start_holder(hide if host is not self.controller2 else [])
         for host in self.hosts:
             wait_until(host.holder_ready, 10, f'{host.name}: namespaces set up')
         if keygen.wait(10) != 0:
@@ -652,3 +680,54 @@ class NetnsFleet:
         path = self.tmp_path / 'inventory.yml'
         path.write_text(yaml.safe_dump(inventory, sort_keys=False), encoding='utf-8')
         return path
+
+    # the second controller
+    def second_controller_playbook(self, workdir: pathlib.Path, playbook: str, extra_vars: dict[str, t.Any]) -> SecondControllerRun:
+        """Start ``playbook`` on ctl2 against this fleet, with its own HOME, ANSIBLE_HOME, temp dirs and ssh masters."""
+        if self.controller2 is None:
+            raise HarnessError('no second controller: NetnsOptions(second_controller=True)')
+        workdir.mkdir(parents=True, exist_ok=True)
+        inventory = yaml.safe_load(self.write_inventory().read_text(encoding='utf-8'))
+        # Its own ssh masters: the first controller's ControlPath would carry its traffic from the root namespace.
+        inventory['all']['vars']['ansible_control_path_dir'] = str(self.run_dir / f'cp-{SECOND_CONTROLLER}')
+        (workdir / 'inventory.yml').write_text(yaml.safe_dump(inventory, sort_keys=False), encoding='utf-8')
+        home = workdir / 'ansible-home'
+        results = workdir / 'results.json'
+        env = ['HOME=/root', f'ANSIBLE_HOME={home}', f'ANSIBLE_LOCAL_TEMP={home / "tmp"}', f'ANSIBLE_COLLECTIONS_PATH={os.environ["ANSIBLE_COLLECTIONS_PATH"]}',
+               f'ANSIBLE_CALLBACK_PLUGINS={CALLBACKS}', f'L4VIP_TEST_RESULTS={results}', 'ANSIBLE_NOCOLOR=1', 'ANSIBLE_HOST_KEY_CHECKING=0',
+               'ANSIBLE_RETRY_FILES_ENABLED=0']
+        argv = self.controller2.argv(['env', *env, str(PLAYBOOK_BIN), '-i', str(workdir / 'inventory.yml'), playbook, '-e', json.dumps(extra_vars)])
+        return SecondControllerRun(argv, workdir / 'output.log', results)
+
+
+class SecondControllerRun:
+    """ansible-playbook running on the second controller; ``result()`` waits for it, ``kill()`` ends it as a crash would."""
+
+    def __init__(self, argv: list[str], log_path: pathlib.Path, results: pathlib.Path) -> None:
+        self.log_path, self.results = log_path, results
+        with open(log_path, 'wb') as log:
+            # pylint: disable-next=consider-using-with  # waited for in result() or kill()
+            self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd='/', start_new_session=True)
+
+    def playbook_pid(self) -> int | None:
+        """ansible-playbook's pid as this machine sees it (nsenter and env exec into it, or fork it)."""
+        found = [pid for pid in [self.process.pid, *_process.children(self.process.pid)]
+                 if any(arg.endswith('ansible-playbook') for arg in (_process.cmdline(pid) or [])[:2])]
+        return found[0] if found else None
+
+    def kill(self) -> None:
+        """SIGKILL to ansible-playbook alone, as when its machine dies: its workers may finish what they are doing."""
+        pid = self.playbook_pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+        self.process.wait(10)
+
+    def result(self, timeout: float = 240) -> PlaybookRun:
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+            raise
+        output = json.loads(self.results.read_text()) if self.results.exists() else []
+        return PlaybookRun(self.process.returncode, output, self.log_path.read_text(errors='replace'))

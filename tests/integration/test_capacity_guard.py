@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import parse_profile
@@ -51,21 +53,28 @@ def test_bad_min_bound_names_the_option(tmp_path):
 
 
 @pytest.mark.parametrize('in_process', [True, False], ids=['in-process', 'module'])
-def test_a_rerun_whose_claims_are_held_reports_no_change(tmp_path, in_process):
+def test_claims_belong_to_the_ansible_playbook_run_and_pass_on_when_it_is_gone(tmp_path, in_process):
+    """In the controller's process or as a module run: the claim's owner is the run, not the task or the module's process."""
     claims_dir = tmp_path / 'claims'
     args = {'provider': 'timer', 'pool': 'web', 'pool_members': ['web1', 'web2', 'web3'], 'members': ['web1'], 'min_bound': 2,
             'claims_dir': str(claims_dir)}
-    tasks = [{'name': 'guard', 'l4vip.rollout.capacity_guard': args, 'vars': {'l4vip_rollout_in_process': in_process}}]
-    predicted = run_playbook(tmp_path, tasks, check=True).task('guard')
+    task = {'name': 'guard', 'l4vip.rollout.capacity_guard': args, 'vars': {'l4vip_rollout_in_process': in_process}}
+    predicted = run_playbook(tmp_path, [task], check=True).task('guard')
     assert not predicted['failed'] and predicted['changed'] and predicted['claimed'] == ['web1'] and not claimed(claims_dir)
-    first = run_playbook(tmp_path, tasks).task('guard')
-    assert not first['failed'] and first['changed'] and first['claimed'] == ['web1'] and claimed(claims_dir) == ['web.web1.claim']
-    for check in (True, False):
-        again = run_playbook(tmp_path, tasks, check=check).task('guard')
-        assert not again['failed'] and not again['changed'] and again['claimed'] == [], again
-    released = run_playbook(tmp_path, [dict(tasks[0], **{'l4vip.rollout.capacity_guard': dict(args, release=True)})]).task('guard')
+    # One run claims, then renews its own claim without a change.
+    run = run_playbook(tmp_path, [task, dict(task, name='again')])
+    first, again = run.task('guard'), run.task('again')
+    assert not first['failed'] and first['changed'] and first['claimed'] == ['web1'] and claimed(claims_dir) == ['web1']
+    assert not again['failed'] and not again['changed'] and again['claimed'] == [], again
+    # The next run finds that run's process gone from this machine and takes its claim over, saying so.
+    later = run_playbook(tmp_path, [task]).task('guard')
+    assert later['changed'] and later['taken_over'] == ['web1'], later
+    assert any('took over the claim of web1: its owner' in warning and 'is gone' in warning for warning in later['warnings']), later
+    released = run_playbook(tmp_path, [dict(task, **{'l4vip.rollout.capacity_guard': dict(args, release=True, force=True)})]).task('guard')
     assert released['changed'] and released['released'] == ['web1'] and not claimed(claims_dir)
 
 
 def claimed(directory) -> list[str]:
-    return sorted(p.name for p in directory.glob('*.claim'))
+    """The members the pool's claims file holds (none when there is no file yet)."""
+    path = directory / 'web.claims.json'
+    return sorted(json.loads(path.read_text())['claims']) if path.exists() else []
