@@ -93,11 +93,12 @@ SSHD_BIN = '/usr/sbin/sshd'
 HOST_PYTHON = '/usr/bin/python3'
 
 # Run in the new namespaces by `ip netns exec NS unshare --mount --uts ...`; $0 marker, $1 host name,
-# $2 addresses (space-separated), $3 "private" for a /tmp of its own, then directories to hide. Ends as a
-# `sleep` that holds the namespaces.
+# $2 addresses (space-separated), $3 "host" for a /tmp and /root of its own ("controller": the machine's, where
+# the checkout, the venv and its interpreter are), then directories to hide. Ends as a `sleep` that holds the
+# namespaces.
 HOLDER_SCRIPT = r'''
 set -eu
-marker=$0 name=$1 addresses=$2 tmp=$3
+marker=$0 name=$1 addresses=$2 kind=$3
 shift 3
 # IPv4 only: no IPv6 address at all, link-local included.
 echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6 2>/dev/null || true
@@ -105,11 +106,13 @@ ip link set lo up
 for address in $addresses; do ip addr add "$address/24" dev eth0; done
 ip link set eth0 up
 hostname "$name"
-# Private /srv (configs, docroot), /tmp (hides the controller's tmp dirs), /root and /run.
+# Private /srv (configs, docroot), /run, and for a host /tmp (hides the controller's tmp dirs) and /root.
 [ -d /srv ] || mkdir /srv
 mount -t tmpfs -o mode=0755 "$marker" /srv
-if [ "$tmp" = private ]; then mount -t tmpfs -o mode=1777 "$marker" /tmp; fi
-mount -t tmpfs -o mode=0700 "$marker" /root
+if [ "$kind" = host ]; then
+    mount -t tmpfs -o mode=1777 "$marker" /tmp
+    mount -t tmpfs -o mode=0700 "$marker" /root
+fi
 mount -t tmpfs -o mode=0755 "$marker" /run
 for hide in "$@"; do
     if [ -d "$hide" ]; then mount -t tmpfs -o mode=0700,size=1m "$marker" "$hide"; fi
@@ -249,14 +252,14 @@ class NetnsHost:
     """A host: network, mount and UTS namespace, held by a ``sleep``; optionally an sshd.
 
     ``own_pids``: a pid namespace of its own too (with its own /proc), as a container has - its processes cannot be
-    looked at from the other hosts. ``private_tmp``: a /tmp of its own (False: the machine's, so the checkout and the
-    venv stay in reach wherever they are).
+    looked at from the other hosts. ``controller``: the machine's /tmp and /root instead of its own, so that the
+    checkout, the venv and its interpreter stay in reach wherever they are (its home is then under its /srv).
     """
 
-    def __init__(self, name: str, addresses: list[str], workdir: pathlib.Path, own_pids: bool = False, private_tmp: bool = True) -> None:
+    def __init__(self, name: str, addresses: list[str], workdir: pathlib.Path, own_pids: bool = False, controller: bool = False) -> None:
         self.name = name
         self.own_pids = own_pids
-        self.private_tmp = private_tmp
+        self.controller = controller
         self.address = addresses[0]
         self.addresses = addresses
         self.netns = f'{NETNS_PREFIX}{name}'
@@ -273,7 +276,7 @@ class NetnsHost:
         pids = ['--pid', '--fork', '--mount-proc'] if self.own_pids else []
         self.holder.spawn([*HOST_ENV, 'ip', 'netns', 'exec', self.netns, 'unshare', '--mount', '--uts', *pids, '--propagation', 'private',
                            '--', 'bash', '-c', HOLDER_SCRIPT, f'{MARKER}holder-{self.name}', self.name, ' '.join(self.addresses),
-                           'private' if self.private_tmp else 'shared', *hide],
+                           'controller' if self.controller else 'host', *hide],
                           cwd=pathlib.Path('/'))
 
     @property
@@ -464,7 +467,7 @@ class NetnsFleet:
         self.members = [WebHost(f'web{i}', f'198.18.0.{WEB_BASE + i}', self.workdir / f'web{i}') for i in range(1, self.options.members + 1)]
         self.lb = NetnsHost(LB, [LB_ADDRESS, VIP[0]], self.workdir / LB)
         self.controller2 = (NetnsHost(SECOND_CONTROLLER, [SECOND_CONTROLLER_ADDRESS], self.workdir / SECOND_CONTROLLER, own_pids=True,
-                                      private_tmp=False) if self.options.second_controller else None)
+                                      controller=True) if self.options.second_controller else None)
         self.l4: NetnsL4 | None = None
         self.ssh_key = self.workdir / 'id_ed25519'
         self.run_dir: pathlib.Path | None = None  # short, under /tmp: unix sockets and ssh's ControlPath
@@ -693,7 +696,7 @@ class NetnsFleet:
         (workdir / 'inventory.yml').write_text(yaml.safe_dump(inventory, sort_keys=False), encoding='utf-8')
         home = workdir / 'ansible-home'
         results = workdir / 'results.json'
-        env = ['HOME=/root', f'ANSIBLE_HOME={home}', f'ANSIBLE_LOCAL_TEMP={home / "tmp"}', f'ANSIBLE_COLLECTIONS_PATH={os.environ["ANSIBLE_COLLECTIONS_PATH"]}',
+        env = ['HOME=/srv', f'ANSIBLE_HOME={home}', f'ANSIBLE_LOCAL_TEMP={home / "tmp"}', f'ANSIBLE_COLLECTIONS_PATH={os.environ["ANSIBLE_COLLECTIONS_PATH"]}',
                f'ANSIBLE_CALLBACK_PLUGINS={CALLBACKS}', f'L4VIP_TEST_RESULTS={results}', 'ANSIBLE_NOCOLOR=1', 'ANSIBLE_HOST_KEY_CHECKING=0',
                'ANSIBLE_RETRY_FILES_ENABLED=0']
         argv = self.controller2.argv(['env', *env, str(PLAYBOOK_BIN), '-i', str(workdir / 'inventory.yml'), playbook, '-e', json.dumps(extra_vars)])

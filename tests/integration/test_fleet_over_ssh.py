@@ -125,44 +125,6 @@ def test_l4_rolling_deploy_with_admin_disable_over_ssh_fails_no_request(tmp_path
         print(f'\nL4 role, admin_disable, over SSH: {summary.line()}; most out at once {watch.most_out}')
 
 
-def test_two_rollouts_at_once_coordinate_through_the_controllers_claims(tmp_path):
-    """Two rolling deploys of one VIP (web1 and web2) at once, min 2 of 3 bound, claims in the shared ANSIBLE_HOME."""
-    require_netns()
-    options = NetnsOptions(members=3, host_vars={f'web{n}': {'l7_vip_deploy_min_bound_members': 2} for n in range(1, 4)})
-    home = tmp_path / 'controller-home'
-    with NetnsFleet(tmp_path, options) as fleet:
-        inventory = fleet.write_inventory()
-        runs: dict[str, t.Any] = {}
-
-        def rollout(member: str) -> None:
-            workdir = tmp_path / f'run-{member}'
-            workdir.mkdir()
-            runs[member] = run_collection_playbook(workdir, 'l4vip.rollout.rolling_deploy', inventory, ROLLOUT, timeout=180,
-                                                   limit=f'localhost,{member}', home=home)
-
-        with TrafficThread(*fleet.vip(), **TRAFFIC) as traffic, OutWatch(fleet) as watch:
-            threads = [threading.Thread(target=rollout, args=(member,)) for member in ('web1', 'web2')]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(timeout=200)
-            fleet.wait_all_bound()
-            summary = traffic.stop()
-        ok = {member: run.returncode == 0 for member, run in runs.items()}
-        assert sorted(ok.values()) == [False, True], {m: r.stderr[-2000:] for m, r in runs.items()}
-        went, refused = (next(m for m, good in ok.items() if good is wanted) for wanted in (True, False))
-        message = runs[refused].task('Stop the rollout', refused)['msg']
-        assert f'claimed by another rollout: {went}' in message and message.endswith('Nothing was changed.'), message
-        # The refused member never left: its health check in place, never down in HAProxy's log, its old version.
-        assert fleet.run_on(refused, ['test', '-e', fleet.member(refused).health_check_path]).returncode == 0
-        assert transitions_of(fleet)[refused] == [] and transitions_of(fleet)[went] == ['down', 'up']
-        assert versions(fleet)[refused] == '1' and versions(fleet)[went] == NEW
-        assert watch.most_out == 1 and watch.ever_out == {went}, vars(watch)
-        assert summary.failed == 0 and summary.ok > 300, summary.line()
-        # The winner released its claim once its member was back.
-        assert json.loads((home / 'l4vip.rollout' / 'claims' / 'web.claims.json').read_text())['claims'] == {}
-
-
 def test_a_killed_controller_leaves_one_batch_out_and_a_rerun_completes(tmp_path):
     """kill -9 of ansible-playbook while the second batch (web2) is out; then the same rollout again."""
     require_netns()
