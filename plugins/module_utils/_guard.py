@@ -149,7 +149,7 @@ def _judge(store: _claims.Store | None, owner: _claims.Owner | None, pool: str, 
         if blocking:
             raise StepFailed(f"capacity guard: claimed by another rollout: {'; '.join(h.describe() for h in blocking)}. A claim lapses "
                              "when its rollout ends on the controller that holds it, when its lease runs out, or when it is released "
-                             "with force", claimed_by_others=sorted(held), blocked_by=[h.owner.as_dict() for h in blocking], leaving=leaving)
+                             "with force.", claimed_by_others=sorted(held), blocked_by=[h.owner.as_dict() for h in blocking], leaving=leaving)
         others = {m: h for m, h in held.items() if m not in leaving}
         outcome['verdict'] = verdict = _capacity.judge(pool, {m: bound and m not in others for m, bound in bindings_of().items()}, leaving,
                                                        params['min_bound']) if counts else None

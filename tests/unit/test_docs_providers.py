@@ -9,7 +9,7 @@ from ansible_collections.l4vip.rollout.plugins.module_utils._providers import PR
 PAGE = pathlib.Path(__file__).resolve().parents[2] / 'docs' / 'providers.md'
 # The table's columns that answer "can it?", by the capability each one is about.
 COLUMNS = {'wait down/up': Capability.OBSERVE, 'admin state': Capability.ADMIN, 'L4 session count': Capability.SESSIONS,
-           'list the pool': Capability.POOL}
+           'list the pool': Capability.POOL, 'hold the claims': Capability.CLAIMS}
 
 
 def table() -> tuple[list[str], dict[str, list[str]]]:

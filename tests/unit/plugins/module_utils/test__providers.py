@@ -224,6 +224,8 @@ def test_the_docs_list_the_providers_the_classes_declare():
     cannot_list = [name for name in _providers.PROVIDERS if name not in _providers.providers_that_can(POOL)]
     assert f"cannot list the pool ({', '.join(f'V({n})' for n in cannot_list[:-1])}, V({cannot_list[-1]}))" in ' '.join(
         ' '.join(modules['capacity_guard']['options']['pool_members']['description']).split())
+    assert f'where its provider can hold them ({_v(_providers.providers_that_can(CLAIMS))})' in ' '.join(
+        ' '.join(modules['capacity_guard']['options']['claims']['description']).split())
     assert f"count a member's sessions ({_v(_providers.providers_that_can(SESSIONS))})" in ' '.join(
         ' '.join(modules['session_drain']['description']).split())
 
