@@ -30,6 +30,7 @@ from ansible_collections.l4vip.rollout.plugins.module_utils._timing import (
     SYSTEM_CLOCK, Clock, Profile, ProfileError, Window, default_timeout, parse_profile, poll_until, remaining_wait,
     transition_window)
 
+
 class StepFailed(Exception):
     """A step could not do what it was asked; ``details`` go into the failed result."""
 

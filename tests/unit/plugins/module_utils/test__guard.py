@@ -52,21 +52,21 @@ def guard(tmp_path, owner: _claims.Owner, clock: FakeClock | None = None, check_
 
 
 def test_a_claimed_member_counts_as_out_and_its_owner_is_named(tmp_path, live_owner):
-    _process, other = live_owner
-    first, _ = guard(tmp_path, other, member='web1')
+    _running, other = live_owner
+    first, _warnings = guard(tmp_path, other, member='web1')
     assert first['claimed'] == ['web1'] and first['changed'] and first['claims_kept'] == f"directory {tmp_path / 'claims'} on controller"
     # min_bound 2 of 3: web1 out for the other rollout leaves only web3 if web2 goes too.
-    refused, _ = guard(tmp_path, me(), member='web2', min_bound=2)
+    refused, _warnings = guard(tmp_path, me(), member='web2', min_bound=2)
     assert refused['failed'] and refused['remaining'] == ['web3'] and refused['claimed_by_others'] == ['web1']
     assert f'claimed by another rollout: web1 (held by {other.describe()}' in refused['msg'], refused['msg']
     assert ', AWX job 17, started ' in refused['msg']
 
 
 def test_a_member_another_live_rollout_holds_is_refused_and_nothing_is_written(tmp_path, live_owner):
-    _process, other = live_owner
+    _running, other = live_owner
     guard(tmp_path, other, member='web1')
     state = (tmp_path / 'claims' / 'web.claims.json').read_text()
-    refused, _ = guard(tmp_path, me(), member='web1')
+    refused, _warnings = guard(tmp_path, me(), member='web1')
     assert refused['failed'] and refused['blocked_by'] == [other.as_dict()]
     assert refused['msg'].startswith(f'capacity guard: claimed by another rollout: web1 (held by {other.describe()}'), refused['msg']
     assert (tmp_path / 'claims' / 'web.claims.json').read_text() == state
@@ -98,13 +98,13 @@ def test_a_claim_from_another_machine_holds_until_its_lease_lapses(tmp_path):
 
 def test_gone_owners_named_by_the_controller_free_their_claims(tmp_path):
     guard(tmp_path, elsewhere(), member='web1')
-    taken, _ = guard(tmp_path, me(), member='web1', gone_owners=[elsewhere().key])
+    taken, _warnings = guard(tmp_path, me(), member='web1', gone_owners=[elsewhere().key])
     assert taken['taken_over'] == ['web1']
 
 
 def test_a_member_left_out_after_a_failure_counts_as_out_and_any_rollout_may_take_it(tmp_path):
     guard(tmp_path, elsewhere(), member='web1')
-    marked, _ = guard(tmp_path, elsewhere(), member='web1', leave_out=True, reason="failed at 'Start the web server'")
+    marked, _warnings = guard(tmp_path, elsewhere(), member='web1', leave_out=True, reason="failed at 'Start the web server'")
     assert marked['left_out'] == ['web1'] and marked['changed']
     # Still out for the count...
     assert guard(tmp_path, me(), member='web2', min_bound=2)[0]['claimed_by_others'] == ['web1']
@@ -118,7 +118,7 @@ def test_release_frees_only_the_rollouts_own_claims_unless_forced(tmp_path):
     guard(tmp_path, me(), member='web2')
     kept, warnings = guard(tmp_path, me(), members=['web1', 'web2'], release=True)
     assert kept['released'] == ['web2'] and 'another rollout (ctl2) holds it' in warnings[0]
-    forced, _ = guard(tmp_path, me(), members=['web1'], release=True, force=True)
+    forced, _warnings = guard(tmp_path, me(), members=['web1'], release=True, force=True)
     assert forced['released'] == ['web1'] and forced['changed']
     assert guard(tmp_path, me(), members=['web1'], release=True)[0]['changed'] is False
 
@@ -126,17 +126,17 @@ def test_release_frees_only_the_rollouts_own_claims_unless_forced(tmp_path):
 def test_a_rerun_of_the_same_rollout_renews_its_claims_without_a_change(tmp_path):
     owner = me()
     assert guard(tmp_path, owner, members=['web1', 'web2'])[0]['claimed'] == ['web1', 'web2']
-    again, _ = guard(tmp_path, owner, members=['web1', 'web2'])
+    again, _warnings = guard(tmp_path, owner, members=['web1', 'web2'])
     assert again['changed'] is False and again['claimed'] == [] and again['allowed']
 
 
 def test_check_mode_judges_with_the_claims_and_writes_nothing(tmp_path):
-    predicted, _ = guard(tmp_path, me(), check_mode=True, member='web1')
+    predicted, _warnings = guard(tmp_path, me(), check_mode=True, member='web1')
     assert predicted['claimed'] == ['web1'] and not (tmp_path / 'claims').exists()
     guard(tmp_path, elsewhere(), member='web1')
     before = sorted((tmp_path / 'claims').iterdir())
     assert guard(tmp_path, me(), check_mode=True, member='web1')[0]['failed']
-    released, _ = guard(tmp_path, me(), check_mode=True, member='web1', release=True, force=True)
+    released, _warnings = guard(tmp_path, me(), check_mode=True, member='web1', release=True, force=True)
     assert released['released'] == ['web1'] and sorted((tmp_path / 'claims').iterdir()) == before
 
 
@@ -154,7 +154,7 @@ def test_claims_kept_on_the_controller_alone_are_said_once_per_rollout(tmp_path)
     ({'leave_out': True, 'member': None, 'leaving': []}, 'leave_out: needs the members'),
 ])
 def test_bad_options_are_refused_naming_them(tmp_path, values, said):
-    result, _ = guard(tmp_path, me(), **dict({'member': 'web1'}, **values))
+    result, _warnings = guard(tmp_path, me(), **dict({'member': 'web1'}, **values))
     assert result['failed'] and said in result['msg'] and not (tmp_path / 'claims').exists()
 
 
@@ -216,5 +216,5 @@ def test_rollouts_racing_on_one_directory_never_both_win(tmp_path):
             racer.start()
         for racer in racers:
             racer.join(10)
-        outcomes = dict(results.get(timeout=5) for _ in racers)
+        outcomes = dict(results.get(timeout=5) for _racer in racers)
         assert sorted(outcomes.values()) == [False, False, True], outcomes

@@ -130,8 +130,8 @@ def test_access_log_provider_missing_file_is_unreachable(tmp_path):
 
 # --- the protocol: what each provider declares it can do ---------------------------------------
 
-OBSERVE, ADMIN, SESSIONS, POOL, BATCHES, CLAIMS = (Capability.OBSERVE, Capability.ADMIN, Capability.SESSIONS, Capability.POOL, Capability.BATCHES,
-                                                  Capability.CLAIMS)
+OBSERVE, ADMIN, SESSIONS, POOL, BATCHES = Capability.OBSERVE, Capability.ADMIN, Capability.SESSIONS, Capability.POOL, Capability.BATCHES
+CLAIMS = Capability.CLAIMS
 
 
 def test_each_provider_declares_its_capabilities():
