@@ -60,12 +60,12 @@ def capacity_guard(params: t.Mapping[str, t.Any], ctx: Context) -> dict[str, t.A
     leaving = params['leaving'] if params['leaving'] is not None else [m for m in (params['members'] or [params['member']]) if m]
     _check_options(params, leaving)
     pool = params['pool'] or ''
-    store = _store(params, ctx, profile)
+    store, only_here = _store(params, ctx, profile)
     try:
         owner = _owner(params, ctx) if store else None
         if params['release'] or params['leave_out']:
             return _settle(t.cast(_claims.Store, store), t.cast(_claims.Owner, owner), pool, leaving, params, ctx)
-        return _judge(store, owner, pool, leaving, params, ctx, profile)
+        return _judge(store, owner, pool, leaving, params, ctx, profile, only_here)
     except (_providers.ProviderError, _capacity.CapacityError, _claims.ClaimError) as error:
         raise StepFailed(str(error), leaving=leaving) from None
     except OSError as error:
@@ -86,15 +86,15 @@ def _check_options(params: t.Mapping[str, t.Any], leaving: list[str]) -> None:
         raise StepFailed('force: only with release (release the claims whichever rollout holds them)')
 
 
-def _store(params: t.Mapping[str, t.Any], ctx: Context, profile: t.Any) -> _claims.Store | None:
-    """Where the claims live, or None when the guard only counts."""
+def _store(params: t.Mapping[str, t.Any], ctx: Context, profile: t.Any) -> tuple[_claims.Store | None, bool]:
+    """Where the claims live (None when the guard only counts), and whether only this controller's rollouts see them."""
     if not (params['claims'] or params['claims_dir'] or params['release'] or params['leave_out']):
-        return None
+        return None, False
     if params['claims_dir']:
-        return _claims.DirectoryStore(params['claims_dir'], ctx.claims.host)
+        return _claims.DirectoryStore(params['claims_dir'], ctx.claims.host), False
     if provider_class(dict(params, members=None)).can(Capability.CLAIMS):
-        return build(dict(params, members=None), profile, Capability.CLAIMS).claims_store()
-    return _claims.DirectoryStore(ctx.claims.directory, ctx.claims.host)
+        return build(dict(params, members=None), profile, Capability.CLAIMS).claims_store(), False
+    return _claims.DirectoryStore(ctx.claims.directory, ctx.claims.host), ctx.claims.controller_only
 
 
 def _owner(params: t.Mapping[str, t.Any], ctx: Context) -> _claims.Owner:
@@ -123,7 +123,7 @@ def _settle(store: _claims.Store, owner: _claims.Owner, pool: str, leaving: list
 
 
 def _judge(store: _claims.Store | None, owner: _claims.Owner | None, pool: str, leaving: list[str], params: t.Mapping[str, t.Any],
-           ctx: Context, profile: t.Any) -> dict[str, t.Any]:
+           ctx: Context, profile: t.Any, only_here: bool) -> dict[str, t.Any]:  # pylint: disable=too-many-arguments
     cls = provider_class(dict(params, members=None))
     counts = cls.can(Capability.POOL) or bool(params['pool_members'])
     if not counts:
@@ -164,7 +164,7 @@ def _judge(store: _claims.Store | None, owner: _claims.Owner | None, pool: str, 
     store.transact(pool, decide, dry_run=ctx.check_mode)
     for member, why in outcome.get('taken_over', {}).items():
         ctx.warn(f'took over the claim of {member}: {why}')
-    if outcome.get('first') and ctx.claims.controller_only and not params['claims_dir']:
+    if outcome.get('first') and only_here:
         ctx.warn(CONTROLLER_ONLY.format(pool=pool, where=store.where))
     verdict = outcome['verdict']
     if verdict is None:

@@ -46,7 +46,7 @@ BAD = {
                           threshold=st.integers(max_value=-1), timeout=st.one_of(st.floats(max_value=-0.001, allow_nan=False), NOT_A_NUMBER),
                           address=st.sampled_from(['not-an-ip', '300.1.1.1', '127.0.0', 'localhost:80'])),
     'capacity_guard': dict(COMMON, min_bound=st.one_of(st.integers(max_value=-1), NOT_A_NUMBER),
-                           claim_ttl=st.one_of(NOT_POSITIVE, NOT_A_NUMBER)),
+                           claim_lease=st.one_of(NOT_POSITIVE, NOT_A_NUMBER)),
     'health_check': {'state': NOT_A_CHOICE, 'path': st.sampled_from(['health_check.html', '../x', 'relative/dir/file']),
                      'verify_timeout': st.one_of(NOT_POSITIVE, NOT_A_NUMBER), 'verify_url': st.sampled_from(['ftp://h/x', 'no scheme', 'http://'])},
 }

@@ -10,7 +10,7 @@ import pytest
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from ansible_collections.l4vip.rollout.plugins.module_utils import _claims, _guard, _l4_steps
+from ansible_collections.l4vip.rollout.plugins.module_utils import _claims, _guard, _l4_steps, _providers
 from ansible_collections.l4vip.rollout.tests.unit.fakes import FakeClock
 
 MEMBERS = ['web1', 'web2', 'web3']
@@ -146,6 +146,26 @@ def test_claims_kept_on_the_controller_alone_are_said_once_per_rollout(tmp_path)
     assert len(warnings) == 1 and 'only this controller' in warnings[0] and 'another AWX job' in warnings[0]
     guard(tmp_path, owner, member='web1', release=True)
     assert guard(tmp_path, owner, controller_only=True, member='web2')[1] == []
+
+
+def test_claims_the_l4_holds_are_seen_by_every_controller_and_need_no_warning(tmp_path, monkeypatch):
+    kept = {'version': 0, 'claims': {}}
+
+    def write(pool, version, claims):
+        kept.update(version=version + 1, claims=claims)
+        return True
+
+    class HoldsClaims(_providers.EmulatorProvider):
+        def pool_bindings(self):
+            return dict.fromkeys(MEMBERS, True)
+
+        def claims_store(self):
+            return _claims.CompareAndSetStore('the L4 (a test double)', lambda pool: (kept['version'], kept['claims']), write)
+
+    monkeypatch.setitem(_providers.PROVIDER_CLASSES, 'emulator', HoldsClaims)
+    result, warnings = guard(tmp_path, me(), controller_only=True, member='web1', provider='emulator', endpoint='http://l4')
+    assert result['claims_kept'] == 'the L4 (a test double)' and list(kept['claims']['claims']) == ['web1']
+    assert warnings == [] and not (tmp_path / 'claims').exists()
 
 
 @pytest.mark.parametrize(('values', 'said'), [
