@@ -225,6 +225,9 @@ def test_l4_role_admin_disable_through_the_http_provider(tmp_path):
         ('l7_vip_deploy', {'l7_vip_deploy_profile': {'interval': -1}}, 'profile.interval'),
         ('l7_vip_deploy', {'l7_vip_deploy_l4': {'provider': 'timer', 'admin_disable': True}},
          'l7_vip_deploy_l4.admin_disable: only l4vip.rollout.l4_vip_deploy takes it'),
+        # The path a user writes as {{ playbook_dir }}/deploy.yml, run through the collection's own playbook.
+        ('l7_vip_deploy', {'l7_vip_deploy_deploy_tasks': '/nonexistent/ansible_collections/l4vip/rollout/playbooks/deploy.yml'},
+         'l7_vip_deploy_deploy_tasks: "/nonexistent/ansible_collections/l4vip/rollout/playbooks/deploy.yml" is no file on the controller'),
     ],
 )
 def test_bad_input_names_the_variable_and_changes_nothing(tmp_path, role_name, change, message):
