@@ -62,7 +62,7 @@ def capacity_guard(params: t.Mapping[str, t.Any], ctx: Context) -> dict[str, t.A
     pool = params['pool'] or ''
     store, only_here = _store(params, ctx, profile)
     try:
-        owner = _owner(params, ctx) if store else None
+        owner = _owner(params) if store else None
         if params['release'] or params['leave_out']:
             return _settle(t.cast(_claims.Store, store), t.cast(_claims.Owner, owner), pool, leaving, params, ctx)
         return _judge(store, owner, pool, leaving, params, ctx, profile, only_here)
@@ -97,10 +97,9 @@ def _store(params: t.Mapping[str, t.Any], ctx: Context, profile: t.Any) -> tuple
     return _claims.DirectoryStore(ctx.claims.directory, ctx.claims.host), ctx.claims.controller_only
 
 
-def _owner(params: t.Mapping[str, t.Any], ctx: Context) -> _claims.Owner:
+def _owner(params: t.Mapping[str, t.Any]) -> _claims.Owner:
     """The rollout claiming: the task's ``owner`` (the action plugin fills it), else this step's parent process."""
-    given = params['owner'] or ctx.claims.owner
-    return _claims.Owner.from_dict(given) if given else _claims.Owner.of_process(os.getppid())
+    return _claims.Owner.from_dict(params['owner']) if params['owner'] else _claims.Owner.of_process(os.getppid())
 
 
 def _settle(store: _claims.Store, owner: _claims.Owner, pool: str, leaving: list[str], params: t.Mapping[str, t.Any],

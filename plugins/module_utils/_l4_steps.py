@@ -52,8 +52,6 @@ class ClaimsPlace:
     host: str = dataclasses.field(default_factory=socket.gethostname)
     # The controller (the action plugin in its process): claims there are this controller's alone, and the run says so.
     controller_only: bool = False
-    # The rollout the claims are for, when the task does not name it (the action plugin's ansible-playbook process).
-    owner: dict[str, t.Any] | None = None
 
 
 @dataclasses.dataclass

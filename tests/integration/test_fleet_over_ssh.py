@@ -88,6 +88,15 @@ def assert_clean_rollout(fleet: NetnsFleet, result: t.Any, summary: t.Any, watch
     assert transitions_of(fleet) == {m.name: ['down', 'up'] for m in fleet.members}
 
 
+def assert_rerun_redeployed_web2_first(fleet: NetnsFleet, rerun: t.Any, summary: t.Any, watch: OutWatch) -> None:
+    """A re-run after a rollout stopped with web2 out: it completed, took web2 (left out) first, one member out at a time."""
+    assert rerun.returncode == 0, rerun.stderr[-4000:]
+    assert rerun.task('Health check out of service (verified 404)', 'web2')['previous_state'] == 'out_of_service'
+    assert versions(fleet) == {m.name: NEW for m in fleet.members}
+    assert watch.most_out == 1, vars(watch)
+    assert summary.failed == 0, summary.line()
+
+
 # The L4 steps on the LB host over SSH here; on the controller in the tests below.
 @pytest.mark.parametrize('l4_host', [LB])
 def test_l7_rolling_deploy_over_ssh_fails_no_request(tmp_path, l4_host):
@@ -150,10 +159,5 @@ def test_a_killed_controller_leaves_one_batch_out_and_a_rerun_completes(tmp_path
             fleet.wait_all_bound()
             summary = traffic.stop()
         assert out_after_kill == ['web2']
-        assert rerun.returncode == 0, rerun.stderr[-4000:]
-        # The re-run took web2, left out, first and on its own.
-        assert rerun.task('Health check out of service (verified 404)', 'web2')['previous_state'] == 'out_of_service'
-        assert versions(fleet) == {m.name: NEW for m in fleet.members}
-        assert watch.most_out == 1, vars(watch)
-        assert summary.failed == 0, summary.line()
+        assert_rerun_redeployed_web2_first(fleet, rerun, summary, watch)
         print(f'\nkilled controller and re-run over SSH: {summary.line()}; most out at once {watch.most_out}')
