@@ -32,11 +32,12 @@ class ActionModule(L4StepAction):
         if not self._task.args.get('owner'):
             self._task.args['owner'] = rollout_owner(task_vars or {}).as_dict()
         result = super().run(tmp, task_vars)
-        # Claims kept on another host cannot see this controller's processes: the owners of blocking claims that ran here
-        # and are gone are proved gone here, and the guard asked once more with them named.
+        # Claims kept on another host cannot see this controller's processes: the owners of blocking (or listed) claims that
+        # ran here and are gone are proved gone here, and the guard asked once more with them named.
         here = _claims.this_machine()
-        gone = [owner.key for owner in map(_claims.Owner.from_dict, result.get('blocked_by') or []) if owner.gone(here)]
-        if result.get('failed') and gone and not self._task.args.get('gone_owners'):
+        holders = list(result.get('blocked_by') or []) + [c['owner'] for c in (result.get('claims') or {}).values() if not c['lapsed']]
+        gone = sorted({owner.key for owner in map(_claims.Owner.from_dict, holders) if owner.gone(here)})
+        if (result.get('failed') or result.get('claims')) and gone and not self._task.args.get('gone_owners'):
             self._task.args['gone_owners'] = gone
             result = super().run(tmp, task_vars)
         return result

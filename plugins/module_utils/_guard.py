@@ -40,6 +40,7 @@ def capacity_guard_spec() -> dict[str, t.Any]:
         release=dict(type='bool', default=False),
         force=dict(type='bool', default=False),
         leave_out=dict(type='bool', default=False),
+        list_claims=dict(type='bool', default=False),
         reason=dict(type='str', default=''),
         owner=dict(type='dict'),
         gone_owners=dict(type='list', elements='str', default=[]),
@@ -47,7 +48,7 @@ def capacity_guard_spec() -> dict[str, t.Any]:
     return spec
 
 
-MUTUALLY_EXCLUSIVE = [('release', 'leave_out')]
+MUTUALLY_EXCLUSIVE = [('release', 'leave_out', 'list_claims')]
 
 
 def capacity_guard(params: t.Mapping[str, t.Any], ctx: Context) -> dict[str, t.Any]:
@@ -62,6 +63,8 @@ def capacity_guard(params: t.Mapping[str, t.Any], ctx: Context) -> dict[str, t.A
     pool = params['pool'] or ''
     store, only_here = _store(params, ctx, profile)
     try:
+        if params['list_claims']:
+            return _list(t.cast(_claims.Store, store), pool, params, ctx)
         owner = _owner(params) if store else None
         if params['release'] or params['leave_out']:
             return _settle(t.cast(_claims.Store, store), t.cast(_claims.Owner, owner), pool, leaving, params, ctx)
@@ -88,7 +91,7 @@ def _check_options(params: t.Mapping[str, t.Any], leaving: list[str]) -> None:
 
 def _store(params: t.Mapping[str, t.Any], ctx: Context, profile: t.Any) -> tuple[_claims.Store | None, bool]:
     """Where the claims live (None when the guard only counts), and whether only this controller's rollouts see them."""
-    if not (params['claims'] or params['claims_dir'] or params['release'] or params['leave_out']):
+    if not (params['claims'] or params['claims_dir'] or params['release'] or params['leave_out'] or params['list_claims']):
         return None, False
     if params['claims_dir']:
         return _claims.DirectoryStore(params['claims_dir'], ctx.claims.host), False
@@ -100,6 +103,16 @@ def _store(params: t.Mapping[str, t.Any], ctx: Context, profile: t.Any) -> tuple
 def _owner(params: t.Mapping[str, t.Any]) -> _claims.Owner:
     """The rollout claiming: the task's ``owner`` (the action plugin fills it), else this step's parent process."""
     return _claims.Owner.from_dict(params['owner']) if params['owner'] else _claims.Owner.of_process(os.getppid())
+
+
+def _list(store: _claims.Store, pool: str, params: t.Mapping[str, t.Any], ctx: Context) -> dict[str, t.Any]:
+    """The pool's claims, changing nothing: who holds which member, and which members an earlier rollout left behind."""
+    now, here = ctx.clock.time(), _claims.this_machine()
+    held = store.transact(pool, lambda claims: False)
+    holdings = [h for h in (held.holding(m, now, here, params['gone_owners']) for m in sorted(held.claims)) if h is not None]
+    claims = {h.member: {'holder': h.describe(), 'owner': h.owner.as_dict(), 'left_out': h.left_out, 'lapsed': h.lapsed} for h in holdings}
+    # A lapsed claim's member was left out (a failure) or abandoned (a controller gone) mid-sequence: it may be out of the VIP.
+    return dict(changed=False, checked=False, claims=claims, left_behind=[h.member for h in holdings if h.lapsed], claims_kept=store.where)
 
 
 def _settle(store: _claims.Store, owner: _claims.Owner, pool: str, leaving: list[str], params: t.Mapping[str, t.Any],

@@ -348,8 +348,6 @@ def run(params: t.Mapping[str, t.Any], check_mode: bool = False, want_diff: bool
         raise OptionError('state', state, f'expected one of {", ".join(STATES)}')
     url = params.get('verify_url')
     if url is not None:
-        if state == QUERY:
-            raise OptionError('verify_url', url, 'expected no verify_url with state=query')
         url = verify_url_option(url)
     timeout = seconds('verify_timeout', params.get('verify_timeout', DEFAULT_VERIFY_TIMEOUT))
     poll_interval = seconds('verify_poll_interval', params.get('verify_poll_interval', DEFAULT_POLL_INTERVAL))
@@ -360,16 +358,25 @@ def run(params: t.Mapping[str, t.Any], check_mode: bool = False, want_diff: bool
     result: dict[str, t.Any] = {'path': files.path, 'disabled_path': files.disabled_path}
     if state == QUERY:
         current = read_state(files)
-        return dict(result, changed=False, state=current, previous_state=current)
+        result.update(changed=False, state=current, previous_state=current)
+        # A pre-flight: the URL serves the file in service. Out of service proves nothing (its server may be stopped).
+        if url is not None and current == IN_SERVICE:
+            _verify_into(result, url, IN_SERVICE, timeout, poll_interval, get, clock)
+        return result
     outcome = set_state(files, state, content, check_mode)
     result.update(changed=outcome.changed, state=outcome.state, previous_state=outcome.previous_state,
                   changed_at=changed_at(files, outcome, check_mode, clock))
     if want_diff:
         result['diff'] = {'before': state_diff(files, outcome.previous_state), 'after': state_diff(files, outcome.state)}
     if url is not None and not check_mode and (outcome.changed or params.get('verify_unchanged', True)):
-        try:
-            result['verify'] = verify(url, state, timeout, poll_interval, get, clock)
-        except VerifyError as error:
-            error.detail = dict(result, **error.detail)
-            raise
+        _verify_into(result, url, state, timeout, poll_interval, get, clock)
     return result
+
+
+def _verify_into(result: dict[str, t.Any], url: str, state: str, timeout: float, poll_interval: float, get: Getter,
+                 clock: Clock) -> None:
+    try:
+        result['verify'] = verify(url, state, timeout, poll_interval, get, clock)
+    except VerifyError as error:
+        error.detail = dict(result, **error.detail)
+        raise

@@ -100,6 +100,13 @@ options:
         out, and any later rollout may take them over (and redeploy the member) without waiting for a lease.
     type: bool
     default: false
+  list_claims:
+    description:
+      - List the pool's claims and change nothing, instead of judging - before a rollout, to find the members an earlier
+        one left behind (C(left_behind)): marked left out after a failure, or held by a rollout that is gone or whose
+        lease has lapsed. Such a member may be out of the VIP, and goes first.
+    type: bool
+    default: false
   reason:
     description:
       - With O(leave_out), why the members were left out, for the next rollout's message.
@@ -126,6 +133,12 @@ seealso:
 EXAMPLES = r'''
 # The way out of a claim whose rollout is gone (on another controller, its lease still running): on the host that keeps
 # the claims, after making sure that rollout no longer runs.
+- name: Which members did an earlier rollout leave behind?
+  l4vip.rollout.capacity_guard:
+    pool: web
+    list_claims: true
+  register: claims
+
 - name: Release web2's claim whichever rollout holds it
   l4vip.rollout.capacity_guard:
     pool: web
@@ -210,6 +223,21 @@ claimed:
   elements: str
   returned: when checked and allowed
   sample: [web1, web2]
+claims:
+  description:
+    - With O(list_claims), every claimed member of the pool - C(holder) (who, for people), C(owner) (as O(owner) names
+      it), C(left_out) (why its rollout left it out; empty otherwise), C(lapsed) (why another rollout may take it over;
+      empty while the claim holds).
+  type: dict
+  returned: with O(list_claims)
+  sample: {web2: {holder: "web2 (held by ctl1 pid 4242, started ...; left out: failed at deploy)", left_out: failed at deploy,
+           lapsed: "its owner (ctl1 pid 4242, ...) left it out: failed at deploy", owner: {controller: ctl1, pid: 4242}}}
+left_behind:
+  description: With O(list_claims), the members whose claims have lapsed - left out, or their rollout gone - in name order.
+  type: list
+  elements: str
+  returned: with O(list_claims)
+  sample: [web2]
 released:
   description: The members whose claims were released (in check mode, would be).
   type: list

@@ -70,7 +70,8 @@ options:
         the L4's check would see it.
       - Redirects are not followed and no proxy is used, like an L4's check. A connection error is not an answer;
         polling goes on.
-      - Not allowed with O(state=query).
+      - With O(state=query), a check before a rollout that changes nothing; when the file is in service the URL must
+        answer 200 (within O(verify_timeout)). Out of service it is not requested, since its web server may be stopped.
     type: str
   verify_timeout:
     description:
@@ -115,6 +116,13 @@ EXAMPLES = r'''
     path: /var/www/html/health_check.html
     state: query
   register: health_check
+
+- name: Before a rollout, check the URL serves the file (200) while it is in service
+  l4vip.rollout.health_check:
+    path: /var/www/html/health_check.html
+    state: query
+    verify_url: http://127.0.0.1/health_check.html
+    verify_timeout: 5
 
 - name: Keep the disabled copy under another name in the same directory
   l4vip.rollout.health_check:

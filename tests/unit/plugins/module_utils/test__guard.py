@@ -113,6 +113,21 @@ def test_a_member_left_out_after_a_failure_counts_as_out_and_any_rollout_may_tak
     assert taken['taken_over'] == ['web1'] and warnings[0].endswith("left it out: failed at 'Start the web server'")
 
 
+def test_list_claims_names_what_earlier_rollouts_left_behind_and_changes_nothing(tmp_path, live_owner):
+    _running, other = live_owner
+    guard(tmp_path, other, member='web1')
+    assert guard(tmp_path, elsewhere(), members=['web2', 'web3'], pool_members=MEMBERS + ['web4'])[0]['claimed'] == ['web2', 'web3']
+    guard(tmp_path, elsewhere(), member='web2', leave_out=True, reason='failed at deploy')
+    before = sorted((tmp_path / 'claims').iterdir())[0].read_text()
+    listed, _warnings = guard(tmp_path, me(), list_claims=True, clock=FakeClock(NOW + 10))
+    # web1: a live rollout works on it; web2: left out; web3: held by another machine's rollout, lease running.
+    assert listed['left_behind'] == ['web2'] and sorted(listed['claims']) == MEMBERS and not listed['changed']
+    assert listed['claims']['web2']['left_out'] == 'failed at deploy' and listed['claims']['web1']['lapsed'] == ''
+    lapsed, _warnings = guard(tmp_path, me(), list_claims=True, clock=FakeClock(NOW + 4000))
+    assert lapsed['left_behind'] == MEMBERS, 'every lease of 3600 s has run out, unrenewed'
+    assert sorted((tmp_path / 'claims').iterdir())[0].read_text() == before
+
+
 def test_release_frees_only_the_rollouts_own_claims_unless_forced(tmp_path):
     guard(tmp_path, elsewhere(), member='web1')
     guard(tmp_path, me(), member='web2')

@@ -98,8 +98,6 @@ def test_bad_paths_name_the_option_and_the_value(path, disabled, message):
 @pytest.mark.parametrize(('params', 'message'), [
     ({'state': 'up'}, "state: expected one of in_service, out_of_service, query, got 'up'"),
     ({'verify_url': 'localhost/hc'}, "verify_url: expected an http:// or https:// URL, got 'localhost/hc'"),
-    ({'verify_url': 'http://h/hc', 'state': 'query'},
-     "verify_url: expected no verify_url with state=query, got 'http://h/hc'"),
     ({'verify_timeout': 0}, 'verify_timeout: expected a number of seconds greater than 0, got 0'),
     ({'verify_poll_interval': -1.0}, 'verify_poll_interval: expected a number of seconds greater than 0, got -1.0'),
 ])
@@ -256,6 +254,27 @@ def test_query_changes_nothing(files):
     assert result == {'changed': False, 'state': OUT_OF_SERVICE, 'previous_state': OUT_OF_SERVICE,
                       'path': files.path, 'disabled_path': files.disabled_path}
     assert snapshot(files.directory) == before
+
+
+def test_query_with_verify_url_requires_200_while_in_service(files):
+    make_file(files.path)
+    before = snapshot(files.directory)
+    clock = FakeClock()
+    served = FakeServer(clock, [Probe(status=200)])
+    assert hc.run({'path': files.path, 'state': 'query', 'verify_url': 'http://h/hc'}, get=served, clock=clock)['verify']['status'] == 200
+    missing = FakeServer(clock, [Probe(status=404)])
+    with pytest.raises(VerifyError) as raised:
+        hc.run({'path': files.path, 'state': 'query', 'verify_url': 'http://h/wrong', 'verify_timeout': 1}, get=missing, clock=clock)
+    assert str(raised.value).startswith('verify_url: http://h/wrong did not answer 200 for in_service within 1 s; last saw status 404')
+    assert raised.value.detail['state'] == IN_SERVICE
+    assert snapshot(files.directory) == before
+
+
+def test_query_with_verify_url_asks_nothing_out_of_service(files):
+    make_file(files.disabled_path)
+    server = FakeServer(FakeClock(), [Probe(error='connection refused')])
+    result = hc.run({'path': files.path, 'state': 'query', 'verify_url': 'http://h/hc'}, get=server)
+    assert result['state'] == OUT_OF_SERVICE and 'verify' not in result and server.requests == []
 
 
 def test_run_reports_diff_and_skips_verify_in_check_mode(files):
