@@ -83,35 +83,69 @@ def test_transition_window_dispatches_and_rejects_unknown_states():
         down_window(profile, 'slow')
 
 
+# A brute-force L4 that steps through its checks one by one. Its rules are written here, from the device's
+# description (docs/how-it-works.md), not taken from _timing.py, so that a wrong rule there fails against them:
+# - the first failed check makes the member Suspect; `retry` more failed checks in a row take it down;
+# - a check that gets no answer has failed once the device gives up on it: at its check timeout, or when
+#   the member's next check is due, if that comes first (a device has one check of a member in flight);
+# - a member that is down is bound again by `rise` passing checks in a row.
+
 def simulate_mark_down(profile: Profile, phase: float, start_failing: float, failure: str) -> float:
-    """An independent, brute-force L4: step through checks and return when the member goes down."""
-    fails = 0
+    """Seconds from ``start_failing`` until the simulated L4 takes the member down."""
+    suspect, failed_since_suspect = False, 0
     for k in range(10_000):
-        check = phase + k * profile.interval
-        if check <= start_failing:
-            continue
-        fails += 1
-        if fails == profile.fall:
-            delay = profile.effective_check_timeout if failure == FAILURE_TIMEOUT else 0.0
-            return check + delay - start_failing
+        sent = phase + k * profile.interval
+        if sent <= start_failing:
+            continue  # answered before the member started failing: a pass
+        if failure == FAILURE_TIMEOUT:
+            failed_at = min(sent + profile.check_timeout, sent + profile.interval)
+        else:
+            failed_at = sent  # a 404 or a refused connection is known at once
+        if suspect:
+            failed_since_suspect += 1
+        suspect = True
+        if failed_since_suspect == profile.retry:
+            return failed_at - start_failing
     raise AssertionError('never went down')
 
 
-@pytest.mark.parametrize('raw', [{}, {'retry': 2}, {'retry': 0, 'interval': 0.2}, {'interval': 3, 'check_timeout': 1}])
-@pytest.mark.parametrize('failure', [FAILURE_FAST, FAILURE_TIMEOUT])
-def test_window_matches_brute_force_l4(raw, failure):
-    profile = parse_profile(raw)
-    window = down_window(profile, failure)
-    rng = random.Random(7)
-    seen = []
-    for _trial in range(500):
-        seconds = simulate_mark_down(profile, rng.uniform(0, profile.interval), rng.uniform(0, 50), failure)
-        assert seconds in window.widened(1e-9), (seconds, window)
-        seen.append(seconds)
-    # The bounds are tight: the simulated L4 comes close to both ends of the window.
+def simulate_bind(profile: Profile, phase: float, start_passing: float) -> float:
+    """Seconds from ``start_passing`` (the first moment a check can pass) until the simulated L4 binds the member."""
+    passed = 0
+    for k in range(10_000):
+        sent = phase + k * profile.interval
+        if sent <= start_passing:
+            continue
+        passed += 1
+        if passed == profile.rise:
+            return sent - start_passing
+    raise AssertionError('never bound')
+
+
+def assert_tight(seen: list[float], window: Window) -> None:
+    """Every simulated time in the window, and the simulated L4 comes close to both of its ends."""
+    assert all(seconds in window.widened(1e-9) for seconds in seen), (sorted(seen)[:3], sorted(seen)[-3:], window)
     span = window.high - window.low
-    assert min(seen) - window.low < 0.05 * span
-    assert window.high - max(seen) < 0.05 * span
+    assert min(seen) - window.low < 0.05 * span, (min(seen), window)
+    assert window.high - max(seen) < 0.05 * span, (max(seen), window)
+
+
+@pytest.mark.parametrize('raw', [{}, {'retry': 2}, {'retry': 0, 'interval': 0.2}, {'interval': 3, 'check_timeout': 1},
+                                 {'interval': 1, 'check_timeout': 3}])
+@pytest.mark.parametrize('failure', [FAILURE_FAST, FAILURE_TIMEOUT])
+def test_down_window_matches_brute_force_l4(raw, failure):
+    profile = parse_profile(raw)
+    rng = random.Random(7)
+    seen = [simulate_mark_down(profile, rng.uniform(0, profile.interval), rng.uniform(0, 50), failure) for _trial in range(500)]
+    assert_tight(seen, down_window(profile, failure))
+
+
+@pytest.mark.parametrize('raw', [{}, {'rise': 2}, {'rise': 3, 'interval': 0.2}])
+def test_up_window_matches_brute_force_l4(raw):
+    profile = parse_profile(raw)
+    rng = random.Random(11)
+    seen = [simulate_bind(profile, rng.uniform(0, profile.interval), rng.uniform(0, 50)) for _trial in range(500)]
+    assert_tight(seen, up_window(profile))
 
 
 @pytest.mark.parametrize(
@@ -186,3 +220,9 @@ def test_remaining_wait(bound, since_ago, expected):
 def test_window_dataclass_is_value_like():
     assert Window(1, 2) == Window(1, 2)
     assert Window(1, 2).widened(0.5) == Window(0.5, 2.5)
+
+
+def test_scaled_multiplies_every_time_and_nothing_else():
+    profile = Profile(interval=10, retry=2, rise=3, check_timeout=3, idle_timeout=600, reset_on_port_fail=True, health_check='l4')
+    assert profile.scaled(0.5) == Profile(interval=5, retry=2, rise=3, check_timeout=1.5, idle_timeout=300, reset_on_port_fail=True,
+                                          health_check='l4')
