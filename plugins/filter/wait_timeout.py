@@ -46,16 +46,14 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.l4vip.rollout.plugins.module_utils._timing import ProfileError, default_timeout, parse_profile, transition_window
+from ansible_collections.l4vip.rollout.plugins.module_utils._timing import default_timeout, parse_profile, transition_window
 
 
 def wait_timeout(profile, state, failure='fast'):
     try:
         parsed = parse_profile(profile)
         return round(default_timeout(transition_window(parsed, state, failure), parsed), 3)  # to the ms: it is read by people
-    except ProfileError as error:
-        raise AnsibleFilterError(f'wait_timeout: {error}') from None
-    except ValueError as error:
+    except ValueError as error:  # a bad profile (ProfileError is one), state or failure
         raise AnsibleFilterError(f'wait_timeout: {error}') from None
 
 
