@@ -17,7 +17,7 @@ options:
       - V(emulator) asks the embedded emulator's control API at O(endpoint).
       - V(haproxy) asks HAProxy's runtime API (C(stats socket ... level admin)) at O(endpoint).
       - V(http) asks any REST API of an L4 (F5 iControl REST, NetScaler NITRO, A10 aXAPI...) at O(endpoint) and reads the
-        answer with O(query).
+        answer with O(query); with O(preset) it speaks a known device's dialect instead.
       - V(access_log) reads the web server's own access log at O(endpoint) and counts the health checks it answered.
       - Only V(emulator) and V(haproxy) can list the pool and count the L4's sessions; V(emulator), V(haproxy) and V(http) can
         set an admin state.
@@ -69,6 +69,39 @@ options:
       - V(http) only. Request headers, such as an authentication token. Never logged.
     type: dict
     default: {}
+  preset:
+    description:
+      - V(http) only. A device's REST dialect, which fills in the URLs, the state query and values, the admin requests, the
+        session count and the pool listing; O(endpoint) is then the device's base URL, O(pool) and O(member) name the
+        pool and the member as the device does, and O(username) and O(password) log in. O(query) and C(admin_request)
+        are not used with a preset.
+      - V(f5_bigip) - BIG-IP iControl REST (C(https://bigip)); O(pool) C(web) or C(/Partition/web), O(member) C(node:port).
+        Logs in for an C(X-F5-Auth-Token).
+      - V(netscaler) - NetScaler / ADC NITRO (C(https://adc)); O(pool) the service group, O(member) C(servername:port).
+        Logs in for a C(NITRO_AUTH_TOKEN) session; V(drain) is a graceful disable.
+      - V(haproxy_dataplane) - HAProxy Data Plane API with its version (C(http://lb:5555/v3) or C(.../v2)); O(pool) the
+        backend, O(member) the server. Basic authentication.
+      - V(nginx_plus) - NGINX Plus API with its version (C(http://lb:8080/api/9)); O(pool) the upstream, or
+        C(stream/<upstream>) for a stream upstream (no V(drain) there), O(member) the peer's C(address:port). Basic
+        authentication when O(username) is given.
+      - V(a10) - A10 aXAPI v3 (C(https://thunder)); O(pool) the service group, O(member) C(name:port). Logs in for a signature
+        it sends as C(Authorization) C(A10 <signature>). No V(drain) state.
+      - V(alteon) - Radware Alteon REST (C(https://alteon)); O(pool) the real server group, O(member) the real server's
+        index. Observes, counts sessions and lists the group; no admin state. Basic authentication.
+      - V(kemp) - Kemp LoadMaster API v2 (C(https://loadmaster)); O(pool) the virtual service's C(address:port), O(member)
+        the real server's C(address:port). No V(drain) state and no session count.
+      - V(envoy) - Envoy's admin interface (C(http://127.0.0.1:9901)); O(pool) the cluster, O(member) the host's
+        C(address:port). Observes, counts sessions (C(cx_active)) and lists the cluster; it sets nothing, and has no login.
+    type: str
+    choices: [f5_bigip, netscaler, haproxy_dataplane, nginx_plus, a10, alteon, kemp, envoy]
+  username:
+    description:
+      - V(http) with O(preset) only. The account the preset logs in with.
+    type: str
+  password:
+    description:
+      - V(http) with O(preset) only. The account's password. Never logged.
+    type: str
   validate_certs:
     description:
       - V(http) only. Whether to verify the L4's TLS certificate. Leave it on; use O(ca_path) for a private CA.

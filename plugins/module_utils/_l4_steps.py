@@ -115,7 +115,7 @@ def provider_class(params: t.Mapping[str, t.Any], *needs: Capability) -> type[_p
     A batch (several ``members``) also needs Capability.BATCHES; the error then names the providers that have it all.
     """
     try:
-        cls = _providers.provider_class(params['provider'])
+        cls = _providers.provider_class_for(params)
         for capability in needs:
             if not cls.can(capability):
                 raise cls.refusal(capability)
@@ -256,15 +256,16 @@ def member_admin_spec() -> dict[str, t.Any]:
     return spec
 
 
-# With http, member_admin writes with admin_request and reads (when it can) with query: it needs the first, not the second.
-MEMBER_ADMIN_REQUIRED_IF = [rule for rule in _providers.PROVIDER_REQUIRED_IF if rule[1] != _providers.HttpProvider.name] + [
-    ('provider', _providers.HttpProvider.name, ['endpoint', 'admin_request'])]
+# With http, member_admin writes with admin_request (or its preset's request) and reads (when it can) with query.
+MEMBER_ADMIN_REQUIRED_IF = _providers.PROVIDER_REQUIRED_IF
 
 
 def member_admin(params: t.Mapping[str, t.Any], ctx: Context) -> dict[str, t.Any]:
     profile = checked_profile(params)
     wanted = params['state']
     provider_class(params, Capability.ADMIN)
+    if params['provider'] == _providers.HttpProvider.name and not params.get('preset') and not params['admin_request']:
+        raise StepFailed('admin_request: needed with provider http (the request that sets the admin state), unless a preset gives it')
     if params['admin_values'] is not None and not params['query']:
         raise StepFailed('admin_values: needs query, the JMESPath expression that reads the admin state')
     unknown = sorted(set(params['admin_values'] or {}) - set(ADMIN_STATES))

@@ -54,6 +54,9 @@ def provider_argument_spec() -> dict[str, t.Any]:
         down_values=dict(type='list', elements='raw', default=['down']),
         up_values=dict(type='list', elements='raw', default=['up']),
         headers=dict(type='dict', default={}, no_log=True),
+        preset=dict(type='str', choices=list(_preset_names())),
+        username=dict(type='str'),
+        password=dict(type='str', no_log=True),
         validate_certs=dict(type='bool', default=True),
         ca_path=dict(type='path'),
         health_check_uri=dict(type='str'),
@@ -66,6 +69,14 @@ def provider_argument_spec() -> dict[str, t.Any]:
 
 class ProviderError(Exception):
     """The L4 answered, but not with something usable (unknown member, bad query...)."""
+
+
+class HttpStatusError(ProviderError):
+    """The L4's API answered an HTTP error; ``status`` tells a refused login (401, 403) from the rest."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class L4Unreachable(ProviderError):
@@ -109,7 +120,7 @@ def fetch_json(url: str, settings: HttpSettings, method: str = 'GET', body: t.An
                           ca_path=settings.ca_path, timeout=settings.timeout, follow_redirects='safe')
         text = answer.read()
     except HTTPError as error:
-        raise ProviderError(f'{method} {url} answered {error.code}: {_error_text(error)}') from None
+        raise HttpStatusError(f'{method} {url} answered {error.code}: {_error_text(error)}', error.code) from None
     except (URLError, OSError) as error:
         raise L4Unreachable(url, getattr(error, 'reason', error)) from None
     try:
@@ -345,7 +356,8 @@ class HttpProvider(Provider):
 
     name = 'http'
     capabilities = frozenset({Capability.OBSERVE, Capability.ADMIN})
-    required_options = ('endpoint', 'query')
+    # query reads the answer; member_admin may write without it (admin_request), so each use checks it (value()).
+    required_options = ('endpoint',)
 
     def __init__(self, endpoint: str, query: str | None, down_values: t.Sequence[t.Any], up_values: t.Sequence[t.Any], settings: HttpSettings,
                  admin_values: t.Mapping[str, t.Sequence[t.Any]] | None = None, admin_request: t.Mapping[str, t.Any] | None = None) -> None:
@@ -449,6 +461,22 @@ def http_settings(params: t.Mapping[str, t.Any]) -> HttpSettings:
     return HttpSettings(params.get('headers') or {}, params.get('validate_certs', True), params.get('ca_path'))
 
 
+def _preset_names() -> tuple[str, ...]:
+    # Imported here: the presets build on this module's classes.
+    from ansible_collections.l4vip.rollout.plugins.module_utils import _presets  # pylint: disable=import-outside-toplevel
+    return _presets.PRESETS
+
+
+def provider_class_for(params: t.Mapping[str, t.Any]) -> type[Provider]:
+    """The class the options name: the provider's, or with ``preset`` the device preset's (a kind of V(http))."""
+    if not params.get('preset'):
+        return provider_class(params['provider'])
+    if params['provider'] != HttpProvider.name:
+        raise ProviderError(f"preset: {params['preset']!r} is a dialect of provider http; set provider: http (got {params['provider']!r})")
+    from ansible_collections.l4vip.rollout.plugins.module_utils import _presets  # pylint: disable=import-outside-toplevel
+    return _presets.preset_class(params['preset'])
+
+
 def build_provider(params: t.Mapping[str, t.Any], profile: Profile, since: float | None = None, clock: Clock = SYSTEM_CLOCK) -> Provider:
     """The provider the module's options ask for; ``since`` (epoch seconds, the start of the task when None) is when its question starts."""
-    return provider_class(params['provider']).from_params(params, profile, clock.time() if since is None else since, clock)
+    return provider_class_for(params).from_params(params, profile, clock.time() if since is None else since, clock)

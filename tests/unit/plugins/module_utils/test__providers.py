@@ -199,7 +199,7 @@ def test_required_options_come_from_the_classes():
         ('provider', 'emulator', ['member', 'members'], True),
         ('provider', 'haproxy', ['endpoint', 'pool']),
         ('provider', 'haproxy', ['member', 'members'], True),
-        ('provider', 'http', ['endpoint', 'query']),
+        ('provider', 'http', ['endpoint']),  # query or preset: checked where the answer is read
         ('provider', 'access_log', ['endpoint']),
     ]
 
