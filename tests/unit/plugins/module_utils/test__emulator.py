@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import heapq
 import json
 import os
 import pathlib
+import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -21,7 +25,7 @@ from ansible_collections.l4vip.rollout.plugins.module_utils._emulator.config imp
 )
 from ansible_collections.l4vip.rollout.plugins.module_utils._emulator.core import Emulator
 from ansible_collections.l4vip.rollout.plugins.module_utils._emulator.datapath import ClientSide, Session
-from ansible_collections.l4vip.rollout.plugins.module_utils._emulator.health import CheckResult, Member
+from ansible_collections.l4vip.rollout.plugins.module_utils._emulator.health import CheckResult, Member, check
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import parse_profile
 
 GOOD = {
@@ -134,6 +138,58 @@ def test_bound_follows_health_and_admin():
         assert not member.bound
     member.admin = 'enabled'
     assert member.as_dict()['bound'] is True
+
+
+# --- one health check, against a small server on loopback ------------------------------------------
+
+async def check_against(answer: bytes | None, profile) -> tuple[bool, str, float]:
+    """One check of a server that answers every request with ``answer`` (None: never answers); (ok, detail, seconds)."""
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            await reader.readuntil(b'\r\n\r\n')
+            if answer is not None:
+                writer.write(answer + b'\r\nContent-Length: 0\r\n\r\n')
+                await writer.drain()
+            else:
+                await reader.read()  # silent until the check gives up and closes
+        writer.close()
+
+    server = await asyncio.start_server(serve, '127.0.0.1', 0)
+    async with server:
+        started = time.monotonic()
+        ok, detail = await check(Endpoint('127.0.0.1', server.sockets[0].getsockname()[1]), profile, None)
+        return ok, detail, time.monotonic() - started
+
+
+@pytest.mark.parametrize(
+    ('answer', 'passed', 'detail'),
+    [
+        (b'HTTP/1.1 200 OK', True, 'HTTP 200'),
+        (b'HTTP/1.1 404 Not Found', False, 'HTTP 404'),
+        (b'HTTP/1.1 503 Service Unavailable', False, 'HTTP 503'),
+        (b'HTTP/1.0 204 No Content', False, 'HTTP 204'),
+        (b'SSH-2.0-OpenSSH_9.2', False, "not an HTTP answer: b'SSH-2.0-OpenSSH_9.2\\r\\n'"),
+    ],
+)
+def test_an_l7_check_passes_on_200_only(answer, passed, detail):
+    ok, seen, _seconds = asyncio.run(check_against(answer, parse_profile({'interval': 0.2, 'check_timeout': 0.1})))
+    assert (ok, seen) == (passed, detail)
+
+
+def test_an_unanswered_check_fails_when_the_next_one_is_due_however_long_its_timeout():
+    ok, seen, seconds = asyncio.run(check_against(None, parse_profile({'interval': 0.2, 'check_timeout': 5})))
+    assert (ok, seen) == (False, 'no answer within 0.2s')
+    # Given up at the interval, not at the 5 s timeout; the margin is for a loaded machine.
+    assert 0.19 <= seconds < 1.5, seconds
+
+
+def test_an_l4_check_passes_on_an_open_port_and_fails_on_a_closed_one():
+    profile = parse_profile({'interval': 0.2, 'check_timeout': 0.1, 'health_check': 'l4'})
+    assert asyncio.run(check_against(None, profile))[:2] == (True, 'port open')
+    with socket.socket() as closed:
+        closed.bind(('127.0.0.1', 0))
+        port = closed.getsockname()[1]  # bound, not listening: a connection is refused
+        assert asyncio.run(check(Endpoint('127.0.0.1', port), profile, None)) == (False, 'connection refused')
 
 
 # --- session aging: a sweep looks at the keys past the idle timeout, not at the whole table --------
