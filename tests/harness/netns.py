@@ -8,7 +8,8 @@ builds, in well under two seconds (3 or 8 web hosts; teardown under half a secon
 - web hosts ``web1..N`` (namespaces ``l4v-web1..``, 198.18.0.11..): each a network, mount and UTS
   namespace kept alive by a holder process, with private /srv, /tmp, /root and /run (so the
   controller's tmp dirs are not there), a real sshd (key-only root login) and a daemonized nginx
-  whose config, docroot and pidfile live under the host's /srv;
+  in Debian's own layout (/etc/nginx/nginx.conf, /var/www/html, /run/nginx.pid's place set in
+  its config), each path the host's private copy;
 - the LB namespace ``l4v-lb`` (198.18.0.2, the VIP 198.18.0.10:80): a real HAProxy (mode tcp,
   retries 0) whose runtime API is a unix socket on the controller's filesystem (the web hosts'
   /tmp is private: they cannot reach it) and ``127.0.0.1:9999`` inside the LB namespace only; with
@@ -112,6 +113,10 @@ mount -t tmpfs -o mode=0755 "$marker" /srv
 if [ "$kind" = host ]; then
     mount -t tmpfs -o mode=1777 "$marker" /tmp
     mount -t tmpfs -o mode=0700 "$marker" /root
+    # Debian's nginx layout, the host's own: a guide's paths (/etc/nginx, /var/www/html) work as printed.
+    for private in /etc/nginx /var/www /var/log/nginx /var/lib/nginx; do
+        if [ -d "$private" ]; then mount -t tmpfs -o mode=0755 "$marker" "$private"; fi
+    done
 fi
 mount -t tmpfs -o mode=0755 "$marker" /run
 for hide in "$@"; do
@@ -339,10 +344,11 @@ class NetnsHost:
 
 
 class WebHost(NetnsHost):
-    """A web host: nginx daemonized, started and stopped by argv commands that work on the host (over SSH)."""
+    """A web host: nginx daemonized from Debian's own paths (the host's private copies), started and stopped by argv commands."""
 
-    conf = '/srv/nginx/nginx.conf'
-    docroot = '/srv/www'
+    conf = '/etc/nginx/nginx.conf'  # nginx's compiled-in default: `nginx` and `nginx -s quit` need no -c
+    docroot = '/var/www/html'
+    nginx_dir = '/var/lib/nginx'  # pidfile, logs and temp files
 
     def __init__(self, name: str, address: str, workdir: pathlib.Path) -> None:
         super().__init__(name, [address], workdir)
@@ -350,12 +356,11 @@ class WebHost(NetnsHost):
 
     @property
     def start_command(self) -> list[str]:
-        # -e: the compiled-in error log (/var/log/nginx) is opened before the config is read.
-        return [NGINX_BIN, '-c', self.conf, '-p', '/srv/nginx', '-e', '/srv/nginx/error.log']
+        return [NGINX_BIN]
 
     @property
     def stop_command(self) -> list[str]:
-        return [*self.start_command, '-s', 'quit']
+        return [NGINX_BIN, '-s', 'quit']  # graceful: idle keep-alive connections get a FIN, requests in flight finish
 
     @property
     def health_check_path(self) -> str:
@@ -365,9 +370,9 @@ class WebHost(NetnsHost):
         return f'http://{self.address}:{self.port}{path}'
 
     def prepare_nginx(self, version: str = '1') -> None:
-        self.path('/srv/nginx/tmp').mkdir(parents=True)
+        self.path(f'{self.nginx_dir}/tmp').mkdir(parents=True)
         self.path(self.docroot).mkdir()
-        self.path(self.conf).write_text(daemon_conf(workdir='/srv/nginx', docroot=self.docroot, name=self.name, address=self.address,
+        self.path(self.conf).write_text(daemon_conf(workdir=self.nginx_dir, docroot=self.docroot, name=self.name, address=self.address,
                                                     port=self.port), encoding='utf-8')
         self.path(self.health_check_path).write_text('OK\n', encoding='utf-8')
         self.write_version(version)
@@ -392,7 +397,7 @@ class WebHost(NetnsHost):
 
     def nginx_ready(self) -> tuple[bool, str]:
         accepted, seen = port_accepts(self.address, self.port)
-        return accepted, f'{self.name} nginx: {seen}; error log: {tail(self.path("/srv/nginx/error.log"), 3)}'
+        return accepted, f'{self.name} nginx: {seen}; error log: {tail(self.path(f"{self.nginx_dir}/error.log"), 3)}'
 
 
 # --- the L4: HAProxy in the LB namespace -----------------------------------------------------

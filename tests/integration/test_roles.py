@@ -8,6 +8,7 @@ test_rollout_e2e.py.
 
 from __future__ import annotations
 
+import os
 import pathlib
 import typing as t
 
@@ -100,6 +101,10 @@ def test_l7_role_takes_the_member_out_deploys_and_brings_it_back(tmp_path):
         assert bound_of(run, STOP) == 5
         guard = run.task('Capacity guard | enough members stay bound while this batch is out')
         assert guard['checked'] and guard['remaining'] == ['web2']
+        # No URL given: every toggle verified at the service's own address and port, the profile's path.
+        url = f'http://{lab.servers["web1"].host}:{lab.servers["web1"].port}/health_check.html'
+        verified = [run.task(step)['verify'] for step in ('Health check out of service (verified 404)', 'Health check in service (verified 200)')]
+        assert [(seen['url'], seen['status']) for seen in verified] == [(url, 404), (url, 200)]
         summary = published(run)
         assert summary['result'] == 'ok' and summary['member'] == 'web1'
         assert summary['out_at'] < summary['down_at'] < summary['in_at'] < summary['up_at']
@@ -228,6 +233,12 @@ def test_l4_role_admin_disable_through_the_http_provider(tmp_path):
         # The path a user writes as {{ playbook_dir }}/deploy.yml, run through the collection's own playbook.
         ('l7_vip_deploy', {'l7_vip_deploy_deploy_tasks': '/nonexistent/ansible_collections/l4vip/rollout/playbooks/deploy.yml'},
          'l7_vip_deploy_deploy_tasks: "/nonexistent/ansible_collections/l4vip/rollout/playbooks/deploy.yml" is no file on the controller'),
+        # A health check the web server does not serve there: nothing could verify the toggles.
+        ('l7_vip_deploy', {'l7_vip_deploy_profile': dict(PROFILE, health_check_path='/status.html')}, '/status.html did not answer 200'),
+        # HAProxy connects to its members from its own address, for its checks and every client alike.
+        ('l7_vip_deploy', {'l7_vip_deploy_l4': {'provider': 'haproxy', 'endpoint': '127.0.0.9:9999', 'pool': 'web'},
+                           'l7_vip_deploy_drain_exclude_sources': ['127.0.0.9']},
+         'l7_vip_deploy_drain_exclude_sources: ["127.0.0.9"] is where the L4 (provider haproxy) connects from'),
     ],
 )
 def test_bad_input_names_the_variable_and_changes_nothing(tmp_path, role_name, change, message):
@@ -237,3 +248,29 @@ def test_bad_input_names_the_variable_and_changes_nothing(tmp_path, role_name, c
         assert run.returncode != 0
         assert message in run.stderr or message in str(run.output), run.stderr[-3000:]
         assert (lab.docroots['web1'] / 'health_check.html').exists() and lab.member('web1')['bound']
+
+
+# The stock nginx unit of Debian, as `systemctl show` prints it: 5 s of graceful stop. The machine the suite runs on has no
+# systemd, so a stand-in systemctl prints it; the role must refuse before the member goes out.
+SYSTEMCTL_SHOW_NGINX = """#!/bin/sh
+echo 'TimeoutStopUSec=5s'
+echo 'ExecStop={ path=/sbin/start-stop-daemon ; argv[]=/sbin/start-stop-daemon --quiet --stop --retry QUIT/5 --pidfile /run/nginx.pid ; ignore_errors=yes }'
+"""
+
+
+def test_a_service_stop_shorter_than_the_drain_is_refused_before_the_member_goes_out(tmp_path):
+    stand_in = tmp_path / 'bin'
+    stand_in.mkdir()
+    (stand_in / 'systemctl').write_text(SYSTEMCTL_SHOW_NGINX, encoding='ascii')
+    (stand_in / 'systemctl').chmod(0o755)
+    with Lab(tmp_path, count=2, profile=PROFILE) as lab:
+        lab.wait_all_bound()
+        variables = dict(l7_vars(lab), l7_vip_deploy_service_name='nginx', l7_vip_deploy_drain_timeout=60)
+        tasks = [{'name': 'with the stand-in', 'block': role('l7_vip_deploy', variables), 'environment': {'PATH': f"{stand_in}:{os.environ['PATH']}"}}]
+        run = run_playbook(tmp_path, tasks)
+        assert run.returncode != 0
+        said = ('l7_vip_deploy_service_name: systemd stops nginx gracefully for 5.0 s (TimeoutStopSec=5s), less than '
+                'l7_vip_deploy_drain_timeout 60 s')
+        assert said in str(run.output), run.stderr[-3000:]
+        assert (lab.docroots['web1'] / 'health_check.html').exists() and lab.member('web1')['bound']
+        assert 'Capacity guard | enough members stay bound while this batch is out' not in ran(run)
