@@ -19,6 +19,7 @@ import typing as t
 import pytest
 
 from ansible_collections.l4vip.rollout.tests.harness.ansible import PLAYBOOK_BIN, _playbook_env, run_collection_playbook
+from ansible_collections.l4vip.rollout.tests.harness.fleet import deploy_tasks
 from ansible_collections.l4vip.rollout.tests.harness.netns import LB, LB_RUNTIME_PORT, NetnsFleet, NetnsOptions, require_netns
 from ansible_collections.l4vip.rollout.tests.harness.real_parts import port_accepts, wait_until
 from ansible_collections.l4vip.rollout.tests.harness.traffic_thread import TrafficThread
@@ -71,11 +72,13 @@ def transitions_of(fleet: NetnsFleet) -> dict[str, list[str]]:
     return seen
 
 
-def rollout_under_traffic(tmp_path, fleet: NetnsFleet, extra: dict[str, t.Any] | None = None, **run: t.Any) -> tuple[t.Any, t.Any, OutWatch]:
+def rollout_under_traffic(tmp_path, fleet: NetnsFleet, extra: dict[str, t.Any] | None = None, all_back: bool = True,
+                          **run: t.Any) -> tuple[t.Any, t.Any, OutWatch]:
     inventory = fleet.write_inventory()
     with TrafficThread(*fleet.vip(), **TRAFFIC) as traffic, OutWatch(fleet) as watch:
         result = run_collection_playbook(tmp_path, 'l4vip.rollout.rolling_deploy', inventory, {**ROLLOUT, **(extra or {})}, timeout=240, **run)
-        fleet.wait_all_bound()
+        if all_back:
+            fleet.wait_all_bound()
         summary = traffic.stop()
     return result, summary, watch
 
@@ -161,3 +164,40 @@ def test_a_killed_controller_leaves_one_batch_out_and_a_rerun_completes(tmp_path
         assert out_after_kill == ['web2']
         assert_rerun_redeployed_web2_first(fleet, rerun, summary, watch)
         print(f'\nkilled controller and re-run over SSH: {summary.line()}; most out at once {watch.most_out}')
+
+
+# The deploy breaks where the host has /srv/BROKEN (the operator's mistake, fixed before the re-run).
+BREAKABLE_DEPLOY = deploy_tasks("""
+- name: Deploy | fail where the host is broken
+  ansible.builtin.command:
+    argv: [test, '!', -e, /srv/BROKEN]
+  changed_when: false
+""")
+
+
+def test_an_l4_checked_rollout_stopped_half_way_is_continued_left_out_member_first(tmp_path):
+    """The L4 role (admin_disable) fails on web2 and leaves it out - disabled on HAProxy, nginx stopped; the next run
+    finds it from its claim, on the LB host, and redeploys it before any other member goes out."""
+    require_netns()
+    options = NetnsOptions(members=3, profile={'health_check': 'l4'}, l4_host_ssh=True, deploy_tasks=BREAKABLE_DEPLOY,
+                           l4_extra={'admin_disable': True, 'endpoint': f'127.0.0.1:{LB_RUNTIME_PORT}'},
+                           host_vars={f'web{n}': {'l4_vip_deploy_l4_host': LB} for n in range(1, 4)})
+    with NetnsFleet(tmp_path, options) as fleet:
+        fleet.run_on('web2', ['touch', '/srv/BROKEN'], check=True)
+        failed, summary, watch = rollout_under_traffic(tmp_path, fleet, all_back=False, home=tmp_path / 'first-home')
+        assert failed.returncode != 0 and 'l4_vip_deploy stopped on web2' in failed.stderr, failed.stderr[-3000:]
+        assert fleet.l4.bound() == {'web1': True, 'web2': False, 'web3': True}
+        assert not fleet.host('web2').nginx_pids(), 'the failed member stays out, its web server stopped'
+        assert summary.failed == 0 and watch.most_out == 1, (summary.line(), vars(watch))
+
+        fleet.run_on('web2', ['rm', '/srv/BROKEN'], check=True)
+        # Another controller's home: only the claims on the LB host can tell it about web2.
+        rerun, summary, watch = rollout_under_traffic(tmp_path, fleet, home=tmp_path / 'second-home')
+        assert rerun.returncode == 0, rerun.stderr[-4000:]
+        assert rerun.task('Cut each VIP group into batches by rolling_deploy_serial', 'localhost')['ansible_facts']['rolling_deploy_plan']['hosts'] \
+            == ['web2', 'web1', 'web3']
+        assert [rerun.task('Note whether an earlier rollout left the member out (its claim left behind)', m)['ansible_facts']['l4_vip_deploy_left_out']
+                for m in ('web1', 'web2', 'web3')] == [False, True, False]
+        assert versions(fleet) == {m.name: NEW for m in fleet.members}
+        assert summary.failed == 0 and watch.most_out == 1, (summary.line(), vars(watch))
+        print(f'\nL4-checked rollout stopped on web2, continued web2 first: {summary.line()}; most out at once {watch.most_out}')
