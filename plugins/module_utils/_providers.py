@@ -469,10 +469,10 @@ def _preset_names() -> tuple[str, ...]:
 
 def provider_class_for(params: t.Mapping[str, t.Any]) -> type[Provider]:
     """The class the options name: the provider's, or with ``preset`` the device preset's (a kind of V(http))."""
-    if not params.get('preset'):
+    # Like every http-only option, a preset means nothing to the other providers: a step that asks only the server side
+    # (provider: timer) under the role's module_defaults still gets it.
+    if not params.get('preset') or params['provider'] != HttpProvider.name:
         return provider_class(params['provider'])
-    if params['provider'] != HttpProvider.name:
-        raise ProviderError(f"preset: {params['preset']!r} is a dialect of provider http; set provider: http (got {params['provider']!r})")
     from ansible_collections.l4vip.rollout.plugins.module_utils import _presets  # pylint: disable=import-outside-toplevel
     return _presets.preset_class(params['preset'])
 

@@ -157,7 +157,6 @@ BAD_OPTIONS = [
     ('f5_bigip', {'member': 'web1'}, r"member: 'web1' is not a pool member's name for preset 'f5_bigip'"),
     ('f5_bigip', {'password': None}, r"password: needed with preset 'f5_bigip'"),
     ('f5_bigip', {'query': 'state'}, r"query: not used with preset 'f5_bigip'"),
-    ('f5_bigip', {'provider': 'emulator'}, r"preset: 'f5_bigip' is a dialect of provider http; set provider: http \(got 'emulator'\)"),
     ('f5_bigip', {'preset': 'bigip'}, r"preset: 'bigip' is not a preset; use one of f5_bigip, netscaler"),
     ('netscaler', {'member': 'web1'}, r"member: 'web1' is not a service group member"),
     ('haproxy_dataplane', {'endpoint': 'http://127.0.0.1:5555/v1'}, r"endpoint: 'http://127.0.0.1:5555/v1' does not end with the API version"),
