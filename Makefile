@@ -9,6 +9,8 @@
 #   make galaxy     the checks Galaxy runs on an upload (galaxy-importer, antsibull-docs lint) on the tarball
 #   make molecule   the roles end to end on loopback (extensions/molecule)
 #   make bench      the benchmarks (benchmarks/RESULTS.md); BENCH='reaction rollout datapath connections fleet ssh' picks some
+#   make mutants    the mutation guard (docs/mutants.md): each listed bug put in a scratch copy must fail its tests;
+#                   MUTANTS='timing. health.' picks some by name
 SHELL := /bin/bash
 VENV ?= .venv
 PYTHON ?= python3
@@ -19,7 +21,7 @@ GALAXY_VENV := $(VENV)/galaxy
 GALAXY_STAMP := $(GALAXY_VENV)/.installed-$(shell cat requirements/galaxy.txt | cksum | cut -d' ' -f1)
 TARBALL := build/l4vip-rollout-$(shell sed -n 's/^version: *//p' galaxy.yml).tar.gz
 
-.PHONY: setup system-deps rehearsal test unit integration sanity lint build galaxy molecule changelog lock lock-galaxy clean docs bench
+.PHONY: setup system-deps rehearsal test unit integration sanity lint build galaxy molecule changelog lock lock-galaxy clean docs bench mutants
 
 setup: $(STAMP)
 
@@ -79,6 +81,11 @@ molecule: setup
 # Not part of `make test`: benchmarks take their time and want the machine to themselves.
 bench: setup system-deps
 	$(BIN)/python benchmarks/run.py $(BENCH)
+
+# Not part of `make test` either: about ten minutes of test runs, in a scratch copy of the last commit (never in this
+# checkout) and, as root, in a network namespace of its own. Rewrites docs/mutants.md's result when it runs every mutant.
+mutants: setup system-deps
+	$(BIN)/python scripts/mutants.py --report docs/mutants.md $(if $(MUTANTS),--only $(MUTANTS))
 
 # docs/plugins/<name>.md for every module, role and plugin, rendered by ansible-doc; commit the result.
 docs: setup
