@@ -13,8 +13,9 @@ import pathlib
 import typing as t
 
 import pytest
+import yaml
 
-from ansible_collections.l4vip.rollout.tests.harness.ansible import run_playbook
+from ansible_collections.l4vip.rollout.tests.harness.ansible import run_collection_playbook, run_playbook
 from ansible_collections.l4vip.rollout.tests.harness.lab import Lab
 
 PROFILE = {'interval': 0.2, 'retry': 1, 'rise': 1}
@@ -274,3 +275,22 @@ def test_a_service_stop_shorter_than_the_drain_is_refused_before_the_member_goes
         assert said in str(run.output), run.stderr[-3000:]
         assert (lab.docroots['web1'] / 'health_check.html').exists() and lab.member('web1')['bound']
         assert 'Capacity guard | enough members stay bound while this batch is out' not in ran(run)
+
+
+def test_the_rehearsal_refuses_an_l4_checked_profile_before_it_starts_anything(tmp_path):
+    lab_dir = tmp_path / 'lab'
+    run = run_collection_playbook(tmp_path, 'l4vip.rollout.rehearsal', 'localhost,',
+                                  {'rehearsal_profile': {'health_check': 'l4'}, 'rehearsal_dir': str(lab_dir)}, timeout=120)
+    assert run.returncode != 0
+    assert 'rehearsal_profile: health_check is "l4"; the rehearsal rehearses an L7-checked VIP' in str(run.output), run.stderr[-3000:]
+    assert not lab_dir.exists()
+
+
+def test_rolling_deploy_refuses_two_different_profiles_for_one_host(tmp_path):
+    inventory = tmp_path / 'inventory.yml'
+    inventory.write_text(yaml.safe_dump({'all': {'hosts': {'web1': {
+        'ansible_connection': 'local', 'rolling_deploy_profile': {'interval': 2}, 'l7_vip_deploy_profile': {'interval': 30}}}}}))
+    run = run_collection_playbook(tmp_path, 'l4vip.rollout.rolling_deploy', inventory, timeout=120)
+    assert run.returncode != 0
+    said = ('rolling_deploy_profile: {"interval": 2} and l7_vip_deploy_profile: {"interval": 30} are both set for web1 and differ')
+    assert said in str(run.output), run.stderr[-3000:]
