@@ -110,12 +110,17 @@ def test_idle_session_ages_out(tmp_path, action):
     with Lab(tmp_path, count=1, profile={'idle_timeout': 0.4}, aged_session_action=action) as lab:
         lab.wait_all_bound()
         sock = lab.open_raw()
+        sent = time.time()
         raw_get(sock)
+        answered = time.time()
         assert lab.member('web1')['sessions'] == 1
-        time.sleep(0.3)
-        assert lab.member('web1')['sessions'] == 1  # not yet idle long enough
-        wait_for('session aged out', lambda: lab.member('web1')['sessions'] == 0, timeout=1.0)
-        assert [e['to'] for e in lab.events('web1', kind='session')] == ['aged']
+        wait_for('session aged out', lambda: lab.member('web1')['sessions'] == 0, timeout=2.0)
+        aged = lab.events('web1', kind='session')
+        assert [e['to'] for e in aged] == ['aged']
+        # Not before idle_timeout of silence since the request went through, and soon after: the table is swept every
+        # idle_timeout / 5 (0.08 s), plus the tolerance of a loaded machine.
+        assert aged[0]['at'] - sent >= 0.4, (aged[0]['at'] - sent)
+        assert aged[0]['at'] - answered <= 0.4 + 0.08 + TOLERANCE, (aged[0]['at'] - answered)
         sock.settimeout(0.5)
         sock.sendall(b'GET / HTTP/1.1\r\nHost: vip\r\n\r\n')
         if action == 'rst':
@@ -152,8 +157,14 @@ def test_l4_health_check_marks_down_when_the_port_closes(tmp_path):
     profile = parse_profile(dict(interval=0.2, check_timeout=0.1, health_check='l4'))
     with Lab(tmp_path, count=2, profile=profile.as_dict()) as lab:
         lab.wait_all_bound()
-        lab.fail_health_check('web1')  # an L4 check does not look at the file
-        time.sleep(down_window(profile).high + TOLERANCE)
+        renamed = lab.fail_health_check('web1')  # an L4 check does not look at the file
+
+        def checks_since() -> list[dict] | None:
+            checks = [check for check in lab.member('web1')['checks'] if check['at'] > renamed]
+            return checks if len(checks) >= profile.fall else None
+        # As many checks as would take an L7-checked member down, and every one passed.
+        checks = wait_for(f'{profile.fall} checks of web1 since the rename', checks_since, timeout=down_window(profile).high + 1.0)
+        assert all(check['ok'] for check in checks), checks
         assert lab.member('web1')['state'] == 'up'
         stopped = time.time()
         lab.run(lab.servers['web1'].stop(graceful=True))

@@ -28,6 +28,7 @@ from ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._traffic import 
 )
 from ansible_collections.l4vip.rollout.tests.harness import embedded_server
 from ansible_collections.l4vip.rollout.tests.harness.embedded_server import run
+from ansible_collections.l4vip.rollout.tests.harness.lab import wait_for
 from ansible_collections.l4vip.rollout.tests.harness.traffic_thread import NotAnswered, TrafficThread
 
 SERVER_HOST = '127.0.0.35'
@@ -40,6 +41,25 @@ MODULE = 'ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._traffic'
 
 def serving(docroot: pathlib.Path, name: str, host: str = SERVER_HOST) -> t.AsyncContextManager[RealServer]:
     return embedded_server.serving(docroot, name, host)
+
+
+async def every_client_answered_by(traffic: Traffic, server: str, since: float, timeout: float = 5.0) -> None:
+    """Wait until every keep-alive client has had a request sent at or after ``since`` answered by ``server``.
+
+    The event the tests mean before and after what they do to a server: every client holds a connection to it,
+    or has come back through another one. Bounded; on timeout, says which clients are still waiting.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        answered = {record.client for record in list(traffic.records)
+                    if record.kind == KIND_KEEPALIVE and record.start >= since and record.server == server and record.outcome != OUTCOME_FAILED}
+        waiting = set(range(traffic.keepalive_clients)) - answered
+        if not waiting:
+            return
+        if time.monotonic() >= deadline:
+            raise AssertionError(f'keep-alive client(s) {sorted(waiting)} not answered by {server} within {timeout:g}s; '
+                                 f'last records: {traffic.records[-3:]}')
+        await asyncio.sleep(0.01)
 
 
 async def run_traffic(traffic: Traffic, seconds: float) -> Summary:
@@ -155,12 +175,13 @@ def test_graceful_stop_mid_run_is_retried_not_failed(docroot):
             # No fresh-connection stream here: only the keep-alive clients' reconnections are under test.
             traffic = Traffic(RELAY_HOST, relay.port, keepalive_clients=8, new_connection_rate=0)
             try:
+                started = time.time()
                 await traffic.start()
-                await asyncio.sleep(0.3)
+                await every_client_answered_by(traffic, 'web1', started)  # the relay sends every client to web1 first
                 stop_began = time.time()
                 await web1.stop(graceful=True, timeout=2.0)
                 stop_ended = time.time()
-                await asyncio.sleep(0.3)
+                await every_client_answered_by(traffic, 'web2', stop_ended)
             finally:
                 summary = await traffic.stop()
                 await relay.stop()
@@ -258,12 +279,12 @@ def test_summary_queries():
 
 
 @contextlib.contextmanager
-def server_in_thread(docroot: pathlib.Path, name: str) -> t.Iterator[RealServer]:
+def server_in_thread(docroot: pathlib.Path, name: str, access_log: pathlib.Path | None = None) -> t.Iterator[RealServer]:
     """A RealServer on its own loop and thread, as a web server would be beside a blocking test."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    server = RealServer(name, THREAD_HOST, 0, str(docroot))
+    server = RealServer(name, THREAD_HOST, 0, str(docroot), access_log=None if access_log is None else str(access_log))
     try:
         asyncio.run_coroutine_threadsafe(server.start(), loop).result(5)
         yield server
@@ -303,15 +324,17 @@ def test_waiting_for_every_client_names_what_never_answered(docroot):
 
 @pytest.mark.parametrize('how', ['duration', 'sigterm'])
 def test_cli_writes_summary_json(docroot, tmp_path, how):
-    report = tmp_path / 'traffic.json'
+    report, access_log = tmp_path / 'traffic.json', tmp_path / 'access.log'
     env = dict(os.environ, PYTHONPATH=os.environ['ANSIBLE_COLLECTIONS_PATH'])
-    with server_in_thread(docroot, 'web4') as server:
+    with server_in_thread(docroot, 'web4', access_log) as server:
         argv = [sys.executable, '-m', MODULE, '--target', f'{THREAD_HOST}:{server.port}', '--keepalive', '2', '--rate', '4',
                 '--json', str(report)] + (['--duration', '0.5'] if how == 'duration' else [])
         proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             if how == 'sigterm':
-                time.sleep(1.0)
+                # Its requests reach the server only once its traffic runs, and it catches SIGTERM from before then.
+                wait_for('the command line traffic served', lambda: access_log.exists() and len(access_log.read_text().splitlines()) >= 2,
+                         timeout=10)
                 proc.send_signal(signal.SIGTERM)
             out, err = proc.communicate(timeout=10)
         finally:
