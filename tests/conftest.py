@@ -29,3 +29,20 @@ def _link_collection() -> None:
 _link_collection()
 sys.path.insert(0, str(COLLECTIONS_ROOT))
 os.environ['ANSIBLE_COLLECTIONS_PATH'] = str(COLLECTIONS_ROOT)
+
+# On CI (root, CI=true) the suite gives itself ::1 on lo where the machine lacks it, for the session only.
+from ansible_collections.l4vip.rollout.tests.harness import environment  # noqa: E402  pylint: disable=wrong-import-position
+
+_UNDO_IPV6: list = []
+
+
+def pytest_sessionstart(session) -> None:  # pylint: disable=unused-argument
+    if environment.on_ci() and os.geteuid() == 0:
+        undo = environment.give_ipv6_loopback()
+        if undo is not None:
+            _UNDO_IPV6.append(undo)
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:  # pylint: disable=unused-argument
+    while _UNDO_IPV6:
+        _UNDO_IPV6.pop()()

@@ -41,11 +41,11 @@ import time
 import typing as t
 import urllib.request
 
-import pytest
 import yaml
 
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import parse_profile, up_window
 from ansible_collections.l4vip.rollout.plugins.module_utils import _process
+from ansible_collections.l4vip.rollout.tests.harness import environment
 from ansible_collections.l4vip.rollout.tests.harness.ansible import CALLBACKS, PLAYBOOK_BIN, PlaybookRun, pids_running
 from ansible_collections.l4vip.rollout.tests.harness.fleet import DEPLOY_TASKS, POLL_INTERVAL, SHORT_PROFILE, HAProxyL4, daemon_conf
 from ansible_collections.l4vip.rollout.tests.harness.haproxy_log import HAProxyLogReceiver
@@ -149,11 +149,10 @@ Subsystem sftp internal-sftp
 
 
 def require_netns() -> None:
-    """pytest.skip unless this runs as root with `ip netns` (the only reasons to skip: on CI it must run)."""
-    if os.geteuid() != 0:
-        pytest.skip('the netns topology needs root (network and mount namespaces)')
+    """Skip unless this runs as root with `ip netns` (the only reasons to skip); on CI, fail instead: there it must run."""
+    environment.require_root('the netns topology creates network and mount namespaces')
     if IP_BIN is None or subprocess.run([IP_BIN, 'netns', 'list'], capture_output=True, check=False).returncode != 0:
-        pytest.skip('the netns topology needs `ip netns` (iproute2)')
+        environment.missing('the netns topology needs `ip netns` (iproute2)')
 
 
 # --- the machine's state: what we created, and cleaning it up -----------------------------

@@ -20,6 +20,7 @@ from ansible_collections.l4vip.rollout.plugins.module_utils._sockets import (
     validate_address,
     wait_for_drain,
 )
+from ansible_collections.l4vip.rollout.tests.harness import environment
 
 CLIENTS = 3
 IO_TIMEOUT = 5.0
@@ -79,7 +80,7 @@ def service(family: int, address: str, client_addresses: list[str], listen_famil
                 listener.bind((address, 0))
             except OSError as exc:
                 if exc.errno == errno.EADDRNOTAVAIL:
-                    pytest.skip(f'{address} is not available on this host')
+                    environment.missing(f'{address} is not available on this host')
                 raise
         listener.listen(CLIENTS)
         port = listener.getsockname()[1]

@@ -24,6 +24,7 @@ from ansible_collections.l4vip.rollout.plugins.module_utils._health_check import
     health_check_files,
     read_state,
 )
+from ansible_collections.l4vip.rollout.tests.harness.environment import root_required  # noqa: F401  pylint: disable=unused-import
 from ansible_collections.l4vip.rollout.tests.unit.plugins.module_utils.test__health_check import (  # noqa: F401  pylint: disable=unused-import
     CONTENT,
     docroot,
@@ -34,7 +35,8 @@ from ansible_collections.l4vip.rollout.tests.unit.plugins.module_utils.test__hea
 FOREIGN_UID = 4242
 FOREIGN_GID = 4343
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason='chown to a foreign uid/gid needs root')
+# chown to a foreign uid/gid needs root: skipped without it, a failure on CI (tests/harness/environment.py).
+needs_root = pytest.mark.usefixtures('root_required')
 
 
 def identity(name):
