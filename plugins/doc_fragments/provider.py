@@ -19,30 +19,37 @@ options:
       - V(http) asks any REST API of an L4 (F5 iControl REST, NetScaler NITRO, A10 aXAPI...) at O(endpoint) and reads the
         answer with O(query); with O(preset) it speaks a known device's dialect instead.
       - V(access_log) reads the web server's own access log at O(endpoint) and counts the health checks it answered.
-      - Only V(emulator) and V(haproxy) can list the pool and count the L4's sessions; V(emulator), V(haproxy) and V(http) can
-        set an admin state.
+      - V(ipvs) reads and changes the IPVS table (LVS, keepalived) of the host the L4 steps run on, with C(ipvsadm) (or, to
+        read only, C(/proc/net/ip_vs)); O(pool) is the virtual service's C(address:port), O(member) the real server's.
+      - Only V(emulator), V(haproxy) and V(ipvs) can list the pool and count the L4's sessions; V(emulator), V(haproxy),
+        V(http) and V(ipvs) can set an admin state. With O(preset), V(http) can do what its device can.
     type: str
-    choices: [timer, emulator, haproxy, http, access_log]
+    choices: [timer, emulator, haproxy, http, access_log, ipvs]
     default: timer
   endpoint:
     description:
       - Where the L4 answers. The control API's base URL for V(emulator) (for example C(http://127.0.0.1:8099)); a unix
-        socket path or C(host:port) for V(haproxy); the URL to C(GET) for V(http); the access log's path for V(access_log).
-      - Required with every provider but V(timer).
+        socket path or C(host:port) for V(haproxy); the URL to C(GET) for V(http) (the device's base URL with O(preset));
+        the access log's path for V(access_log); the C(ipvsadm) command for V(ipvs) (C(ipvsadm) from the path when not
+        given).
+      - Required with every provider but V(timer) and V(ipvs).
     type: str
   pool:
     description:
       - The pool the member belongs to, as the L4 names it - with V(emulator) the VIP's name (the emulator balances VIPs),
-        with V(haproxy) the backend's. Required with V(emulator) and V(haproxy).
+        with V(haproxy) the backend's, with V(ipvs) the virtual service's C(address:port). Required with V(emulator),
+        V(haproxy) and V(ipvs).
     type: str
   member:
     description:
-      - The member's name as the L4 knows it. With V(emulator) and V(haproxy), this or O(members) is required.
+      - The member's name as the L4 knows it (with V(ipvs), the real server's C(address:port)). With V(emulator),
+        V(haproxy) and V(ipvs), this or O(members) is required.
     type: str
   members:
     description:
       - A batch - several members of O(pool), as the L4 names them - to act on in one task, with the providers that
-        answer for a whole pool in one request (V(emulator), V(haproxy); V(timer) waits once for all). The modules that
+        answer for a whole pool in one request (V(emulator), V(haproxy), V(ipvs), V(http) with O(preset); V(timer) waits once
+        for all). The modules that
         report per member return each member's own result under C(members).
       - O(member) alone is a batch of one.
     type: list

@@ -13,6 +13,9 @@ the other providers; the steps ask for capabilities, never for a preset's name.
 Every preset reads the whole pool in one request where the device allows it (the pool's member
 list with each member's state), so a batch costs one request per poll; session counts are one
 request per member where the device keeps them in a member's statistics.
+
+Over 400 lines on purpose: the eight dialects sit side by side with the base class they fill in,
+so that the one registry the docs' table and the error messages are derived from is next to them.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ import base64
 import typing as t
 import urllib.parse
 
-from ansible_collections.l4vip.rollout.plugins.module_utils import _providers
-from ansible_collections.l4vip.rollout.plugins.module_utils._providers import Capability, HttpSettings, Observation, ProviderError
+from ansible_collections.l4vip.rollout.plugins.module_utils import _provider_base as _providers
+from ansible_collections.l4vip.rollout.plugins.module_utils._provider_base import Capability, HttpSettings, Observation, ProviderError
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import Clock, Profile
 
 ADMIN_STATES = ('enabled', 'drain', 'disabled')

@@ -10,36 +10,32 @@ Every provider follows one protocol (``Provider``) and declares what it can do a
 ``Capability``: tell whether a member is bound, read and set its admin state, count its sessions,
 list the pool, act on a batch. The steps ask ``provider.can(Capability.X)``, never a provider's
 name; which providers can do what - for error messages and the docs - is read from the classes.
-The emulator's control API, HAProxy's runtime API, any REST API with a JMESPath query and the web
-server's access log each answer "is the member bound?" from their own source; ``timer`` asks
-nothing: its wait is the timing model's worst case.
+The emulator's control API, HAProxy's runtime API, any REST API with a JMESPath query (or a
+device's dialect, ``_presets``), the web server's access log and the host's IPVS table each answer
+"is the member bound?" from their own source; ``timer`` asks nothing: its wait is the timing
+model's worst case. The protocol itself is in ``_provider_base``.
 
-Somewhat over 400 lines, on purpose: the protocol, the five classes that implement it, the registry
-the lists of who can do what are derived from, and the options they are built from stay in one file,
-so that each class's declared capabilities sit beside the methods that back them (a unit test holds
-the two together).
+Over 400 lines on purpose: the six classes, the registry the lists of who can do what are derived
+from, and the options they are built from stay in one file, so that each class's declared
+capabilities sit beside the methods that back them (a unit test holds the two together).
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
-import enum
-import json
 import typing as t
 
-from ansible_collections.l4vip.rollout.plugins.module_utils import _access_log, _claims, _haproxy
+from ansible_collections.l4vip.rollout.plugins.module_utils import _access_log, _claims, _haproxy, _ipvs, _presets
+from ansible_collections.l4vip.rollout.plugins.module_utils._provider_base import (  # noqa: F401  (the steps use them from here)
+    REGISTRY, REQUEST_TIMEOUT, Capability, HttpSettings, HttpStatusError, L4Unreachable, Observation, Provider, ProviderError, fetch_json,
+    http_settings, providers_that_can)
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import PROFILE_ARGUMENT_SPEC, SYSTEM_CLOCK, Clock, Profile
-
-from urllib.error import HTTPError, URLError
 
 try:
     import jmespath
     HAS_JMESPATH = True
 except ImportError:
     HAS_JMESPATH = False
-
-REQUEST_TIMEOUT = 5.0
 
 
 def provider_argument_spec() -> dict[str, t.Any]:
@@ -54,7 +50,7 @@ def provider_argument_spec() -> dict[str, t.Any]:
         down_values=dict(type='list', elements='raw', default=['down']),
         up_values=dict(type='list', elements='raw', default=['up']),
         headers=dict(type='dict', default={}, no_log=True),
-        preset=dict(type='str', choices=list(_preset_names())),
+        preset=dict(type='str', choices=list(_presets.PRESETS)),
         username=dict(type='str'),
         password=dict(type='str', no_log=True),
         validate_certs=dict(type='bool', default=True),
@@ -65,157 +61,6 @@ def provider_argument_spec() -> dict[str, t.Any]:
         profile=copy.deepcopy(PROFILE_ARGUMENT_SPEC),
         poll_interval=dict(type='float', default=0.1),
     )
-
-
-class ProviderError(Exception):
-    """The L4 answered, but not with something usable (unknown member, bad query...)."""
-
-
-class HttpStatusError(ProviderError):
-    """The L4's API answered an HTTP error; ``status`` tells a refused login (401, 403) from the rest."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class L4Unreachable(ProviderError):
-    """The L4 could not be asked at all; ``fallback: timer`` may take over."""
-
-    def __init__(self, endpoint: str, error: t.Any) -> None:
-        super().__init__(f'cannot reach the L4 at {endpoint}: {error}')
-        self.endpoint = endpoint
-
-
-@dataclasses.dataclass(frozen=True)
-class Observation:
-    """What the L4 said: whether the member takes new connections (None: in between, or not known yet)."""
-
-    bound: bool | None
-    observed: str
-    admin_state: str | None = None
-    sessions: int | None = None
-    # When the L4 says the member's health last changed (epoch seconds), where it tells.
-    since: float | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class HttpSettings:
-    headers: dict[str, str] = dataclasses.field(default_factory=dict)
-    validate_certs: bool = True
-    ca_path: str | None = None
-    timeout: float = REQUEST_TIMEOUT
-
-
-def fetch_json(url: str, settings: HttpSettings, method: str = 'GET', body: t.Any = None) -> t.Any:
-    """One JSON request; connection failures are L4Unreachable, error answers ProviderError."""
-    data = None if body is None else (body if isinstance(body, str) else json.dumps(body))
-    headers = dict(settings.headers)
-    if data is not None:
-        headers.setdefault('Content-Type', 'application/json')
-    # Imported here: only the HTTP providers need it, and it costs every module run tens of ms.
-    from ansible.module_utils.urls import open_url  # pylint: disable=import-outside-toplevel
-    try:
-        answer = open_url(url, data=data, method=method, headers=headers, validate_certs=settings.validate_certs,
-                          ca_path=settings.ca_path, timeout=settings.timeout, follow_redirects='safe')
-        text = answer.read()
-    except HTTPError as error:
-        raise HttpStatusError(f'{method} {url} answered {error.code}: {_error_text(error)}', error.code) from None
-    except (URLError, OSError) as error:
-        raise L4Unreachable(url, getattr(error, 'reason', error)) from None
-    try:
-        return json.loads(text) if text else None
-    except ValueError:
-        raise ProviderError(f'{method} {url} did not answer JSON: {text[:200]!r}') from None
-
-
-def _error_text(error: HTTPError) -> str:
-    try:
-        text = error.read().decode('utf-8', errors='replace')
-    except Exception:  # pylint: disable=broad-except
-        return str(error.reason)
-    try:
-        return json.loads(text).get('error', text)
-    except (ValueError, AttributeError):
-        return text[:200]
-
-
-class Capability(enum.Enum):
-    """What a provider can do with the L4; each step asks for the ones it needs. The value says it as an error message does."""
-
-    OBSERVE = 'observe the L4'  # say whether a member is bound (member_wait polls it)
-    ADMIN = 'set an admin state'  # read and set a member's admin state (member_admin)
-    SESSIONS = "count the L4's sessions"  # per member (session_drain)
-    POOL = 'list the pool'  # every member of the pool and whether it is bound (capacity_guard)
-    BATCHES = 'follow several members in one task'  # ``members``, one request for all where the L4 answers for its pool
-    CLAIMS = "hold the rollouts' claims"  # the L4 keeps them, so every rollout of the VIP sees them (capacity_guard)
-
-
-class Provider:
-    """The protocol every provider follows: its name, the options it needs, what it can do, and one method per capability.
-
-    A method of a capability the provider does not declare raises ProviderError, naming the providers that have it.
-    """
-
-    name: t.ClassVar[str] = ''
-    capabilities: t.ClassVar[frozenset[Capability]] = frozenset()
-    # The options it cannot work without, and whether it needs ``member`` or ``members`` (for AnsibleModule's required_if).
-    required_options: t.ClassVar[tuple[str, ...]] = ()
-    needs_member: t.ClassVar[bool] = False
-
-    @classmethod
-    def can(cls, capability: Capability) -> bool:
-        return capability in cls.capabilities
-
-    @classmethod
-    def refusal(cls, capability: Capability) -> ProviderError:
-        """The error for asking this provider what it cannot do: the option, its value, and the providers that can."""
-        return ProviderError(f'provider: {cls.name!r} cannot {capability.value}; use one of {", ".join(providers_that_can(capability))}')
-
-    @classmethod
-    def from_params(cls, params: t.Mapping[str, t.Any], profile: Profile, since: float, clock: Clock) -> Provider:
-        """The provider the validated module options describe."""
-        raise NotImplementedError
-
-    def observe(self) -> Observation:
-        """What the L4 says of the member: is it bound? (Capability.OBSERVE)"""
-        raise self.refusal(Capability.OBSERVE)
-
-    def for_members(self, members: t.Sequence[str]) -> t.Iterator[tuple[str, Provider]]:
-        """Each member of a batch and the provider that asks about it: this one for a lone member, else ``with_member``."""
-        if len(members) == 1:
-            yield members[0], self
-            return
-        for member in members:
-            yield member, self.with_member(member)
-
-    def observe_members(self, members: t.Sequence[str]) -> dict[str, Observation]:
-        """What the L4 says of each member of a batch; the providers that can batch ask once for all."""
-        return {member: provider.observe() for member, provider in self.for_members(members)}
-
-    def with_member(self, member: str) -> Provider:
-        """The same provider, asking about ``member`` of the same pool (Capability.BATCHES)."""
-        raise self.refusal(Capability.BATCHES)
-
-    def admin_state(self) -> str | None:
-        """The member's admin state; None when it cannot be told (Capability.ADMIN)."""
-        raise self.refusal(Capability.ADMIN)
-
-    def set_admin(self, state: str) -> None:
-        """Set the member's admin state (Capability.ADMIN)."""
-        raise self.refusal(Capability.ADMIN)
-
-    def session_counts(self, members: t.Sequence[str]) -> dict[str, int]:
-        """The sessions the L4 holds per member (Capability.SESSIONS)."""
-        raise self.refusal(Capability.SESSIONS)
-
-    def pool_bindings(self) -> dict[str, bool]:
-        """Every member of the pool and whether it is bound, what the capacity guard counts (Capability.POOL)."""
-        raise self.refusal(Capability.POOL)
-
-    def claims_store(self) -> _claims.Store:
-        """Where the L4 keeps the rollouts' claims on the pool (Capability.CLAIMS)."""
-        raise self.refusal(Capability.CLAIMS)
 
 
 class TimerProvider(Provider):
@@ -433,14 +278,99 @@ class AccessLogProvider(Provider):
         return Observation(None, said)
 
 
+class IpvsProvider(Provider):
+    """IPVS (LVS, keepalived) on the host the L4 steps run on; ``pool`` is the virtual service, ``member`` the real server.
+
+    A member is bound while it is in the table with a weight above 0. Drain sets its weight to 0, disabled removes it,
+    enabled puts it back with the weight and forwarding it had.
+    """
+
+    name = 'ipvs'
+    capabilities = frozenset(Capability) - {Capability.CLAIMS}
+    required_options = ('pool',)
+    needs_member = True
+
+    def __init__(self, ipvs: _ipvs.Ipvs, member: str | None) -> None:
+        self.ipvs, self.member = ipvs, member
+
+    @classmethod
+    def from_params(cls, params: t.Mapping[str, t.Any], profile: Profile, since: float, clock: Clock) -> IpvsProvider:
+        pool = params['pool']
+        try:
+            service = _ipvs.parse_address(pool)
+        except ValueError:
+            raise ProviderError(f"pool: {pool!r} is not a virtual service's address:port (such as 10.0.0.100:80)") from None
+        for member in [params.get('member'), *(params.get('members') or [])]:
+            if member:
+                try:
+                    _ipvs.parse_address(member)
+                except ValueError:
+                    raise ProviderError(f"member: {member!r} is not a real server's address:port (such as 10.0.0.11:80)") from None
+        member = params.get('member')
+        return cls(_ipvs.Ipvs(service, params.get('endpoint') or 'ipvsadm'), _ipvs.parse_address(member) if member else None)
+
+    def with_member(self, member: str) -> IpvsProvider:
+        return IpvsProvider(self.ipvs, _ipvs.parse_address(member))
+
+    def _table(self) -> dict[str, _ipvs.RealServer]:
+        try:
+            return self.ipvs.table()
+        except _ipvs.IpvsError as error:
+            if error.unreachable:
+                raise L4Unreachable(self.ipvs.command, error) from None
+            raise ProviderError(str(error)) from None
+
+    def _call(self, function: t.Callable[..., None], *args: t.Any) -> None:
+        try:
+            function(*args)
+        except _ipvs.IpvsError as error:
+            raise ProviderError(str(error)) from None
+
+    @staticmethod
+    def _observation(server: _ipvs.RealServer | None, remembered: bool) -> Observation:
+        if server is None:
+            said = 'not in the virtual service' + (' (removed by a rollout)' if remembered else '')
+            return Observation(False, said, 'disabled' if remembered else None, 0)
+        said = f'weight {server.weight}, ActiveConn {server.active}, InActConn {server.inactive}'
+        return Observation(server.weight > 0, said, 'enabled' if server.weight > 0 else 'drain', server.sessions)
+
+    def observe(self) -> Observation:
+        return self.observe_members([self.member])[self.member]
+
+    def observe_members(self, members: t.Sequence[str]) -> dict[str, Observation]:
+        table = self._table()
+        return {member: self._observation(table.get(_ipvs.parse_address(member)), self.ipvs.remembered(_ipvs.parse_address(member)) is not None)
+                for member in members}
+
+    def admin_state(self) -> str:
+        state = self.observe().admin_state
+        if state is None:
+            raise ProviderError(f"member: {self.member!r} is not in virtual service {self.ipvs.service!r}, and no rollout removed it "
+                                f"(keepalived takes out a member whose check fails): nothing to put back")
+        return state
+
+    def set_admin(self, state: str) -> None:
+        server = self._table().get(self.member)
+        if state == 'enabled':
+            self._call(self.ipvs.restore, self.member, server)
+        elif server is not None:
+            self._call(self.ipvs.drain if state == 'drain' else self.ipvs.remove, server)
+        elif state == 'drain':
+            raise ProviderError(f'member: {self.member!r} is not in virtual service {self.ipvs.service!r}: it cannot be drained')
+
+    def session_counts(self, members: t.Sequence[str]) -> dict[str, int]:
+        table = self._table()
+        return {member: table[_ipvs.parse_address(member)].sessions if _ipvs.parse_address(member) in table else 0 for member in members}
+
+    def pool_bindings(self) -> dict[str, bool]:
+        return {address: server.weight > 0 for address, server in self._table().items()}
+
+
 # Every provider, by name, in the order the docs list them: the one source of which providers exist and what each can do.
-PROVIDER_CLASSES: dict[str, type[Provider]] = {cls.name: cls for cls in (TimerProvider, EmulatorProvider, HAProxyProvider, HttpProvider, AccessLogProvider)}
+PROVIDER_CLASSES: dict[str, type[Provider]] = {cls.name: cls for cls in (TimerProvider, EmulatorProvider, HAProxyProvider, HttpProvider, AccessLogProvider,
+                                                                  IpvsProvider)}
 PROVIDERS = tuple(PROVIDER_CLASSES)
-
-
-def providers_that_can(*capabilities: Capability) -> tuple[str, ...]:
-    """The names of the providers that have every one of ``capabilities``."""
-    return tuple(name for name, cls in PROVIDER_CLASSES.items() if all(cls.can(capability) for capability in capabilities))
+REGISTRY.update(PROVIDER_CLASSES)  # what a refusal names as the providers that can
 
 
 def provider_class(name: str) -> type[Provider]:
@@ -457,23 +387,12 @@ PROVIDER_REQUIRED_IF: list[tuple[t.Any, ...]] = [
     + ([('provider', name, ['member', 'members'], True)] if cls.needs_member else [])]
 
 
-def http_settings(params: t.Mapping[str, t.Any]) -> HttpSettings:
-    return HttpSettings(params.get('headers') or {}, params.get('validate_certs', True), params.get('ca_path'))
-
-
-def _preset_names() -> tuple[str, ...]:
-    # Imported here: the presets build on this module's classes.
-    from ansible_collections.l4vip.rollout.plugins.module_utils import _presets  # pylint: disable=import-outside-toplevel
-    return _presets.PRESETS
-
-
 def provider_class_for(params: t.Mapping[str, t.Any]) -> type[Provider]:
     """The class the options name: the provider's, or with ``preset`` the device preset's (a kind of V(http))."""
     # Like every http-only option, a preset means nothing to the other providers: a step that asks only the server side
     # (provider: timer) under the role's module_defaults still gets it.
     if not params.get('preset') or params['provider'] != HttpProvider.name:
         return provider_class(params['provider'])
-    from ansible_collections.l4vip.rollout.plugins.module_utils import _presets  # pylint: disable=import-outside-toplevel
     return _presets.preset_class(params['preset'])
 
 

@@ -19,7 +19,9 @@ from __future__ import annotations
 import base64
 import http.server
 import json
+import pathlib
 import secrets
+import sys
 import threading
 import typing as t
 import urllib.error
@@ -546,3 +548,65 @@ class EnvoyDouble(Device):
 
 DEVICES: dict[str, type[Device]] = {cls.preset: cls for cls in (BigIpDouble, NetScalerDouble, DataPlaneDouble, NginxPlusDouble, A10Double,
                                                                  AlteonDouble, KempDouble, EnvoyDouble)}
+
+
+# --- IPVS: a stand-in ipvsadm -----------------------------------------------------------------------
+
+IPVSADM = '''#!{python}
+"""A stand-in ipvsadm over the emulator's VIP {vip!r}: keepalived's view of it (a failing member is out of the table)."""
+import json, pathlib, sys, urllib.request
+CONTROL, VIP, WEIGHTS = {control!r}, {vip!r}, pathlib.Path({weights!r})
+
+def api(path, method='GET', body=None):
+    data = None if body is None else json.dumps(body).encode()
+    with urllib.request.urlopen(urllib.request.Request(CONTROL + path, data=data, method=method), timeout=5) as answer:
+        return json.load(answer)
+
+def fail(message):
+    sys.stderr.write(message + '\\n')
+    sys.exit(1)
+
+weights = json.loads(WEIGHTS.read_text()) if WEIGHTS.exists() else {{}}
+vip = api('/api/vips/' + VIP)
+listed = {{m['address']: m for m in vip['members'] if m['admin_state'] != 'disabled' and m['state'] in ('up', 'suspect')}}
+args = sys.argv[1:]
+option = lambda flag: args[args.index(flag) + 1] if flag in args else None
+if args[0] != '-Ln' and option('-t') != vip['listen']:
+    fail('Service not defined' if args[0] != '-Ln' else 'No such service')
+if args[0] == '-Ln':
+    print('IP Virtual Server version 1.2.1 (size=4096)')
+    print('Prot LocalAddress:Port Scheduler Flags')
+    print('  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn')
+    print('TCP  ' + vip['listen'] + ' wlc')
+    for address, m in listed.items():
+        weight = 0 if m['admin_state'] == 'drain' else weights.get(address, 1)
+        print('  -> %-28s %-7s %-6d %-10d %d' % (address, 'Route', weight, m['sessions'], 0))
+    sys.exit(0)
+member = next((m for m in vip['members'] if m['address'] == option('-r')), None)
+if member is None:
+    fail('No such destination')
+admin = lambda state: api('/api/vips/%s/members/%s/admin' % (VIP, member['name']), 'PUT', {{'state': state}})
+if args[0] == '-d':
+    if member['address'] not in listed:
+        fail('No such destination')
+    admin('disabled')
+elif args[0] in ('-e', '-a'):
+    if (args[0] == '-a') == (member['address'] in listed):
+        fail('Destination already exists' if args[0] == '-a' else 'No such destination')
+    weight = int(option('-w') or 1)
+    if weight:
+        weights[member['address']] = weight
+    WEIGHTS.write_text(json.dumps(weights))
+    admin('enabled' if weight else 'drain')
+else:
+    fail('unsupported: ' + ' '.join(args))
+'''
+
+
+def write_ipvsadm(directory: t.Any, control_url: str, vip: str) -> str:
+    """An executable stand-in ``ipvsadm`` in ``directory`` that reads and changes the emulator's VIP; returns its path."""
+    path = pathlib.Path(directory) / 'ipvsadm'
+    path.write_text(IPVSADM.format(python=sys.executable, control=control_url.rstrip('/'), vip=vip, weights=str(path.with_suffix('.weights'))),
+                    encoding='utf-8')
+    path.chmod(0o755)
+    return str(path)
