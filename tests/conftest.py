@@ -30,8 +30,23 @@ _link_collection()
 sys.path.insert(0, str(COLLECTIONS_ROOT))
 os.environ['ANSIBLE_COLLECTIONS_PATH'] = str(COLLECTIONS_ROOT)
 
+# pylint: disable=wrong-import-position
+import pytest  # noqa: E402
+
+from ansible_collections.l4vip.rollout.tests.harness import environment  # noqa: E402
+from ansible_collections.l4vip.rollout.tests.harness.ansible import Background  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _no_playbook_left_running():
+    """A playbook a test started in the background and never joined is stopped, and fails the test in its teardown."""
+    yield
+    left = Background.stop_all()
+    if left:
+        pytest.fail(f'still running at the end of the test, stopped: {left}', pytrace=False)
+
+
 # On CI (root, CI=true) the suite gives itself ::1 on lo where the machine lacks it, for the session only.
-from ansible_collections.l4vip.rollout.tests.harness import environment  # noqa: E402  pylint: disable=wrong-import-position
 
 _UNDO_IPV6: list = []
 

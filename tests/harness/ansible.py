@@ -7,7 +7,6 @@ import os
 import pathlib
 import subprocess
 import sys
-import threading
 import typing as t
 
 import yaml
@@ -35,19 +34,58 @@ class PlaybookRun:
 def run_playbook(tmp_path: pathlib.Path, tasks: list[dict[str, t.Any]], extra_vars: dict[str, t.Any] | None = None,
                  check: bool = False, timeout: float = 120) -> PlaybookRun:
     """Run ``tasks`` in one play on localhost (local connection, this interpreter) with the json callback."""
+    command, env, results = _local_play(tmp_path, tasks, extra_vars, check)
+    returncode, out = run_stopped_on_timeout(command, env, timeout)
+    return _played(returncode, out, results)
+
+
+def _local_play(tmp_path: pathlib.Path, tasks: list[dict[str, t.Any]], extra_vars: dict[str, t.Any] | None = None,
+                check: bool = False) -> tuple[list[str], dict[str, str], pathlib.Path]:
+    """The playbook of ``tasks`` written under ``tmp_path``: the command that runs it, its environment, where its results go."""
     play = [{'name': 'test', 'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]
     playbook = tmp_path / f'playbook-{len(list(tmp_path.glob("playbook-*.yml")))}.yml'
     playbook.write_text(yaml.safe_dump(play, sort_keys=False))
     results = playbook.with_suffix('.results.json')
-    env = _playbook_env(tmp_path, results)
     command = [str(PLAYBOOK_BIN), '-i', 'localhost,', '-c', 'local', '-e', f'ansible_python_interpreter={sys.executable}', str(playbook)]
     if extra_vars:
         command += ['-e', json.dumps(extra_vars)]
     if check:
         command.append('--check')
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    return command, _playbook_env(tmp_path, results), results
+
+
+def _played(returncode: int, out: str, results: pathlib.Path) -> PlaybookRun:
     output = json.loads(results.read_text()) if results.exists() else []
-    return PlaybookRun(result.returncode, output, result.stdout + result.stderr)
+    return PlaybookRun(returncode, output, out)
+
+
+def _spawn(command: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    # Its own session: at a timeout the whole group goes, module processes included, not ansible-playbook alone.
+    return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def _finish(proc: subprocess.Popen[str], timeout: float) -> tuple[int, str]:
+    """ansible-playbook's exit status and its output (stdout, then stderr); at ``timeout``, its group stopped and TimeoutExpired raised."""
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired as expired:
+        graceful = _process.terminate(proc.pid, 5.0, whole_group=True, reap=False)
+        out, err = proc.communicate(timeout=10)
+        expired.add_note(f'ansible-playbook (pid {proc.pid}) and its process group stopped {"by SIGTERM" if graceful else "only by SIGKILL"}; '
+                         f'its output ended: {(out + err)[-2000:]}')
+        raise
+    return proc.returncode, out + err
+
+
+def run_stopped_on_timeout(command: list[str], env: dict[str, str], timeout: float) -> tuple[int, str]:
+    """Run ``command`` to its end; one still running at ``timeout`` is stopped with every process it started, and TimeoutExpired raised."""
+    with _spawn(command, env) as proc:
+        try:
+            return _finish(proc, timeout)
+        finally:
+            if proc.poll() is None:  # interrupted (KeyboardInterrupt, say): never leave it running
+                _process.terminate(proc.pid, 5.0, whole_group=True, reap=False)
 
 
 def _playbook_env(tmp_path: pathlib.Path, results: pathlib.Path) -> dict[str, str]:
@@ -85,9 +123,8 @@ def run_collection_playbook(tmp_path: pathlib.Path, playbook_name_or_path: str |
     if home is not None:
         env.update(ANSIBLE_HOME=str(home), ANSIBLE_LOCAL_TEMP=str(home / 'tmp'))
     env.update(more_env or {})
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, check=False)
-    output = json.loads(results.read_text()) if results.exists() else []
-    return PlaybookRun(result.returncode, output, result.stdout + result.stderr)
+    returncode, out = run_stopped_on_timeout(command, env, timeout)
+    return _played(returncode, out, results)
 
 
 def pids_running(needle: str) -> list[int]:
@@ -101,18 +138,41 @@ def module_running(name: str) -> bool:
 
 
 class Background:
-    """A playbook run in a thread, so the test can act on the L4 while the module waits."""
+    """A playbook run started now and left to run, so the test can act on the L4 while the module waits; ``join`` ends it.
 
-    def __init__(self, tmp_path: pathlib.Path, tasks: list[dict[str, t.Any]]) -> None:
-        self.result: PlaybookRun | None = None
-        self.thread = threading.Thread(target=self._run, args=(tmp_path, tasks), daemon=True)
-        self.thread.start()
+    Every one still running when its test ends is stopped by the suite's teardown (tests/conftest.py), which then fails
+    the test: a run nobody joined is a process the test started and never stopped.
+    """
 
-    def _run(self, tmp_path: pathlib.Path, tasks: list[dict[str, t.Any]]) -> None:
-        self.result = run_playbook(tmp_path, tasks)
+    running: t.ClassVar[set[Background]] = set()
+
+    def __init__(self, tmp_path: pathlib.Path, tasks: list[dict[str, t.Any]], timeout: float = 60) -> None:
+        command, env, self.results = _local_play(tmp_path, tasks)
+        self.timeout = timeout
+        self.proc = _spawn(command, env)
+        Background.running.add(self)
 
     def join(self) -> PlaybookRun:
-        self.thread.join(timeout=60)
-        if self.result is None:
-            raise AssertionError('the playbook did not finish within 60s')
-        return self.result
+        try:
+            returncode, out = _finish(self.proc, self.timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f'the playbook did not finish within {self.timeout:g}s; stopped') from None
+        finally:
+            Background.running.discard(self)
+        return _played(returncode, out, self.results)
+
+    def stop(self) -> None:
+        """Stop the run and every process it started; bounded."""
+        Background.running.discard(self)
+        with self.proc:
+            if self.proc.poll() is None:
+                _process.terminate(self.proc.pid, 5.0, whole_group=True, reap=False)
+            self.proc.communicate(timeout=10)
+
+    @classmethod
+    def stop_all(cls) -> list[str]:
+        """Stop every run still going; what each was (empty when none was left)."""
+        left = [f'ansible-playbook pid {run.proc.pid}: {" ".join(run.proc.args[-1:])}' for run in list(cls.running)]
+        for run in list(cls.running):
+            run.stop()
+        return left

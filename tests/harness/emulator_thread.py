@@ -38,6 +38,8 @@ class LoopThread:
             return
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=10)
+        if self._thread.is_alive():
+            raise RuntimeError(f'{self._thread.name}: the event loop did not stop within 10s (a callback blocks it)')
         self.loop.close()
 
 

@@ -48,6 +48,8 @@ class HAProxyLogReceiver:
         if self._sock is not None:
             self._sock.close()
         self.path.unlink(missing_ok=True)
+        if self._thread.is_alive():
+            raise RuntimeError(f'{self._thread.name}: the receiver did not stop within 2s')
 
     def _receive(self) -> None:
         while not self._stop.is_set():
