@@ -55,6 +55,7 @@ T_WAIT_TIMEOUT = 'tests/unit/plugins/filter/test_wait_timeout.py'
 T_DETECTION = 'tests/integration/test_emulator.py::test_detection_time_spans_the_models_window'
 T_RISE_TWO = 'tests/integration/test_emulator.py::test_rise_two_binds_after_two_passes'
 T_KEEPALIVE_TRAP = 'tests/integration/test_emulator.py::test_keepalive_trap_down_member_keeps_serving_its_sessions'
+T_IDLE = 'tests/integration/test_emulator.py::test_idle_session_ages_out'
 T_HAPROXY_ADMIN = 'tests/integration/test_member_modules.py::test_member_admin_haproxy'
 # The harness's HAProxy against the emulator and the model (behaviour), then its configuration text.
 T_VS_HAPROXY = 'tests/integration/test_emulator_vs_haproxy.py::test_detection_window_suspect_and_rise_match[1]'
@@ -133,6 +134,9 @@ MUTANTS = (
            'a 503 passes the L7 check', (T_EMULATOR,)),
     Mutant('core.reset-without-the-option', CORE, 'if health == HEALTH_DOWN and self.config.profile.reset_on_port_fail:',
            'if health == HEALTH_DOWN:', 'sessions reset at every mark-down, as if reset on port fail were on', (T_KEEPALIVE_TRAP,)),
+    Mutant('core.ages-at-half-the-idle-timeout', CORE, 'cutoff = time.perf_counter(), now - self.config.profile.idle_timeout',
+           'cutoff = time.perf_counter(), now - self.config.profile.idle_timeout / 2', 'an idle session aged out at half its idle timeout',
+           (T_IDLE,)),
     Mutant('core.checks-every-other-interval', CORE, 'k = max(k + 1, int((loop.time() - first) // interval) + 1)',
            'k = max(k + 2, int((loop.time() - first) // interval) + 2)', 'the check schedule skips every other interval', (T_DETECTION,)),
     Mutant('core.checks-in-step', CORE, 'self._check_loop(member, self.rng.uniform(0, interval))', 'self._check_loop(member, 0.0)',
