@@ -179,7 +179,6 @@ class Provider:
         raise self.refusal(Capability.CLAIMS)
 
 
-
 def providers_that_can(*capabilities: Capability) -> tuple[str, ...]:
     """The names of the providers that have every one of ``capabilities``."""
     return tuple(name for name, cls in REGISTRY.items() if all(cls.can(capability) for capability in capabilities))

@@ -26,7 +26,8 @@ import copy
 import typing as t
 
 from ansible_collections.l4vip.rollout.plugins.module_utils import _access_log, _claims, _haproxy, _ipvs, _presets
-from ansible_collections.l4vip.rollout.plugins.module_utils._provider_base import (  # noqa: F401  (the steps use them from here)
+# The steps, the guard and the drain use these names from here (pylint: they are this module's interface).
+from ansible_collections.l4vip.rollout.plugins.module_utils._provider_base import (  # noqa: F401 pylint: disable=unused-import
     REGISTRY, REQUEST_TIMEOUT, Capability, HttpSettings, HttpStatusError, L4Unreachable, Observation, Provider, ProviderError, fetch_json,
     http_settings, providers_that_can)
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import PROFILE_ARGUMENT_SPEC, SYSTEM_CLOCK, Clock, Profile
@@ -367,8 +368,8 @@ class IpvsProvider(Provider):
 
 
 # Every provider, by name, in the order the docs list them: the one source of which providers exist and what each can do.
-PROVIDER_CLASSES: dict[str, type[Provider]] = {cls.name: cls for cls in (TimerProvider, EmulatorProvider, HAProxyProvider, HttpProvider, AccessLogProvider,
-                                                                  IpvsProvider)}
+PROVIDER_CLASSES: dict[str, type[Provider]] = {
+    cls.name: cls for cls in (TimerProvider, EmulatorProvider, HAProxyProvider, HttpProvider, AccessLogProvider, IpvsProvider)}
 PROVIDERS = tuple(PROVIDER_CLASSES)
 REGISTRY.update(PROVIDER_CLASSES)  # what a refusal names as the providers that can
 

@@ -192,8 +192,8 @@ class BigIpDouble(Device):
                 raise Refused(401, {'code': 401, 'message': 'Authentication failed.', 'errorStack': [], 'apiError': 1})
             token = secrets.token_hex(13).upper()
             self.tokens.add(token)
-            return {'username': USERNAME, 'loginProviderName': 'tmos', 'token': {'token': token, 'name': token, 'userName': USERNAME,
-                                                                                  'timeout': 1200}}
+            token_info = {'token': token, 'name': token, 'userName': USERNAME, 'timeout': 1200}
+            return {'username': USERNAME, 'loginProviderName': 'tmos', 'token': token_info}
         if headers.get('X-F5-Auth-Token') not in self.tokens:
             raise Refused(401, {'code': 401, 'message': 'X-F5-Auth-Token does not exist.', 'errorStack': []})
         parts = path[len(self.POOL_PREFIX):].split('/') if path.startswith(self.POOL_PREFIX) else []
@@ -546,8 +546,8 @@ class EnvoyDouble(Device):
         return {'cluster_statuses': [{'name': self.vip, 'added_via_api': False, 'host_statuses': [self.host(m) for m in self.members()]}]}
 
 
-DEVICES: dict[str, type[Device]] = {cls.preset: cls for cls in (BigIpDouble, NetScalerDouble, DataPlaneDouble, NginxPlusDouble, A10Double,
-                                                                 AlteonDouble, KempDouble, EnvoyDouble)}
+DEVICES: dict[str, type[Device]] = {
+    cls.preset: cls for cls in (BigIpDouble, NetScalerDouble, DataPlaneDouble, NginxPlusDouble, A10Double, AlteonDouble, KempDouble, EnvoyDouble)}
 
 
 # --- IPVS: a stand-in ipvsadm -----------------------------------------------------------------------
