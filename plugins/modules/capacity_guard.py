@@ -103,7 +103,7 @@ options:
   list_claims:
     description:
       - List the pool's claims and change nothing, instead of judging - before a rollout, to find the members an earlier
-        one left behind (C(left_behind)): marked left out after a failure, or held by a rollout that is gone or whose
+        one left behind (C(left_behind)) - marked left out after a failure, or held by a rollout that is gone or whose
         lease has lapsed. Such a member may be out of the VIP, and goes first.
     type: bool
     default: false
