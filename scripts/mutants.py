@@ -61,6 +61,7 @@ T_HAPROXY_ADMIN = 'tests/integration/test_member_modules.py::test_member_admin_h
 T_VS_HAPROXY = 'tests/integration/test_emulator_vs_haproxy.py::test_detection_window_suspect_and_rise_match[1]'
 T_HAPROXY_WINDOWS = 'tests/integration/test_real_parts.py::test_mark_down_and_up_stay_within_the_timing_model'
 T_HAPROXY_CONFIG = 'tests/integration/test_real_parts.py::test_config_takes_every_timing_from_the_profile'
+T_HAPROXY_JUDGE = 'tests/integration/test_real_parts.py::test_the_harness_reading_of_bound_is_where_haproxy_sends_new_connections'
 HARNESS_TESTS = (T_VS_HAPROXY, T_HAPROXY_WINDOWS, T_HAPROXY_CONFIG)
 
 
@@ -185,7 +186,7 @@ MUTANTS = (
     Mutant('harness.haproxy-inter/1.5', REAL_PARTS, "f'inter {seconds_to_ms(profile.interval)}'", "f'inter {seconds_to_ms(profile.interval / 1.5)}'",
            "the harness's HAProxy checks 1.5 times as often", HARNESS_TESTS),
     Mutant('harness.judge-admin-as-up', REAL_PARTS, "in (OP_STARTING, OP_RUNNING) and not admin_state & ADMIN_OUT_OF_SERVICE else 'down'",
-           "in (OP_STARTING, OP_RUNNING) else 'down'", "the tests' own reading of HAProxy takes MAINT as up", (T_HAPROXY_ADMIN,)),
+           "in (OP_STARTING, OP_RUNNING) else 'down'", "the tests' own reading of HAProxy takes DRAIN as up", (T_HAPROXY_JUDGE,)),
 )
 
 

@@ -213,6 +213,17 @@ def test_checks_come_from_the_check_source_and_traffic_from_the_client(nginx_fac
     assert {line.split()[0] for line in lines if '"GET / ' in line} == {CLIENT}
 
 
+def test_the_harness_reading_of_bound_is_where_haproxy_sends_new_connections(nginx_factory, haproxy_factory):
+    """bound_state, the tests' own reading of HAProxy and the judge of the collection's, against HAProxy's routing:
+    a server in drain or maint gets no new connection, and reads as down; back to ready, it gets its share and reads up."""
+    setup = start_vip(nginx_factory, haproxy_factory, 18100)
+    for state, bound in (('drain', False), ('maint', False), ('ready', True)):
+        assert setup.haproxy.runtime(f'set server vip/web1 state {state}').strip() == '', state
+        assert setup.haproxy.member_state('web1') == ('up' if bound else 'down'), state
+        served = served_by_new_connections(VIP, 18100, 4)
+        assert sorted(served) == (['web1', 'web1', 'web2', 'web2'] if bound else ['web2'] * 4), (state, served)
+
+
 def test_a_failed_start_says_why_and_leaves_nothing_running(tmp_path):
     with socket.create_server((WEB1, 18081)):
         nginx = Nginx('busy', WEB1, 18081, tmp_path / 'busy')
