@@ -43,6 +43,7 @@ from ansible_collections.l4vip.rollout.tests.harness.real_parts import (
     NGINX_CONF,
     HAProxy,
     HarnessError,
+    disabled_path,
     pid_alive,
     port_accepts,
     _short_socket_path,
@@ -145,7 +146,7 @@ class DaemonMember:
 
     @property
     def disabled_health_check_path(self) -> pathlib.Path:
-        return self.docroot / 'health_check.html.disabled'
+        return disabled_path(self.health_check_path)
 
     def disable_health_check(self) -> None:
         """Rename the health-check file away: the L7 check gets 404 from now on."""

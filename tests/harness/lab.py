@@ -19,6 +19,7 @@ import urllib.request
 from ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._realserver import RealServer
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import poll_until
 from ansible_collections.l4vip.rollout.tests.harness.emulator_thread import EmulatorThread, LoopThread
+from ansible_collections.l4vip.rollout.tests.harness.real_parts import disabled_path
 
 VIP_ADDRESS = '127.0.0.60'
 FAST_PROFILE = {'interval': 0.2, 'retry': 1, 'rise': 1, 'check_timeout': 0.1}
@@ -136,11 +137,13 @@ class Lab:
         return wait_for(f'{name} {state}', reached, timeout)
 
     def fail_health_check(self, name: str) -> float:
-        (self.docroots[name] / 'health_check.html').rename(self.docroots[name] / 'health_check.html.disabled')
+        health_check = self.docroots[name] / 'health_check.html'
+        health_check.rename(disabled_path(health_check))
         return time.time()
 
     def pass_health_check(self, name: str) -> float:
-        (self.docroots[name] / 'health_check.html.disabled').rename(self.docroots[name] / 'health_check.html')
+        health_check = self.docroots[name] / 'health_check.html'
+        disabled_path(health_check).rename(health_check)
         return time.time()
 
     def keepalive(self) -> http.client.HTTPConnection:

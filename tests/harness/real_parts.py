@@ -22,6 +22,7 @@ import time
 import typing as t
 
 from ansible_collections.l4vip.rollout.plugins.module_utils import _process
+from ansible_collections.l4vip.rollout.plugins.module_utils._health_check import DISABLED_SUFFIX
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import Profile, up_window
 
 NGINX_BIN = '/usr/sbin/nginx'
@@ -65,6 +66,11 @@ def port_accepts(address: str, port: int, timeout: float = 0.2) -> tuple[bool, s
 def pid_alive(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie does not); never reaps: a Popen here waits for its own child."""
     return _process.alive(pid, reap=False)
+
+
+def disabled_path(path: pathlib.Path) -> pathlib.Path:
+    """Where the health-check file goes out of service: the name the collection's health_check module renames it to."""
+    return path.with_name(path.name + DISABLED_SUFFIX)
 
 
 def tail(path: pathlib.Path, lines: int = 15) -> str:
@@ -268,7 +274,7 @@ class Nginx(_RealPart):
 
     @property
     def disabled_health_check_path(self) -> pathlib.Path:
-        return self.docroot / 'health_check.html.disabled'
+        return disabled_path(self.health_check_path)
 
     def url(self, path: str = '/') -> str:
         return f'http://{self.address}:{self.port}{path}'
