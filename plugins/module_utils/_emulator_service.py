@@ -113,28 +113,45 @@ def sources(entry: str = ENTRY_POINT[len(PACKAGE) + 1:]) -> dict[str, bytes]:
     return found
 
 
-def _imports(name: str, is_package: bool, source: bytes) -> list[tuple[str, bool]]:
-    """The module_utils modules a file imports, dotted below module_utils (read with ast: imports may span lines)."""
-    package = name if is_package else name.rpartition('.')[0]
-    wanted: list[tuple[str, bool]] = []
+class Import(t.NamedTuple):
+    """One imported module as a file says it: ``from a.b import c, d`` is ('a.b', ('c', 'd'), 0); ``import a.b`` is ('a.b', None, 0)."""
+
+    module: str  # as written; '' for ``from . import x``
+    names: tuple[str, ...] | None  # the names after ``import`` in a ``from`` import; None for a plain ``import``
+    level: int  # the leading dots of a relative import
+
+
+def import_statements(source: str | bytes) -> list[Import]:
+    """Every import of a Python source, top level and inside functions alike, read with ast (an import may span lines)."""
+    found: list[Import] = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
-            wanted += [(_below(alias.name), True) for alias in node.names if _below(alias.name)]
+            found += [Import(alias.name, None, 0) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            found.append(Import(node.module or '', tuple(alias.name for alias in node.names), node.level))
+    return found
+
+
+def _imports(name: str, is_package: bool, source: bytes) -> list[tuple[str, bool]]:
+    """The module_utils modules a file imports, dotted below module_utils."""
+    package = name if is_package else name.rpartition('.')[0]
+    wanted: list[tuple[str, bool]] = []
+    for imported in import_statements(source):
+        if imported.names is None:
+            wanted += [(_below(imported.module), True)] if _below(imported.module) else []
             continue
-        if not isinstance(node, ast.ImportFrom):
-            continue
-        if node.level:  # relative: from the file's package, up level - 1
+        if imported.level:  # relative: from the file's package, up level - 1
             parts = package.split('.') if package else []
-            module = '.'.join(parts[:len(parts) - node.level + 1] + ([node.module] if node.module else []))
-        elif node.module == PACKAGE or (node.module or '').startswith(f'{PACKAGE}.'):
-            module = _below(node.module or '')
+            module = '.'.join(parts[:len(parts) - imported.level + 1] + ([imported.module] if imported.module else []))
+        elif imported.module == PACKAGE or imported.module.startswith(f'{PACKAGE}.'):
+            module = _below(imported.module)
         else:
             continue
         if module:
             wanted.append((module, True))
         # `from x import y`: y is a module when there is a file for it, else a name defined in x; module_utils itself
         # defines no names.
-        wanted += [(f'{module}.{alias.name}' if module else alias.name, not module) for alias in node.names if alias.name != '*']
+        wanted += [(f'{module}.{alias}' if module else alias, not module) for alias in imported.names if alias != '*']
     return wanted
 
 

@@ -1,17 +1,19 @@
 """The layers of docs/architecture.md, read from the code: who may import whom, no cycle, no file grown past its size.
 
-Every import of the collection's own Python is read with ast (top-level and inside functions alike), so a
-shortcut taken in a hurry - module_utils reaching into a plugin, the lab's parts into the report - fails here.
+Every import of the collection's own Python is read with ast (top-level and inside functions alike, by the collection's
+one reader of imports, _emulator_service.import_statements), so a shortcut taken in a hurry - module_utils reaching
+into a plugin, the lab's parts into the report - fails here.
 """
 
 from __future__ import annotations
 
-import ast
 import graphlib
 import pathlib
 import re
 
 import pytest
+
+from ansible_collections.l4vip.rollout.plugins.module_utils._emulator_service import import_statements
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 PLUGINS = ROOT / 'plugins'
@@ -39,15 +41,17 @@ def layer(relative: str) -> str:
 def own_imports(path: pathlib.Path) -> set[str]:
     """The collection's modules a file imports, as paths below plugins/ without .py (``module_utils/_process``)."""
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding='utf-8'))):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(PREFIX):
-            base = node.module[len(PREFIX):].replace('.', '/')
-            for alias in node.names:
-                candidate = f'{base}/{alias.name}'
-                is_module = (PLUGINS / f'{candidate}.py').exists() or (PLUGINS / candidate / '__init__.py').exists()
-                found.add(candidate if is_module else base)
-        elif isinstance(node, ast.Import):
-            found.update(alias.name[len(PREFIX):].replace('.', '/') for alias in node.names if alias.name.startswith(PREFIX))
+    for imported in import_statements(path.read_text(encoding='utf-8')):
+        if not imported.module.startswith(PREFIX):
+            continue
+        base = imported.module[len(PREFIX):].replace('.', '/')
+        if imported.names is None:
+            found.add(base)
+            continue
+        for name in imported.names:
+            candidate = f'{base}/{name}'
+            is_module = (PLUGINS / f'{candidate}.py').exists() or (PLUGINS / candidate / '__init__.py').exists()
+            found.add(candidate if is_module else base)
     return found
 
 

@@ -15,6 +15,7 @@ from ansible_collections.l4vip.rollout.plugins.module_utils._emulator.config imp
 from ansible_collections.l4vip.rollout.plugins.module_utils._emulator.core import Emulator
 from ansible_collections.l4vip.rollout.plugins.module_utils._emulator.datapath import ClientSide, Session, SessionTable
 from ansible_collections.l4vip.rollout.plugins.module_utils._emulator.health import PinnedSession
+from ansible_collections.l4vip.rollout.plugins.module_utils._emulator_service import import_statements
 
 PACKAGE = _emulator.__name__
 PACKAGE_DIR = pathlib.Path(_emulator.__file__).parent
@@ -22,7 +23,8 @@ CONFIG = {'vips': [{'name': 'web', 'listen': '127.0.0.10:8080', 'members': [{'na
 
 
 def import_graph(directory: pathlib.Path, package: str) -> dict[str, set[str]]:
-    """Each file of the package (``core``, ``__init__``) -> the files of the package it imports, read with ast.
+    """Each file of the package (``core``, ``__init__``) -> the files of the package it imports, read with ast
+    (_emulator_service.import_statements).
 
     ``from package import name`` leads to the file ``name`` when there is one, else to ``__init__`` (a name defined
     there). The package's ``__init__`` that Python runs before any of its files is not an edge: it is always there.
@@ -31,22 +33,15 @@ def import_graph(directory: pathlib.Path, package: str) -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {}
     for path in sorted(directory.glob('*.py')):
         edges: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding='utf-8'))):
-            if isinstance(node, ast.Import):
-                modules = [alias.name for alias in node.names]
-                names: list[str] = []
-            elif isinstance(node, ast.ImportFrom):
-                if node.level > 1:
-                    continue  # above the package
-                modules = [f'{package}.{node.module}' if node.level and node.module else package if node.level else node.module or '']
-                names = [alias.name for alias in node.names]
-            else:
-                continue
-            for module in modules:
-                if module == package:
-                    edges |= {name if name in files else '__init__' for name in names}
-                elif module.startswith(f'{package}.'):
-                    edges.add(module[len(package) + 1:].split('.')[0])
+        for imported in import_statements(path.read_text(encoding='utf-8')):
+            if imported.level > 1:
+                continue  # above the package
+            names = imported.names or ()
+            module = (f'{package}.{imported.module}' if imported.module else package) if imported.level else imported.module
+            if module == package:
+                edges |= {name if name in files else '__init__' for name in names}
+            elif module.startswith(f'{package}.'):
+                edges.add(module[len(package) + 1:].split('.')[0])
         graph[path.stem] = edges
     return graph
 
