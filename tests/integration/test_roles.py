@@ -83,8 +83,9 @@ def bound_of(run: t.Any, step: str) -> float:
 def test_l7_role_takes_the_member_out_deploys_and_brings_it_back(tmp_path):
     with Lab(tmp_path, count=2, profile=PROFILE) as lab:
         lab.wait_all_bound()
-        variables = l7_vars(lab, l7_vip_deploy_deploy_tasks=deploy_tasks(tmp_path, lab.docroots['web1'], '2'))
-        run = run_playbook(tmp_path, role('l7_vip_deploy', variables))
+        # A relative path: the inventory's directory, here (an inventory that is no file) the playbook's.
+        relative = pathlib.Path(deploy_tasks(tmp_path, lab.docroots['web1'], '2')).name
+        run = run_playbook(tmp_path, role('l7_vip_deploy', l7_vars(lab, l7_vip_deploy_deploy_tasks=relative)))
         assert run.returncode == 0, run.stderr[-3000:]
         steps = ran(run)
         order = ['Capacity guard | enough members stay bound while this batch is out', 'Health check out of service (verified 404)',
@@ -234,6 +235,7 @@ def test_l4_role_admin_disable_through_the_http_provider(tmp_path):
         # The path a user writes as {{ playbook_dir }}/deploy.yml, run through the collection's own playbook.
         ('l7_vip_deploy', {'l7_vip_deploy_deploy_tasks': '/nonexistent/ansible_collections/l4vip/rollout/playbooks/deploy.yml'},
          'l7_vip_deploy_deploy_tasks: "/nonexistent/ansible_collections/l4vip/rollout/playbooks/deploy.yml" is no file on the controller'),
+        ('l7_vip_deploy', {'l7_vip_deploy_deploy_tasks': 'nowhere.yml'}, 'l7_vip_deploy_deploy_tasks: "nowhere.yml" ('),
         # A health check the web server does not serve there: nothing could verify the toggles.
         ('l7_vip_deploy', {'l7_vip_deploy_profile': dict(PROFILE, health_check_path='/status.html')}, '/status.html did not answer 200'),
         # HAProxy connects to its members from its own address, for its checks and every client alike.
