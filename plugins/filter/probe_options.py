@@ -83,13 +83,14 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.l4vip.rollout.plugins.plugin_utils._probe import ProbeOptionError, probe_options as _probe_options
+from ansible_collections.l4vip.rollout.plugins.module_utils._options import OptionError
+from ansible_collections.l4vip.rollout.plugins.plugin_utils._probe import probe_options as _probe_options
 
 
 def probe_options(options, name='probe'):
     try:
         return _probe_options(options)
-    except ProbeOptionError as error:
+    except OptionError as error:
         raise AnsibleFilterError(f'{name}: {error}') from None
 
 

@@ -13,6 +13,7 @@ import math
 import os
 import typing as t
 
+from ansible_collections.l4vip.rollout.plugins.module_utils._options import OptionError
 from ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._http_client import target_from_url
 
 # A gentle load, safe against a production VIP: two keep-alive clients at two requests a second
@@ -30,10 +31,6 @@ DEFAULTS: dict[str, t.Any] = {
 }
 
 
-class ProbeOptionError(ValueError):
-    """A probe option that cannot be used; the message names it and its value."""
-
-
 def _number(options: t.Mapping[str, t.Any], key: str, integer: bool, positive: bool) -> float | int:
     value = options[key]
     try:
@@ -43,9 +40,9 @@ def _number(options: t.Mapping[str, t.Any], key: str, integer: bool, positive: b
         if integer and float(value) != number:
             raise ValueError
     except (TypeError, ValueError):
-        raise ProbeOptionError(f"{key}: expected {'a whole number' if integer else 'a number'}, got {value!r}") from None
+        raise OptionError(key, value, f"expected {'a whole number' if integer else 'a number'}") from None
     if math.isnan(number) or math.isinf(number) or number < 0 or (positive and number == 0):
-        raise ProbeOptionError(f"{key}: expected {'a positive' if positive else 'a non-negative'} number, got {value!r}")
+        raise OptionError(key, value, f"expected {'a positive' if positive else 'a non-negative'} number")
     return number
 
 
@@ -57,36 +54,36 @@ def _flag(options: t.Mapping[str, t.Any], key: str) -> bool:
         return True
     if str(value).lower() in ('no', 'false', 'off', '0'):
         return False
-    raise ProbeOptionError(f'{key}: expected true or false, got {value!r}')
+    raise OptionError(key, value, 'expected true or false')
 
 
 def probe_options(raw: t.Any) -> dict[str, t.Any]:
-    """The options with defaults filled; ProbeOptionError for the first one that is wrong."""
+    """The options with defaults filled; OptionError for the first one that is wrong."""
     if not isinstance(raw, t.Mapping):
-        raise ProbeOptionError(f'expected a dictionary with at least urls, got {raw!r}')
+        raise OptionError('<options>', raw, 'expected a dictionary with at least urls')
     unknown = sorted(set(raw) - set(DEFAULTS) - {'urls'})
     if unknown:
-        raise ProbeOptionError(f"unknown option {unknown[0]!r}; the options are urls, {', '.join(DEFAULTS)}")
+        raise OptionError(unknown[0], raw[unknown[0]], f"unknown option; the options are urls, {', '.join(DEFAULTS)}")
     options = dict(DEFAULTS, **{key: value for key, value in raw.items() if value is not None})
     urls = options.get('urls')
     if isinstance(urls, str):
         urls = [urls]
     if not isinstance(urls, t.Sequence) or not urls:
-        raise ProbeOptionError(f'urls: expected one or more http:// or https:// URLs of the VIP, got {options.get("urls")!r}')
+        raise OptionError('urls', options.get('urls'), 'expected one or more http:// or https:// URLs of the VIP')
     for url in urls:
         try:
             target_from_url(str(url), options['host_header'])
-        except ValueError as error:
-            raise ProbeOptionError(f'urls: {error}') from None
+        except ValueError:
+            raise OptionError('urls', url, 'expected http:// or https:// URLs with a host, and a port from 1 to 65535 if any') from None
     options['urls'] = [str(url) for url in urls]
     options['validate_certs'] = _flag(options, 'validate_certs')
     for key, integer, positive in (('keepalive_clients', True, False), ('keepalive_interval', False, False),
                                    ('new_connection_rate', False, False), ('timeout', False, True), ('max_failed', True, False)):
         options[key] = _number(options, key, integer, positive)
     if options['keepalive_clients'] == 0 and options['new_connection_rate'] == 0:
-        raise ProbeOptionError('keepalive_clients and new_connection_rate: both are 0, so the probe would send nothing')
+        raise OptionError('keepalive_clients and new_connection_rate', 0, 'expected one of them above 0, or the probe sends nothing')
     if options['ca_path'] and not options['validate_certs']:
-        raise ProbeOptionError(f"ca_path: {options['ca_path']!r} is given but validate_certs is false; pick one")
+        raise OptionError('ca_path', options['ca_path'], 'expected none while validate_certs is false (pick one)')
     # Relative to where ansible-playbook was started, as a user reads it.
     options['dir'] = os.path.abspath(os.path.expanduser(str(options['dir'])))
     options['arguments'] = probe_arguments(options)
