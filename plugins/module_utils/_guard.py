@@ -41,6 +41,9 @@ def capacity_guard_spec() -> dict[str, t.Any]:
         force=dict(type='bool', default=False),
         leave_out=dict(type='bool', default=False),
         list_claims=dict(type='bool', default=False),
+        max_out=dict(type='int'),
+        slot_timeout=dict(type='float'),
+        rollout_failed=dict(type='str'),
         reason=dict(type='str', default=''),
         owner=dict(type='dict'),
         gone_owners=dict(type='list', elements='str', default=[]),
@@ -78,10 +81,16 @@ def capacity_guard(params: t.Mapping[str, t.Any], ctx: Context) -> dict[str, t.A
 def _check_options(params: t.Mapping[str, t.Any], leaving: list[str]) -> None:
     try:
         _capacity.check_min_bound(params['min_bound'])
+        _capacity.check_max_out(params['max_out'])
     except _capacity.CapacityError as error:
         raise StepFailed(str(error)) from None
-    if not (math.isfinite(params['claim_lease']) and params['claim_lease'] > 0):
-        raise StepFailed(f"claim_lease: must be a number of seconds above 0, got {params['claim_lease']!r}")
+    for option in ('claim_lease', 'slot_timeout'):
+        if params[option] is not None and not (math.isfinite(params[option]) and params[option] > 0):
+            raise StepFailed(f"{option}: must be a number of seconds above 0, got {params[option]!r}")
+    if params['rollout_failed']:
+        # Slots let members run on after one failed; none may start after it.
+        raise StepFailed(f"capacity guard: no member goes out after a failure in this rollout: {params['rollout_failed']}",
+                         leaving=leaving)
     for option in ('release', 'leave_out'):
         if params[option] and not leaving:
             raise StepFailed(f'{option}: needs the members whose claims to settle (leaving, members or member)')
@@ -150,7 +159,7 @@ def _judge(store: _claims.Store | None, owner: _claims.Owner | None, pool: str, 
     if store is None or owner is None:
         if not counts:
             return dict(changed=False, checked=False, leaving=leaving)
-        verdict = _capacity.judge(pool, bindings_of(), leaving, params['min_bound'])
+        verdict = _capacity.judge(pool, bindings_of(), leaving, params['min_bound'], params['max_out'])
         return _verdict_result(verdict, {}, [], None)
     outcome: dict[str, t.Any] = {}
 
@@ -163,8 +172,11 @@ def _judge(store: _claims.Store | None, owner: _claims.Owner | None, pool: str, 
                              "when its rollout ends on the controller that holds it, when its lease runs out, or when it is released "
                              "with force.", claimed_by_others=sorted(held), blocked_by=[h.owner.as_dict() for h in blocking], leaving=leaving)
         others = {m: h for m, h in held.items() if m not in leaving}
-        outcome['verdict'] = verdict = _capacity.judge(pool, {m: bound and m not in others for m, bound in bindings_of().items()}, leaving,
-                                                       params['min_bound']) if counts else None
+        # Out whatever the L4 says yet: claimed by another rollout, or by this one for another member (a slot taken).
+        claimed = set(others) | {m for m in claims.claims if m not in leaving and claims.claims[m].get('owner') == owner.key}
+        bindings = bindings_of() if counts else {**dict.fromkeys(claimed, False), **dict.fromkeys(leaving, True)}
+        outcome['verdict'] = verdict = _capacity.judge(pool, {m: bound and m not in claimed for m, bound in bindings.items()}, leaving,
+                                                       params['min_bound'], params['max_out']) if counts or params['max_out'] else None
         outcome['others'] = others
         if verdict is not None and not verdict.allowed:
             return False
@@ -173,7 +185,7 @@ def _judge(store: _claims.Store | None, owner: _claims.Owner | None, pool: str, 
         outcome['claimed'] = claims.claim(owner, leaving, now, params['claim_lease'])
         return True
 
-    store.transact(pool, decide, dry_run=ctx.check_mode)
+    _transact_when_a_slot_is_free(store, pool, decide, outcome, params, ctx)
     for member, why in outcome.get('taken_over', {}).items():
         ctx.warn(f'took over the claim of {member}: {why}')
     if outcome.get('first') and only_here:
@@ -182,7 +194,27 @@ def _judge(store: _claims.Store | None, owner: _claims.Owner | None, pool: str, 
     if verdict is None:
         return dict(changed=bool(outcome['claimed']), checked=False, leaving=leaving, claimed=outcome['claimed'], claims_kept=store.where,
                     taken_over=sorted(outcome['taken_over']))
-    return _verdict_result(verdict, outcome['others'], outcome.get('claimed', []), store, sorted(outcome.get('taken_over', {})))
+    return dict(_verdict_result(verdict, outcome['others'], outcome.get('claimed', []), store, sorted(outcome.get('taken_over', {}))),
+                slot_wait=outcome['slot_wait'])
+
+
+def _transact_when_a_slot_is_free(store: _claims.Store, pool: str, decide: _claims.Decide, outcome: dict[str, t.Any],
+                                  params: t.Mapping[str, t.Any], ctx: Context) -> None:
+    """Decide once; with max_out and no free slot, decide again every poll_interval until one is (a member bound again
+    and its claim released), bounded by slot_timeout (the claim lease by default). Check mode does not wait."""
+    timeout = params['slot_timeout'] or params['claim_lease']
+    start = ctx.clock.monotonic()
+    while True:
+        store.transact(pool, decide, dry_run=ctx.check_mode)
+        verdict = outcome.get('verdict')
+        if verdict is None or verdict.room or len(verdict.remaining) < verdict.min_bound or ctx.check_mode:
+            outcome['slot_wait'] = round(ctx.clock.monotonic() - start, 3)
+            return
+        waited = ctx.clock.monotonic() - start
+        if waited >= timeout:
+            raise StepFailed(f"capacity guard: no slot in pool {pool!r} within {timeout:g} s: out {', '.join(verdict.out)}, "
+                             f"max_out {verdict.max_out}, leaving {', '.join(verdict.leaving)}", checked=True, **verdict.as_dict())
+        ctx.clock.sleep(min(params['poll_interval'], timeout - waited))
 
 
 def _verdict_result(verdict: _capacity.Verdict, others: t.Mapping[str, _claims.Holding], claimed: list[str], store: _claims.Store | None,

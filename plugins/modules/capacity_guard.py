@@ -15,7 +15,7 @@ description:
     concurrent rollout, a dead server) counts as out.
   - Changes nothing on the L4's traffic. With O(claims) it claims the leaving members for this rollout, so that every
     other rollout of the pool counts them as out and none works on them at the same time (see O(claims)).
-  - Only the providers that can list a pool (V(emulator), V(haproxy)) can be asked. With the others the guard counts
+  - Only the providers that can list a pool (V(emulator), V(haproxy), V(ipvs)) can be asked. With the others the guard counts
     O(pool_members) as bound, less the members other rollouts claim; without O(pool_members) it returns
     RV(checked=false) and a warning, and does not fail (it still claims, with O(claims)).
   - Reports C(changed) only when it claims a member anew, releases a claim or marks one left out; a re-run whose claims
@@ -100,6 +100,25 @@ options:
         out, and any later rollout may take them over (and redeploy the member) without waiting for a lease.
     type: bool
     default: false
+  max_out:
+    description:
+      - Slots - at most this many members of the pool out at once, those leaving included. Out is every member the L4
+        does not bind (also one out for its own reasons, or not in this rollout) and every member a rollout has claimed,
+        this one's other members included. When no slot is free the guard waits, asking again every O(poll_interval),
+        until a member is bound again and its claim released, at most O(slot_timeout) seconds.
+      - Unset, no such limit; O(min_bound) still applies.
+    type: int
+  slot_timeout:
+    description:
+      - With O(max_out), the most seconds to wait for a free slot before failing with what is out. Defaults to
+        O(claim_lease).
+    type: float
+  rollout_failed:
+    description:
+      - What failed earlier in this rollout, when something did; given, the guard refuses at once and claims nothing.
+        Members that run on their own slots (a play with the C(free) strategy) go on after another member failed; this
+        stops new ones from going out.
+    type: str
   list_claims:
     description:
       - List the pool's claims and change nothing, instead of judging - before a rollout, to find the members an earlier
@@ -232,6 +251,22 @@ claims:
   returned: with O(list_claims)
   sample: {web2: {holder: "web2 (held by ctl1 pid 4242, started ...; left out: failed at deploy)", left_out: failed at deploy,
            lapsed: "its owner (ctl1 pid 4242, ...) left it out: failed at deploy", owner: {controller: ctl1, pid: 4242}}}
+out:
+  description: The members of the pool out already (not bound, or claimed by a rollout), not counting those leaving.
+  type: list
+  elements: str
+  returned: when checked
+  sample: [web3]
+max_out:
+  description: O(max_out), as judged; null without slots.
+  type: int
+  returned: when checked
+  sample: 2
+slot_wait:
+  description: Seconds the guard waited for a free slot (0 when one was free at once).
+  type: float
+  returned: when checked with claims
+  sample: 4.25
 left_behind:
   description: With O(list_claims), the members whose claims have lapsed - left out, or their rollout gone - in name order.
   type: list

@@ -17,7 +17,7 @@ description:
     connections to O(port) (and O(address)) in a state that still carries client traffic (C(ESTABLISHED), C(SYN_RECV),
     C(CLOSE_WAIT)). A connection the server has already closed (C(FIN_WAIT), C(TIME_WAIT)) no longer counts; its FIN has
     cleared the L4's session.
-  - L4 side, through the providers that can count a member's sessions (V(emulator), V(haproxy)), after the server side has
+  - L4 side, through the providers that can count a member's sessions (V(emulator), V(haproxy), V(ipvs)), after the server side has
     drained. With the other providers only the server side is checked.
   - In check mode the stop and the wait are skipped; the sessions present now are still reported.
 author:

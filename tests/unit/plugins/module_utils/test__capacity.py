@@ -45,4 +45,18 @@ def test_negative_min_bound_is_refused():
 def test_the_verdict_names_the_bound_members_as_a_list_and_min_bound_as_a_count():
     verdict = judge('vip', {**FOUR_BOUND, 'web4': False}, ['web1'], 2)
     assert verdict.as_dict() == {'pool': 'vip', 'bound_members': ['web1', 'web2', 'web3'], 'leaving': ['web1'], 'remaining': ['web2', 'web3'],
-                                 'min_bound': 2, 'allowed': True}
+                                 'min_bound': 2, 'out': ['web4'], 'max_out': None, 'allowed': True}
+
+
+def test_slots_count_every_member_out_whyever_it_is_out():
+    # web4 is down for its own reasons: with web1 leaving, two are out.
+    assert judge('vip', {**FOUR_BOUND, 'web4': False}, ['web1'], 1, max_out=2).allowed
+    full = judge('vip', {**FOUR_BOUND, 'web4': False}, ['web1'], 1, max_out=1)
+    assert not full.allowed and not full.room and full.explain().endswith('out already: web4, max_out is 1')
+    # A member that is out already and leaves again takes no second slot.
+    assert judge('vip', {**FOUR_BOUND, 'web4': False}, ['web4'], 1, max_out=1).allowed
+
+
+def test_max_out_below_one_is_refused_naming_it():
+    with pytest.raises(CapacityError, match='max_out: must be 1 or more, got 0'):
+        judge('vip', FOUR_BOUND, ['web1'], 1, max_out=0)

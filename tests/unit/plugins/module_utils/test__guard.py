@@ -128,6 +128,44 @@ def test_list_claims_names_what_earlier_rollouts_left_behind_and_changes_nothing
     assert sorted((tmp_path / 'claims').iterdir())[0].read_text() == before
 
 
+class ReleasingClock(FakeClock):
+    """A clock on which, after ``after`` sleeps, a member's claim is released - another member of the rollout bound again."""
+
+    def __init__(self, release: t.Callable[[], t.Any], after: int) -> None:
+        super().__init__(NOW)
+        self.release, self.after = release, after
+
+    def sleep(self, seconds: float) -> None:
+        super().sleep(seconds)
+        if len(self.slept) == self.after:
+            self.release()
+
+
+def test_a_slot_is_waited_for_until_a_member_of_the_rollout_is_back(tmp_path):
+    owner = me()
+    assert guard(tmp_path, owner, member='web1', max_out=1)[0]['claimed'] == ['web1']
+    clock = ReleasingClock(lambda: guard(tmp_path, owner, member='web1', release=True), after=3)
+    taken, _warnings = guard(tmp_path, owner, member='web2', max_out=1, poll_interval=0.5, clock=clock)
+    assert taken['claimed'] == ['web2'] and taken['out'] == [] and clock.slept == [0.5, 0.5, 0.5] and taken['slot_wait'] == 1.5
+
+
+def test_no_slot_within_the_timeout_fails_naming_what_is_out(tmp_path):
+    owner = me()
+    guard(tmp_path, owner, members=['web1'], max_out=2, pool_members=MEMBERS + ['web4'])
+    guard(tmp_path, elsewhere(), members=['web3'], pool_members=MEMBERS + ['web4'])
+    clock = FakeClock(NOW)
+    full, _warnings = guard(tmp_path, owner, member='web2', max_out=2, slot_timeout=2, poll_interval=0.5, clock=clock,
+                            pool_members=MEMBERS + ['web4'])
+    assert full['failed'] and full['msg'] == "capacity guard: no slot in pool 'web' within 2 s: out web1, web3, max_out 2, leaving web2"
+    assert sum(clock.slept) == 2 and 'web2' not in guard(tmp_path, owner, list_claims=True)[0]['claims']
+
+
+def test_after_a_failure_in_the_rollout_no_member_goes_out(tmp_path):
+    refused, _warnings = guard(tmp_path, me(), member='web3', max_out=2, rollout_failed="web2 failed at 'Start the web server'")
+    assert refused['failed'] and refused['msg'].endswith("after a failure in this rollout: web2 failed at 'Start the web server'")
+    assert guard(tmp_path, me(), list_claims=True)[0]['claims'] == {}
+
+
 def test_release_frees_only_the_rollouts_own_claims_unless_forced(tmp_path):
     guard(tmp_path, elsewhere(), member='web1')
     guard(tmp_path, me(), member='web2')
