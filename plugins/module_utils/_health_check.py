@@ -34,6 +34,7 @@ import typing as t
 import urllib.error
 import urllib.parse
 
+from ansible_collections.l4vip.rollout.plugins.module_utils import _dsr
 from ansible_collections.l4vip.rollout.plugins.module_utils._options import OptionError, seconds
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import SYSTEM_CLOCK, Clock
 
@@ -42,6 +43,7 @@ OUT_OF_SERVICE = 'out_of_service'
 QUERY = 'query'
 MISSING = 'missing'  # neither name exists; only ever reported, never requested
 STATES = (IN_SERVICE, OUT_OF_SERVICE, QUERY)
+STATE_WORDS = {IN_SERVICE: 'in service', OUT_OF_SERVICE: 'out of service', MISSING: 'absent'}
 
 DISABLED_SUFFIX = '.disabled'
 CREATED_MODE = 0o644  # a created file must be readable by the web server whatever the umask
@@ -62,6 +64,8 @@ def argument_spec() -> dict[str, t.Any]:
         verify_timeout=dict(type='float', default=DEFAULT_VERIFY_TIMEOUT),
         verify_poll_interval=dict(type='float', default=DEFAULT_POLL_INTERVAL),
         verify_unchanged=dict(type='bool', default=True),
+        dsr_vip=dict(type='str'),
+        dsr_interface=dict(type='str'),
     )
 
 
@@ -73,8 +77,9 @@ class HealthCheckError(Exception):
         self.detail = detail
 
 
-# What the module and its in-process action report as a failure: a refusal of the files, a failed verify, a bad option.
-ERRORS = (HealthCheckError, OptionError)
+# What the module and its in-process action report as a failure: a refusal of the files, a failed verify, a bad option,
+# a DSR pre-flight that could not read the member's addresses.
+ERRORS = (HealthCheckError, OptionError, _dsr.DsrError)
 
 
 class FilesError(HealthCheckError):
@@ -354,15 +359,22 @@ def run(params: t.Mapping[str, t.Any], check_mode: bool = False, want_diff: bool
     content = params.get('content')
     if content is not None and not isinstance(content, str):
         raise OptionError('content', content, 'expected a string')
+    dsr_vip = _dsr.check_options(params.get('dsr_vip'), params.get('dsr_interface'))
 
     result: dict[str, t.Any] = {'path': files.path, 'disabled_path': files.disabled_path}
     if state == QUERY:
         current = read_state(files)
         result.update(changed=False, state=current, previous_state=current)
+        if dsr_vip is not None:
+            result['dsr'] = _dsr.findings(dsr_vip, params.get('dsr_interface'))
         # A pre-flight: the URL serves the file in service. Out of service proves nothing (its server may be stopped).
         if url is not None and current == IN_SERVICE:
             _verify_into(result, url, IN_SERVICE, timeout, poll_interval, get, clock)
         return result
+    if state == IN_SERVICE and dsr_vip is not None:
+        # Before anything is renamed (the files' own refusals first): a member that cannot answer the VIP's clients stays out.
+        note = f'The health check stays {STATE_WORDS[read_state(files)]}: nothing was renamed'
+        result['dsr'] = _dsr.check(dsr_vip, params.get('dsr_interface'), refusal_note=note)
     outcome = set_state(files, state, content, check_mode)
     result.update(changed=outcome.changed, state=outcome.state, previous_state=outcome.previous_state,
                   changed_at=changed_at(files, outcome, check_mode, clock))

@@ -91,6 +91,26 @@ options:
         O(state=query) task followed by a conditional O(verify_url) would.
     type: bool
     default: true
+  dsr_vip:
+    description:
+      - The VIP of an L3DSR (direct server return) L4, which answers its clients from the member itself. With
+        O(state=in_service), before anything is renamed, the module checks that this member is ready to answer them: the
+        VIP is on a loopback interface (C(lo), often as the alias C(lo:0)), on no other interface, and the interfaces that
+        face the L4 do not answer ARP for it - C(arp_ignore) at least 1 and C(arp_announce) 2, where the kernel uses the
+        larger of C(net.ipv4.conf.all) and the interface's own value.
+      - When anything is missing the task fails with an error that lists each missing piece, and nothing is renamed: the
+        member stays out of the VIP. The module only reads (C(ip -j addr show) and C(/proc/sys/net/ipv4/conf)); it never
+        adds or removes an address, and never takes the VIP down.
+      - With O(state=query), RV(dsr) reports the same findings and the task does not fail on them. With
+        O(state=out_of_service) it is not checked: taking a member out is never refused for it.
+      - For an IPv6 VIP only the addresses are checked (ARP is IPv4's).
+    type: str
+  dsr_interface:
+    description:
+      - With O(dsr_vip), the interface that faces the L4, the only one whose ARP settings are checked.
+      - When not given, every interface that could answer ARP for the VIP is checked - up, not loopback, not C(NOARP),
+        not a bridge port or bond slave.
+    type: str
 notes:
   - A rename does not change a file's modification time but does change its inode change time and the directory's
     modification time.
@@ -123,6 +143,12 @@ EXAMPLES = r'''
     state: query
     verify_url: http://127.0.0.1/health_check.html
     verify_timeout: 5
+
+- name: Back in service behind an L3DSR L4, only if the member holds the VIP on lo and ignores ARP for it
+  l4vip.rollout.health_check:
+    path: /var/www/html/health_check.html
+    state: in_service
+    dsr_vip: 10.0.0.100
 
 - name: Keep the disabled copy under another name in the same directory
   l4vip.rollout.health_check:
@@ -163,6 +189,35 @@ disabled_path:
   type: str
   returned: always, except when an option value is refused
   sample: /var/www/html/health_check.html.disabled
+dsr:
+  description:
+    - What the L3DSR pre-flight found for O(dsr_vip); on a refusal it is also in the failed result.
+  type: dict
+  returned: when O(dsr_vip) is given with O(state=in_service) or O(state=query)
+  contains:
+    vip:
+      description: The VIP checked.
+      type: str
+      sample: 10.0.0.100
+    loopback:
+      description: The labels of the loopback interfaces that hold the VIP (empty when none does).
+      type: list
+      elements: str
+      sample: [lo:0]
+    also_on:
+      description: The other interfaces that hold the VIP (it should be none).
+      type: list
+      elements: str
+      sample: []
+    arp:
+      description: Per interface checked, the C(arp_ignore) and C(arp_announce) the kernel uses (the larger of C(all)'s and its own).
+      type: dict
+      sample: {eth0: {arp_ignore: 1, arp_announce: 2}}
+    missing:
+      description: What is missing for DSR, one sentence each; empty when the member is ready.
+      type: list
+      elements: str
+      sample: []
 verify:
   description:
     - What the requests to O(verify_url) saw.
