@@ -253,7 +253,7 @@ def run_tests(root: pathlib.Path, tests: t.Sequence[str], timeout: float, scratc
     started = time.monotonic()
     with subprocess.Popen(argv, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True) as proc:
         try:
-            output, _ = proc.communicate(timeout=timeout)
+            output = proc.communicate(timeout=timeout)[0]
         except subprocess.TimeoutExpired:
             stop_group(proc)
             return Run('timeout', [], f'no result within {timeout:g}s', time.monotonic() - started)
@@ -402,8 +402,8 @@ def report(path: pathlib.Path, result: Result, command: str) -> None:
         body += f'\n\n**Failing without any mutant, left out of every run:** {", ".join(f"`{test}`" for test in baseline.failed)}.'
     body += f'\n\n{table(outcomes)}'
     text = path.read_text(encoding='utf-8') if path.exists() else f'# Mutants\n\n{begin}\n{end}\n'
-    head, _, rest = text.partition(begin)
-    _, _, tail = rest.partition(end)
+    head, rest = text.split(begin, 1) if begin in text else (text, end)
+    tail = rest.split(end, 1)[1] if end in rest else ''
     path.write_text(f'{head}{begin}\n{body}\n{end}{tail}', encoding='utf-8')
 
 

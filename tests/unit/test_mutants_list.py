@@ -27,7 +27,7 @@ def test_the_mutant_applies_once_and_compiles(mutant):
 def test_the_tests_that_should_kill_it_exist(mutant):
     assert mutant.tests
     for node_id in mutant.tests:
-        path, _, name = node_id.partition('::')
+        path, name = (node_id.split('::', 1) + [''])[:2]
         assert (ROOT / path).is_file(), node_id
         if name:
             assert f'def {name.split("[")[0]}(' in (ROOT / path).read_text(encoding='utf-8'), node_id
@@ -56,3 +56,17 @@ def test_a_failed_test_is_named_by_its_node_id(tmp_path, junit_case, node_id):
                      f'{junit_case}</testsuite></testsuites>', encoding='utf-8')
     failed, first = MUTANTS['failures'](junit)
     assert failed == [node_id] and first in ('boom', 'oops')
+
+
+def test_the_report_replaces_only_its_own_part_of_the_page(tmp_path):
+    m = MUTANTS
+    page = tmp_path / 'mutants.md'
+    page.write_text('# Mutants\n\nhand-written\n\n<!-- mutants:begin -->\nold result\n<!-- mutants:end -->\n\nafter\n', encoding='utf-8')
+    mutant = m['MUTANTS'][0]
+    result = m['Result']('commit abc', m['Run']('passed', [], '', 3.0), [m['Outcome'](mutant, m['Run']('failed', ['tests/unit/x.py::test_y'], 'boom', 1.0))])
+    m['report'](page, result, 'make mutants')
+    text = page.read_text(encoding='utf-8')
+    assert text.startswith('# Mutants\n\nhand-written\n\n<!-- mutants:begin -->\n`make mutants` on the commit abc')
+    assert text.endswith('<!-- mutants:end -->\n\nafter\n') and 'old result' not in text
+    assert f'| `{mutant.name}` | `{mutant.path}` | {mutant.why} | killed | `x.py::test_y` | 1 |' in text
+    assert '**1 of 1 mutants killed**' in text
