@@ -38,7 +38,6 @@ removal) and the four states that use them guard one another, and read best side
 from __future__ import annotations
 
 import dataclasses
-import errno
 import json
 import os
 import re
@@ -76,7 +75,7 @@ def argument_spec() -> dict[str, t.Any]:
         state=dict(type='str', choices=list(STATES), default=CURRENT),
         keep=dict(type='int', default=DEFAULT_KEEP),
         allow_empty=dict(type='bool', default=False),
-        mode=dict(type='raw'),
+        mode=dict(type='raw', default=f'{DEFAULT_MODE:04o}'),
     )
 
 
@@ -386,26 +385,41 @@ class Outcome:
         return self.before != self.after
 
 
-def prepare(tree: Layout, version: str, mode: int, check_mode: bool = False) -> Outcome:
-    """Make sure releases/<version> exists, creating it empty (and the base and releases/ when missing); never touches current."""
-    before = read_snapshot(tree)  # a base whose current is not a release link is refused now, while the member serves
+def prepare(tree: Layout, version: str, mode: int, keep: int = DEFAULT_KEEP, check_mode: bool = False) -> Outcome:
+    """Make sure releases/<version> exists (created empty, with the base and releases/ when missing); never touch current.
+
+    The releases past ``keep`` go now, while the member still serves, so the switch has none left to remove in the window.
+    """
+    history = read_history(tree)
+    before = read_snapshot(tree, history)  # a current that is not a release link is refused now, while the member serves
     path = tree.release(version)
-    if os.path.lexists(path):
-        if os.path.islink(path) or not os.path.isdir(path):
-            raise ReleaseError(f'version: {path} exists and is not a directory; a release must be a directory under '
-                               f'{tree.releases}', path=tree.base, release_path=path)
-        return Outcome(before, before, path)
-    parent = os.path.dirname(tree.base)
-    if not os.path.isdir(parent):
-        raise ReleaseError(f'path: {parent}, the parent of {tree.base}, does not exist (is path mistyped?)',
-                           path=tree.base)
-    if check_mode:
-        # Just made, it is the most recent by its mtime.
-        return Outcome(before, dataclasses.replace(before, releases=(version,) + before.releases), path)
-    for directory in (tree.base, tree.releases, path):
-        if not os.path.isdir(directory):
-            _make_directory(directory, mode)
-    return Outcome(before, read_snapshot(tree), path)
+    exists = os.path.lexists(path)
+    if exists and (os.path.islink(path) or not os.path.isdir(path)):
+        raise ReleaseError(f'version: {path} exists and is not a directory; a release must be a directory under '
+                           f'{tree.releases}', path=tree.base, release_path=path)
+    if not exists and not os.path.isdir(os.path.dirname(tree.base)):
+        raise ReleaseError(f'path: {os.path.dirname(tree.base)}, the parent of {tree.base}, does not exist (is path '
+                           'mistyped?)', path=tree.base)
+    if exists or check_mode:
+        ranked = before.releases if exists else (version,) + before.releases  # just made: the most recent by mtime
+    else:
+        for directory in (tree.base, tree.releases, path):
+            if not os.path.isdir(directory):
+                _make_directory(directory, mode)
+        ranked = tuple(ranked_releases(tree, history))
+    removed = tuple(releases_to_remove(ranked, keep, (before.current, before.previous, version)))
+    after = Snapshot(before.current, before.previous, tuple(release for release in ranked if release not in removed))
+    if removed and not check_mode:
+        if any(release in history for release in removed):
+            write_history(tree, {release: when for release, when in history.items() if release in after.releases})
+        _remove_releases(tree, removed)
+    return Outcome(before, after, path, removed)
+
+
+def _remove_releases(tree: Layout, removed: t.Iterable[str]) -> None:
+    for release in removed:
+        remove_release(tree, release)
+    finish_removals(tree)
 
 
 def switch(tree: Layout, version: str, keep: int, allow_empty: bool = False, check_mode: bool = False,
@@ -432,9 +446,7 @@ def switch(tree: Layout, version: str, keep: int, allow_empty: bool = False, che
         replace_link(tree, CURRENT_LINK, version)
     if switching or removed:
         write_history(tree, {release: when for release, when in history.items() if release in after.releases})
-    for release in removed:
-        remove_release(tree, release)
-    finish_removals(tree)
+    _remove_releases(tree, removed)
     return Outcome(before, after, tree.release(version), removed)
 
 
@@ -481,7 +493,7 @@ def run(params: t.Mapping[str, t.Any], check_mode: bool = False, want_diff: bool
         version = version_name(version)
 
     if state == PREPARED:
-        outcome = prepare(tree, t.cast(str, version), mode, check_mode)
+        outcome = prepare(tree, t.cast(str, version), mode, keep, check_mode)
     elif state == CURRENT:
         outcome = switch(tree, t.cast(str, version), keep, allow_empty, check_mode, clock)
     elif state == ROLLED_BACK:

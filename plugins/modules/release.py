@@ -66,10 +66,13 @@ options:
     description:
       - V(prepared) makes sure C(<path>/releases/<version>) exists. When it is missing the module creates it empty,
         together with O(path) and C(releases/) when they are missing, each with O(mode). It returns RV(release_path)
-        for the tasks that fill it. It never touches C(current), and a directory that exists is left as it is.
+        for the tasks that fill it. It never touches C(current), and a directory that exists is left as it is. It
+        also removes the releases past O(keep) now, while the member serves, so that the switch usually has none left
+        to remove inside the out-of-service window.
       - V(current) switches C(current) to C(releases/<version>) in one rename, after pointing C(previous) at the
         release C(current) named. Then it removes the releases past O(keep). It refuses when the release does not
-        exist, or is empty unless O(allow_empty=true). When C(current) already names the release, nothing is switched.
+        exist, or is empty unless O(allow_empty=true). When C(current) already names the release, nothing is
+        switched.
       - V(rolled_back) points C(current) back at the release C(previous) names, in one rename. It fails when there is
         no C(previous), and changes nothing when C(current) already names that release.
       - V(query) changes nothing. It returns the release C(current) names, the one C(previous) names and the releases
@@ -79,10 +82,11 @@ options:
     default: current
   keep:
     description:
-      - With O(state=current), how many releases to keep, the current one included, counting the most recent first:
-        the releases most recently made current, then those never made current by their mtime.
-      - The current release and the one it replaced (the one C(previous) names) are never removed, whatever O(keep) is,
-        so a rollback is always possible.
+      - With O(state=current) and O(state=prepared), how many releases to keep. The current release and the one it
+        replaced (the one C(previous) names) are always kept, whatever O(keep) is, so a rollback is always possible;
+        so is the release O(state=prepared) prepares. The other releases kept are the most recent ones.
+      - A release's recency is when it last became current. A release that never became current counts by its
+        directory's mtime, usually the time it was prepared.
       - V(0) removes no release.
     type: int
     default: 5
@@ -94,10 +98,11 @@ options:
     default: false
   mode:
     description:
-      - The permissions of the directories O(state=prepared) creates, as an octal string such as V('0755'). The umask
+      - The permissions of the directories O(state=prepared) creates, as an octal string such as V('0750'). The umask
         does not apply. An existing directory keeps its permissions.
-      - Defaults to V('0755'), so that the web server can read the release.
+      - The default lets the web server read the release.
     type: raw
+    default: '0755'
 notes:
   - Run one task per base directory at a time; the module does not lock the base directory.
   - When a removal is cut short, a hidden C(releases/.removing.<version>.<token>) directory is left behind. It is
@@ -193,7 +198,8 @@ releases:
   returned: success
   sample: [1.4.2, 1.4.1, 1.4.0]
 removed:
-  description: The releases O(state=current) removed (in check mode, would remove), most recent first.
+  description: The releases the task removed (in check mode, would remove), most recent first; only O(state=prepared)
+    and O(state=current) remove releases.
   type: list
   elements: str
   returned: success

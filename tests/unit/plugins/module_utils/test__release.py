@@ -161,6 +161,35 @@ def test_prepared_never_touches_current(tree, clock):
     assert result['releases'] == ['2.0', '1.0']  # just made: the most recent by its mtime
 
 
+def test_prepared_makes_room_while_serving_so_the_switch_removes_nothing(tree, clock):
+    for version in ('1', '2', '3', '4', '5', '6'):
+        make_release(tree, version)
+        switch(tree, version, keep=0, clock=clock)
+        clock.advance(10)
+    before = tree_state(tree)
+    checked = run(params(tree, state='prepared', version='7', keep=5), check_mode=True, clock=clock)
+    assert tree_state(tree) == before
+    prepared = run(params(tree, state='prepared', version='7', keep=5), clock=clock)
+    assert checked == prepared
+    assert (prepared['removed'], prepared['releases'], prepared['current']) == (['2', '1'], ['7', '6', '5', '4', '3'], '6')
+    assert listing(tree.releases) == ['3', '4', '5', '6', '7'] and link_target(tree, 'current') == 'releases/6'
+    assert set(json.load(open(tree.history, encoding='utf-8'))['became_current']) == {'3', '4', '5', '6'}
+    with open(os.path.join(tree.release('7'), 'VERSION'), 'w', encoding='utf-8') as handle:  # the unpack
+        handle.write('7')
+    clock.advance(10)
+    switched = switch(tree, '7', keep=5, clock=clock)
+    assert switched.removed == () and switched.after.releases == ('7', '6', '5', '4', '3')
+
+
+def test_prepared_keeps_current_previous_and_itself_whatever_keep(tree, clock):
+    for version in ('1', '2', '3'):
+        make_release(tree, version)
+        switch(tree, version, keep=0, clock=clock)
+        clock.advance(10)
+    result = prepare(tree, '4', 0o755, keep=1)
+    assert result.removed == ('1',) and listing(tree.releases) == ['2', '3', '4']
+
+
 def test_prepared_in_check_mode_creates_nothing_and_says_what_it_would(tree):
     result = run(params(tree, state='prepared', version='1.0'), check_mode=True, want_diff=True)
     assert result['changed'] is True and result['release_path'] == tree.release('1.0')
