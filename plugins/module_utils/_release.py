@@ -38,6 +38,7 @@ removal) and the four states that use them guard one another, and read best side
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import re
@@ -286,11 +287,15 @@ def _temporary_name(directory: str, purpose: str) -> str:
 
 def _sync_directory(directory: str) -> None:
     """Make a rename in ``directory`` durable: after a crash the link names what the task reported."""
-    descriptor = os.open(directory, os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0))
     try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+        descriptor = os.open(directory, os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0))
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+    except OSError as error:
+        if error.errno not in (errno.EINVAL, errno.ENOTSUP):  # a filesystem that cannot sync a directory: done anyway
+            raise ReleaseError(f'cannot sync {directory}: {error.strerror}', path=directory) from None
 
 
 def replace_link(tree: Layout, name: str, version: str) -> None:
