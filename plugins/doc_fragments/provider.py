@@ -21,35 +21,41 @@ options:
       - V(access_log) reads the web server's own access log at O(endpoint) and counts the health checks it answered.
       - V(ipvs) reads and changes the IPVS table (LVS, keepalived) of the host the L4 steps run on, with C(ipvsadm) (or, to
         read only, C(/proc/net/ip_vs)); O(pool) is the virtual service's C(address:port), O(member) the real server's.
-      - Only V(emulator), V(haproxy) and V(ipvs) can list the pool and count the L4's sessions; V(emulator), V(haproxy),
-        V(http) and V(ipvs) can set an admin state. With O(preset), V(http) can do what its device can.
+      - V(aws_elbv2) asks an AWS Elastic Load Balancing v2 target group (ALB, NLB) through boto3; O(pool) is the target
+        group's ARN, O(member) the target's id. A target is bound while C(DescribeTargetHealth) says C(healthy);
+        deregistering it is both V(drain) and V(disabled) (the group's deregistration delay is the drain), registering it
+        V(enabled). Needs the C(boto3) Python library where the L4 steps run.
+      - Only V(emulator), V(haproxy) and V(ipvs) can count the L4's sessions; V(emulator), V(haproxy), V(ipvs) and
+        V(aws_elbv2) can list the pool; V(emulator), V(haproxy), V(http), V(ipvs) and V(aws_elbv2) can set an admin state.
+        With O(preset), V(http) can do what its device can.
     type: str
-    choices: [timer, emulator, haproxy, http, access_log, ipvs]
+    choices: [timer, emulator, haproxy, http, access_log, ipvs, aws_elbv2]
     default: timer
   endpoint:
     description:
       - Where the L4 answers. The control API's base URL for V(emulator) (for example C(http://127.0.0.1:8099)); a unix
         socket path or C(host:port) for V(haproxy); the URL to C(GET) for V(http) (the device's base URL with O(preset));
         the access log's path for V(access_log); the C(ipvsadm) command for V(ipvs) (C(ipvsadm) from the path when not
-        given).
-      - Required with every provider but V(timer) and V(ipvs).
+        given); for V(aws_elbv2) the ELBv2 API's URL when it is not AWS's own for the region (a VPC endpoint, say).
+      - Required with every provider but V(timer), V(ipvs) and V(aws_elbv2).
     type: str
   pool:
     description:
       - The pool the member belongs to, as the L4 names it - with V(emulator) the VIP's name (the emulator balances VIPs),
-        with V(haproxy) the backend's, with V(ipvs) the virtual service's C(address:port). Required with V(emulator),
-        V(haproxy) and V(ipvs).
+        with V(haproxy) the backend's, with V(ipvs) the virtual service's C(address:port), with V(aws_elbv2) the target
+        group's ARN. Required with V(emulator), V(haproxy), V(ipvs) and V(aws_elbv2).
     type: str
   member:
     description:
-      - The member's name as the L4 knows it (with V(ipvs), the real server's C(address:port)). With V(emulator),
-        V(haproxy) and V(ipvs), this or O(members) is required.
+      - The member's name as the L4 knows it (with V(ipvs), the real server's C(address:port); with V(aws_elbv2), the
+        target's id - an instance id, an IP address or an ARN). With V(emulator), V(haproxy), V(ipvs) and V(aws_elbv2),
+        this or O(members) is required.
     type: str
   members:
     description:
       - A batch - several members of O(pool), as the L4 names them - to act on in one task, with the providers that
-        answer for a whole pool in one request (V(emulator), V(haproxy), V(ipvs), V(http) with O(preset); V(timer) waits once
-        for all). The modules that
+        answer for a whole pool in one request (V(emulator), V(haproxy), V(ipvs), V(aws_elbv2), V(http) with O(preset);
+        V(timer) waits once for all). The modules that
         report per member return each member's own result under C(members).
       - O(member) alone is a batch of one.
     type: list
@@ -129,6 +135,35 @@ options:
     type: list
     elements: str
     default: []
+  region:
+    description:
+      - V(aws_elbv2) only. The AWS region; the target group's own, read from its ARN, when not given (a different one is
+        refused).
+    type: str
+  target_port:
+    description:
+      - V(aws_elbv2) only. The port the target is registered on. Needed when the same target is registered on several
+        ports of the group; registering a member again uses it, else the port it had, else the group's port.
+      - Not named C(port), which M(l4vip.rollout.session_drain) takes for the server's own service port.
+    type: int
+  aws_access_key:
+    description:
+      - V(aws_elbv2) only. The AWS access key id. Never logged. When not given, boto3 finds credentials its own way - the
+        environment (C(AWS_ACCESS_KEY_ID), C(AWS_SECRET_ACCESS_KEY), C(AWS_SESSION_TOKEN)), O(aws_profile) or the shared
+        configuration, or the instance's role.
+    type: str
+  aws_secret_key:
+    description:
+      - V(aws_elbv2) only. The AWS secret access key, with O(aws_access_key). Never logged.
+    type: str
+  aws_session_token:
+    description:
+      - V(aws_elbv2) only. The session token of temporary credentials. Never logged.
+    type: str
+  aws_profile:
+    description:
+      - V(aws_elbv2) only. A profile of the AWS configuration files of the host that runs the L4 steps.
+    type: str
   poll_interval:
     description:
       - Seconds between two questions to the L4 while waiting.

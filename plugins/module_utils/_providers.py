@@ -11,9 +11,10 @@ Every provider follows one protocol (``Provider``) and declares what it can do a
 list the pool, act on a batch. The steps ask ``provider.can(Capability.X)``, never a provider's
 name; which providers can do what - for error messages and the docs - is read from the classes.
 The emulator's control API, HAProxy's runtime API, any REST API with a JMESPath query (or a
-device's dialect, ``_presets``), the web server's access log and the host's IPVS table each answer
-"is the member bound?" from their own source; ``timer`` asks nothing: its wait is the timing
-model's worst case. The protocol itself is in ``_provider_base``.
+device's dialect, ``_presets``), the web server's access log, the host's IPVS table and an AWS
+target group (``_elbv2``, which holds its class) each answer "is the member bound?" from their own
+source; ``timer`` asks nothing: its wait is the timing model's worst case. The protocol itself is
+in ``_provider_base``.
 
 Over 400 lines on purpose: the six classes, the registry the lists of who can do what are derived
 from, and the options they are built from stay in one file, so that each class's declared
@@ -25,7 +26,7 @@ from __future__ import annotations
 import copy
 import typing as t
 
-from ansible_collections.l4vip.rollout.plugins.module_utils import _access_log, _claims, _haproxy, _ipvs, _presets
+from ansible_collections.l4vip.rollout.plugins.module_utils import _access_log, _claims, _elbv2, _haproxy, _ipvs, _presets
 # The steps, the guard and the drain use these names from here (pylint: they are this module's interface).
 from ansible_collections.l4vip.rollout.plugins.module_utils._provider_base import (  # noqa: F401 pylint: disable=unused-import
     REGISTRY, REQUEST_TIMEOUT, Capability, HttpSettings, HttpStatusError, L4Unreachable, Observation, Provider, ProviderError, fetch_json,
@@ -58,6 +59,13 @@ def provider_argument_spec() -> dict[str, t.Any]:
         ca_path=dict(type='path'),
         health_check_uri=dict(type='str'),
         sources=dict(type='list', elements='str', default=[]),
+        # aws_elbv2 only; the credentials default to boto3's own chain (environment, profile, instance role).
+        region=dict(type='str'),
+        target_port=dict(type='int'),
+        aws_access_key=dict(type='str', no_log=True),
+        aws_secret_key=dict(type='str', no_log=True),
+        aws_session_token=dict(type='str', no_log=True),
+        aws_profile=dict(type='str'),
         # A copy: a validator fills its default dict in place, and action plugins validate in a long-lived process.
         profile=copy.deepcopy(PROFILE_ARGUMENT_SPEC),
         poll_interval=dict(type='float', default=0.1),
@@ -369,7 +377,8 @@ class IpvsProvider(Provider):
 
 # Every provider, by name, in the order the docs list them: the one source of which providers exist and what each can do.
 PROVIDER_CLASSES: dict[str, type[Provider]] = {
-    cls.name: cls for cls in (TimerProvider, EmulatorProvider, HAProxyProvider, HttpProvider, AccessLogProvider, IpvsProvider)}
+    cls.name: cls for cls in (TimerProvider, EmulatorProvider, HAProxyProvider, HttpProvider, AccessLogProvider, IpvsProvider,
+                              _elbv2.Elbv2Provider)}
 PROVIDERS = tuple(PROVIDER_CLASSES)
 REGISTRY.update(PROVIDER_CLASSES)  # what a refusal names as the providers that can
 

@@ -15,7 +15,8 @@ description:
     concurrent rollout, a dead server) counts as out.
   - Changes nothing on the L4's traffic. With O(claims) it claims the leaving members for this rollout, so that every
     other rollout of the pool counts them as out and none works on them at the same time (see O(claims)).
-  - Only the providers that can list a pool (V(emulator), V(haproxy), V(ipvs)) can be asked. With the others the guard counts
+  - Only the providers that can list a pool (V(emulator), V(haproxy), V(ipvs), V(aws_elbv2)) can be asked. With the others the
+    guard counts
     O(pool_members) as bound, less the members other rollouts claim; without O(pool_members) it returns
     RV(checked=false) and a warning, and does not fail (it still claims, with O(claims)).
   - Reports C(changed) only when it claims a member anew, releases a claim or marks one left out; a re-run whose claims

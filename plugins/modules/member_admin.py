@@ -14,8 +14,11 @@ description:
     (V(enabled)), without waiting for health checks. This closes the window of an L4-checked VIP, where the web server's
     port is closed before the L4 has noticed.
   - Works through the providers that can write - V(emulator), V(haproxy) (C(set server <pool>/<member> state
-    maint|drain|ready)) and V(http) (a request you describe in O(admin_request), for F5 iControl REST or NetScaler NITRO).
-  - With O(members), sets the state of every member of a batch (V(emulator), V(haproxy)).
+    maint|drain|ready)), V(http) (a request you describe in O(admin_request), for F5 iControl REST or NetScaler NITRO, or
+    the one its O(preset) knows), V(ipvs) (weight 0, removed, back as before) and V(aws_elbv2) (deregistered for V(drain)
+    and V(disabled) alike, registered for V(enabled)).
+  - With O(members), sets the state of every member of a batch (V(emulator), V(haproxy), V(ipvs), V(aws_elbv2), V(http)
+    with O(preset)).
   - Reads the current state first and changes nothing when it is already as asked. With V(http) that needs O(query) and
     O(admin_values); without them every run reports a change.
 author:

@@ -1,4 +1,4 @@
-"""execution-environment.yml: an execution environment built from the collection tarball alone gets jmespath.
+"""execution-environment.yml: an execution environment built from the collection tarball alone gets jmespath and boto3.
 
 The definition lists only the tarball; the collection declares its own dependencies
 (meta/execution-environment.yml), which is where ansible-builder looks in any EE that installs it.
@@ -45,7 +45,7 @@ def test_definition_pins_what_the_tests_run_and_installs_this_build():
     assert definition['additional_build_files'] == [{'src': f'build/{tarball}', 'dest': 'collections'}]
 
 
-def test_an_ee_of_the_tarball_alone_gets_jmespath_from_the_collection(tmp_path):
+def test_an_ee_of_the_tarball_alone_gets_jmespath_and_boto3_from_the_collection(tmp_path):
     shutil.copy(DEFINITION, tmp_path / DEFINITION.name)
     build = subprocess.run([str(BIN / 'ansible-galaxy'), 'collection', 'build', '--force', '--output-path', str(tmp_path / 'build'), str(REPO)],
                            capture_output=True, text=True, timeout=120, check=False)
@@ -63,7 +63,7 @@ def test_an_ee_of_the_tarball_alone_gets_jmespath_from_the_collection(tmp_path):
     assert f'ARG ANSIBLE_INSTALL_REFS="{pinned("ansible-core")} {pinned("ansible-runner")}"' in containerfile
     assert 'ansible-galaxy collection install $ANSIBLE_GALAXY_CLI_COLLECTION_OPTS -r requirements.yml' in containerfile
     # The final stage's smoke check names both, so a build without either fails.
-    assert "import jmespath" in containerfile and 'ansible-galaxy collection list l4vip.rollout' in containerfile
+    assert "import jmespath, boto3" in containerfile and 'ansible-galaxy collection list l4vip.rollout' in containerfile
     # The collection is the local build, installed from the context; jmespath is a pip requirement.
     assert (context / '_build' / 'collections' / tarball).read_bytes() == (tmp_path / 'build' / tarball).read_bytes()
     galaxy = yaml.safe_load((context / '_build' / 'requirements.yml').read_text(encoding='utf-8'))
@@ -82,6 +82,7 @@ def test_an_ee_of_the_tarball_alone_gets_jmespath_from_the_collection(tmp_path):
     assert introspect.returncode == 0, introspect.stdout + introspect.stderr
     assert pip.is_file(), introspect.stdout + introspect.stderr
     python_requirements = pip.read_text(encoding='utf-8')
-    assert any(line.split('#')[0].strip().startswith('jmespath') for line in python_requirements.splitlines()), python_requirements
+    for package in ('jmespath', 'boto3'):
+        assert any(line.split('#')[0].strip().startswith(package) for line in python_requirements.splitlines()), python_requirements
     system_requirements = bindep.read_text(encoding='utf-8')
     assert 'iptables-nft [platform:rpm]' in system_requirements and 'openssh-clients [platform:rpm]' in system_requirements, system_requirements

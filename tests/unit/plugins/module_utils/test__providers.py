@@ -143,8 +143,9 @@ def test_each_provider_declares_its_capabilities():
         'http': {OBSERVE, ADMIN},
         'access_log': {OBSERVE},
         'ipvs': {OBSERVE, ADMIN, SESSIONS, POOL, BATCHES},
+        'aws_elbv2': {OBSERVE, ADMIN, POOL, BATCHES},  # ELBv2 has no per-target connection count
     }
-    assert _providers.PROVIDERS == ('timer', 'emulator', 'haproxy', 'http', 'access_log', 'ipvs')
+    assert _providers.PROVIDERS == ('timer', 'emulator', 'haproxy', 'http', 'access_log', 'ipvs', 'aws_elbv2')
     assert all(cls.name == name for name, cls in _providers.PROVIDER_CLASSES.items())
 
 
@@ -163,22 +164,23 @@ def test_a_provider_implements_what_it_declares_and_nothing_else(name):
 
 
 def test_the_lists_of_who_can_do_what_come_from_the_classes():
-    assert _providers.providers_that_can(OBSERVE) == ('emulator', 'haproxy', 'http', 'access_log', 'ipvs')
-    assert _providers.providers_that_can(ADMIN) == ('emulator', 'haproxy', 'http', 'ipvs')
-    assert _providers.providers_that_can(SESSIONS) == _providers.providers_that_can(POOL) == ('emulator', 'haproxy', 'ipvs')
-    assert _providers.providers_that_can(ADMIN, BATCHES) == ('emulator', 'haproxy', 'ipvs')
-    assert _providers.providers_that_can(BATCHES) == ('timer', 'emulator', 'haproxy', 'ipvs')
+    assert _providers.providers_that_can(OBSERVE) == ('emulator', 'haproxy', 'http', 'access_log', 'ipvs', 'aws_elbv2')
+    assert _providers.providers_that_can(ADMIN) == ('emulator', 'haproxy', 'http', 'ipvs', 'aws_elbv2')
+    assert _providers.providers_that_can(SESSIONS) == ('emulator', 'haproxy', 'ipvs')
+    assert _providers.providers_that_can(POOL) == ('emulator', 'haproxy', 'ipvs', 'aws_elbv2')
+    assert _providers.providers_that_can(ADMIN, BATCHES) == ('emulator', 'haproxy', 'ipvs', 'aws_elbv2')
+    assert _providers.providers_that_can(BATCHES) == ('timer', 'emulator', 'haproxy', 'ipvs', 'aws_elbv2')
 
 
 def test_the_timer_provider_refuses_what_it_cannot_do_naming_the_option_the_value_and_the_alternatives():
     provider = _providers.build_provider({'provider': 'timer'}, parse_profile({}))
     assert isinstance(provider, _providers.TimerProvider) and not provider.can(OBSERVE)
     refusals = [
-        (provider.observe, (), "provider: 'timer' cannot observe the L4; use one of emulator, haproxy, http, access_log, ipvs"),
-        (provider.admin_state, (), "provider: 'timer' cannot set an admin state; use one of emulator, haproxy, http, ipvs"),
-        (provider.set_admin, ('disabled',), "provider: 'timer' cannot set an admin state; use one of emulator, haproxy, http, ipvs"),
+        (provider.observe, (), "provider: 'timer' cannot observe the L4; use one of emulator, haproxy, http, access_log, ipvs, aws_elbv2"),
+        (provider.admin_state, (), "provider: 'timer' cannot set an admin state; use one of emulator, haproxy, http, ipvs, aws_elbv2"),
+        (provider.set_admin, ('disabled',), "provider: 'timer' cannot set an admin state; use one of emulator, haproxy, http, ipvs, aws_elbv2"),
         (provider.session_counts, (['web1'],), "provider: 'timer' cannot count the L4's sessions; use one of emulator, haproxy, ipvs"),
-        (provider.pool_bindings, (), "provider: 'timer' cannot list the pool; use one of emulator, haproxy, ipvs"),
+        (provider.pool_bindings, (), "provider: 'timer' cannot list the pool; use one of emulator, haproxy, ipvs, aws_elbv2"),
     ]
     for method, args, message in refusals:
         with pytest.raises(_providers.ProviderError) as refused:
@@ -204,6 +206,8 @@ def test_required_options_come_from_the_classes():
         ('provider', 'access_log', ['endpoint']),
         ('provider', 'ipvs', ['pool']),
         ('provider', 'ipvs', ['member', 'members'], True),
+        ('provider', 'aws_elbv2', ['pool']),
+        ('provider', 'aws_elbv2', ['member', 'members'], True),
     ]
 
 
@@ -215,10 +219,9 @@ def test_the_docs_list_the_providers_the_classes_declare():
     """The lists of providers the docs give for a capability are the ones the classes declare."""
     options = yaml.safe_load(ModuleDocFragment.DOCUMENTATION)['options']
     said = ' '.join(options['provider']['description'])
-    pool_and_sessions = _providers.providers_that_can(POOL, SESSIONS)
-    assert pool_and_sessions == _providers.providers_that_can(POOL) == _providers.providers_that_can(SESSIONS)
-    listed = f"{', '.join(f'V({n})' for n in pool_and_sessions[:-1])} and V({pool_and_sessions[-1]})"
-    assert f"Only {listed} can list the pool and count the L4's sessions" in said
+    sessions, pool = _providers.providers_that_can(SESSIONS), _providers.providers_that_can(POOL)
+    assert f"Only {', '.join(f'V({n})' for n in sessions[:-1])} and V({sessions[-1]}) can count the L4's sessions" in said
+    assert f"{', '.join(f'V({n})' for n in pool[:-1])} and V({pool[-1]}) can list the pool" in said
     admin = _providers.providers_that_can(ADMIN)
     assert f"{', '.join(f'V({n})' for n in admin[:-1])} and V({admin[-1]}) can set an admin state" in said
     assert options['provider']['choices'] == list(_providers.PROVIDERS)
