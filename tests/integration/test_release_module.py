@@ -33,10 +33,9 @@ def release_task(name, **args):
 
 def prepare_tasks(base, version, archive):
     """What a role's prepare tasks hold: the release directory, then the unpack into it."""
+    unpack = {'src': archive, 'dest': '{{ release.release_path }}', 'remote_src': True}
     return [release_task('prepare', path=base, version=version, state='prepared'),
-            {'name': 'unpack', 'ansible.builtin.unarchive': {'src': archive, 'dest': '{{ release.release_path }}',
-                                                               'remote_src': True},
-             'when': 'not (ansible_check_mode and release.changed)'}]
+            {'name': 'unpack', 'ansible.builtin.unarchive': unpack, 'when': 'not (ansible_check_mode and release.changed)'}]
 
 
 def make_archive(tmp_path, version):
@@ -99,8 +98,8 @@ def test_prepare_switch_and_roll_back_through_ansible_playbook(tmp_path, web_ser
     archives = {version: make_archive(tmp_path, version) for version in ('1.0', '2.0')}
 
     # Prepare 1.0 while "serving": check mode creates nothing, then the real run; the unpack fills it.
-    checked, real, unused, unused = (run.task('prepare') for run in
-                                     four_times(tmp_path, prepare_tasks(base, '1.0', archives['1.0']), 'prepare'))
+    checked, real = (run.task('prepare') for run in
+                     four_times(tmp_path, prepare_tasks(base, '1.0', archives['1.0']), 'prepare')[:2])
     assert checked['diff'] == {'before': {'current': None, 'previous': None, 'releases': []},
                                'after': {'current': None, 'previous': None, 'releases': ['1.0']}}
     assert real['release_path'] == f'{base}/releases/1.0'
@@ -123,7 +122,7 @@ def test_prepare_switch_and_roll_back_through_ansible_playbook(tmp_path, web_ser
     os.makedirs(f'{base}/releases/0.9/public')  # left by an older deploy, never current here
     os.utime(f'{base}/releases/0.9', (1_500_000_000, 1_500_000_000))
     switch_2 = [release_task('switch', path=base, version='2.0', state='current', keep=2)]
-    checked, real, check_again, unused = (run.task('switch') for run in four_times(tmp_path, switch_2, 'switch'))
+    checked, real, check_again = (run.task('switch') for run in four_times(tmp_path, switch_2, 'switch')[:3])
     # 2.0 ranks first already: prepared after 1.0 became current.
     assert checked['diff'] == {'before': {'current': '1.0', 'previous': None, 'releases': ['2.0', '1.0', '0.9']},
                                'after': {'current': '2.0', 'previous': '1.0', 'releases': ['2.0', '1.0']}}
@@ -136,7 +135,7 @@ def test_prepare_switch_and_roll_back_through_ansible_playbook(tmp_path, web_ser
 
     rollback = [release_task('rollback', path=base, state='rolled_back'), release_task('query', path=base, state='query')]
     runs = four_times(tmp_path, rollback, 'rollback')
-    checked, real, unused, last = (run.task('rollback') for run in runs)
+    checked, real, last = (run.task('rollback') for run in (runs[0], runs[1], runs[3]))
     assert checked['diff']['before']['current'] == '2.0' and checked['diff']['after']['current'] == '1.0'
     assert (real['current'], real['previous'], real['rolled_back_from']) == ('1.0', '1.0', '2.0')
     assert (last['current'], last['rolled_back_from']) == ('1.0', None)
