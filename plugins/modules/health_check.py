@@ -94,15 +94,15 @@ options:
   dsr_vip:
     description:
       - The VIP of an L3DSR (direct server return) L4, which answers its clients from the member itself. With
-        O(state=in_service), before anything is renamed, the module checks that this member is ready to answer them: the
+        O(state=in_service), before anything is renamed, the module checks that this member is ready to answer them - the
         VIP is on a loopback interface (C(lo), often as the alias C(lo:0)), on no other interface, and the interfaces that
         face the L4 do not answer ARP for it - C(arp_ignore) at least 1 and C(arp_announce) 2, where the kernel uses the
         larger of C(net.ipv4.conf.all) and the interface's own value.
-      - When anything is missing the task fails with an error that lists each missing piece, and nothing is renamed: the
+      - When anything is missing the task fails with an error that lists each missing piece, and nothing is renamed, so the
         member stays out of the VIP. The module only reads (C(ip -j addr show) and C(/proc/sys/net/ipv4/conf)); it never
         adds or removes an address, and never takes the VIP down.
       - With O(state=query), RV(dsr) reports the same findings and the task does not fail on them. With
-        O(state=out_of_service) it is not checked: taking a member out is never refused for it.
+        O(state=out_of_service) it is not checked, since taking a member out is never refused for it.
       - For an IPv6 VIP only the addresses are checked (ARP is IPv4's).
     type: str
   dsr_interface:
