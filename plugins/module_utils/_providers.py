@@ -27,7 +27,7 @@ import copy
 import typing as t
 
 from ansible_collections.l4vip.rollout.plugins.module_utils import _access_log, _claims, _elbv2, _haproxy, _ipvs, _presets
-# The steps, the guard and the drain use these names from here (pylint: they are this module's interface).
+# The steps, the guard and the drain use these names from here: this module's interface, unused in it.
 from ansible_collections.l4vip.rollout.plugins.module_utils._provider_base import (  # noqa: F401 pylint: disable=unused-import
     REGISTRY, REQUEST_TIMEOUT, Capability, HttpSettings, HttpStatusError, L4Unreachable, Observation, Provider, ProviderError, fetch_json,
     http_settings, providers_that_can)

@@ -177,7 +177,7 @@ def test_health_check_stays_out_when_the_member_is_not_ready_nothing_renamed(mem
     before = sorted(os.listdir(docroot))
     with pytest.raises(hc.ERRORS) as error:
         hc.run(params(docroot))
-    assert str(error.value).endswith(f'lo label lo:0). The health check stays out of service: nothing was renamed')
+    assert str(error.value).endswith('lo label lo:0). The health check stays out of service: nothing was renamed')
     assert f'{VIP} is on no loopback interface' in str(error.value)
     assert error.value.detail['dsr']['loopback'] == []
     assert sorted(os.listdir(docroot)) == before == ['health_check.html.disabled']
