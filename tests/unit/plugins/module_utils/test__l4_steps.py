@@ -91,12 +91,12 @@ def test_steps_refuse_a_provider_without_the_capability_naming_the_alternatives(
     validated = ArgumentSpecValidator(_l4_steps.member_admin_spec()).validate({'state': 'disabled', 'provider': 'timer', 'member': 'web1'})
     with pytest.raises(_l4_steps.StepFailed) as refused:
         _l4_steps.member_admin(validated.validated_parameters, _l4_steps.Context())
-    assert str(refused.value) == "provider: 'timer' cannot set an admin state; use one of emulator, haproxy, http, ipvs"
+    assert str(refused.value) == "provider: 'timer' cannot set an admin state; use one of emulator, haproxy, http, ipvs, aws_elbv2"
     validated = ArgumentSpecValidator(_l4_steps.member_admin_spec()).validate(
         {'state': 'disabled', 'provider': 'http', 'endpoint': 'https://l4/x', 'admin_request': {}, 'members': ['web1', 'web2']})
     with pytest.raises(_l4_steps.StepFailed) as refused:
         _l4_steps.member_admin(validated.validated_parameters, _l4_steps.Context())
-    assert str(refused.value) == "members: provider 'http' follows one member per task; give member instead, or use one of emulator, haproxy, ipvs"
+    assert str(refused.value) == "members: provider 'http' follows one member per task; give member instead, or use one of emulator, haproxy, ipvs, aws_elbv2"
 
 
 def drain_params(**values: t.Any) -> dict[str, t.Any]:
