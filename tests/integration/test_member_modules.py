@@ -14,7 +14,7 @@ import typing as t
 
 import pytest
 
-from ansible_collections.l4vip.rollout.plugins.module_utils import _haproxy
+from ansible_collections.l4vip.rollout.plugins.module_utils import _haproxy, _providers
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import down_window, parse_profile
 from ansible_collections.l4vip.rollout.tests.harness.ansible import Background, module_running, run_playbook
 from ansible_collections.l4vip.rollout.tests.harness.fixtures import haproxy_factory, nginx_factory  # noqa: F401  pylint: disable=unused-import
@@ -203,4 +203,6 @@ def test_member_admin_haproxy(tmp_path, nginx_factory, haproxy_factory):  # noqa
 
 def test_member_admin_refuses_read_only_providers(tmp_path):
     result = run_playbook(tmp_path, admin_task('disabled', provider='access_log', endpoint='/var/log/nginx/access.log')).task('admin')
-    assert result['failed'] and result['msg'] == "provider: 'access_log' cannot set an admin state; use one of emulator, haproxy, http"
+    writers = ', '.join(_providers.providers_that_can(_providers.Capability.ADMIN))
+    assert writers.startswith('emulator, haproxy, http, ')
+    assert result['failed'] and result['msg'] == f"provider: 'access_log' cannot set an admin state; use one of {writers}"
