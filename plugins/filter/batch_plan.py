@@ -15,7 +15,7 @@ description:
   - A host in several groups goes with the first group that names it.
 author:
   - l4vip.rollout maintainers (@l4vip)
-positional: groups, serial, first
+positional: groups, serial, first, max_out
 options:
   _input:
     description: The inventory groups, in the order to deploy them.
@@ -37,12 +37,22 @@ options:
     type: list
     elements: str
     default: []
+  max_out:
+    description:
+      - Slots instead of batches - a host count, or a percentage of each group (rounded down, at least 1). Each group is
+        then one batch (its left-out hosts first), and C(max_out) in the result gives each host its group's number.
+      - V(serial) is then not used for cutting.
+    type: raw
 '''
 
 EXAMPLES = r'''
 - name: Plan batches over two VIPs, one canary host first in each
   ansible.builtin.set_fact:
     plan: "{{ ['vip_a', 'vip_b'] | l4vip.rollout.batch_plan(groups, [1, '50%']) }}"
+
+- name: Or slots - at most a quarter of each VIP out at once, each member going as soon as another is back
+  ansible.builtin.set_fact:
+    plan: "{{ ['vip_a', 'vip_b'] | l4vip.rollout.batch_plan(groups, 1, [], '25%') }}"
 '''
 
 RETURN = r'''
@@ -62,6 +72,9 @@ _value:
       description: Each batch with its C(group), its C(number) within the group and its C(hosts).
       type: list
       elements: dict
+    max_out:
+      description: With O(max_out), each host's slots (its group's count); empty without.
+      type: dict
 '''
 
 from ansible.errors import AnsibleFilterError
@@ -69,9 +82,9 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.l4vip.rollout.plugins.plugin_utils._batches import BatchError, plan
 
 
-def batch_plan(group_names, groups, serial, first=None):
+def batch_plan(group_names, groups, serial, first=None, max_out=None):
     try:
-        return plan(group_names, groups, serial, first or ()).as_dict()
+        return plan(group_names, groups, serial, first or (), max_out).as_dict()
     except BatchError as error:
         raise AnsibleFilterError(str(error)) from None
 

@@ -171,6 +171,11 @@ def _judge(store: _claims.Store | None, owner: _claims.Owner | None, pool: str, 
             raise StepFailed(f"capacity guard: claimed by another rollout: {'; '.join(h.describe() for h in blocking)}. A claim lapses "
                              "when its rollout ends on the controller that holds it, when its lease runs out, or when it is released "
                              "with force.", claimed_by_others=sorted(held), blocked_by=[h.owner.as_dict() for h in blocking], leaving=leaving)
+        failed_here = [m for m, c in claims.claims.items() if c.get('owner') == owner.key and c.get('left_out')]
+        if failed_here:
+            # Slots let members run on after a failure, and may be waiting here for a slot when it comes: none may go out.
+            raise StepFailed(f"capacity guard: no member goes out after a failure in this rollout: {failed_here[0]} was left out "
+                             f"({claims.claims[failed_here[0]]['left_out']})", leaving=leaving)
         others = {m: h for m, h in held.items() if m not in leaving}
         # Out whatever the L4 says yet: claimed by another rollout, or by this one for another member (a slot taken).
         claimed = set(others) | {m for m in claims.claims if m not in leaving and claims.claims[m].get('owner') == owner.key}

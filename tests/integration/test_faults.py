@@ -149,9 +149,9 @@ class Controller:
         return json.loads(self.results_path.read_text()) if self.results_path.exists() else []
 
     def entries(self, host: str, prefix: str = '') -> list[dict[str, t.Any]]:
-        """What ran on ``host`` (by task name prefix), less rolling_deploy's read-only look for members left out."""
+        """What ran on ``host`` (by task name prefix), less rolling_deploy's read-only preflight of every member."""
         return [e for e in self.output if e['host'] == host and e['status'] != 'skipped' and e['task'].startswith(prefix)
-                and e['task'] != LEFT_OUT_PROBE]
+                and e['play'] != PREFLIGHT_PLAY]
 
     def failed_task(self) -> dict[str, t.Any]:
         failed = [e for e in self.output if e['status'] == 'failed' and e['task'] != 'Stop the rollout']
@@ -258,7 +258,7 @@ def figures(fault: str, summary: Summary, runs: list[Controller], **more: t.Any)
 
 
 # rolling_deploy reads every member's health check before it plans (it changes nothing).
-LEFT_OUT_PROBE = "Read the health check's state (L7-checked VIPs)"
+PREFLIGHT_PLAY = 'Check every member and find those an earlier run left out of the VIP'
 
 
 # --- 1. the user's deploy tasks fail on one host ---------------------------------------------------
@@ -314,6 +314,49 @@ def test_failed_deploy_leaves_the_host_out_stops_the_rollout_and_a_rerun_finishe
                 web2_out_for=f'{whole["web2"][0][1] - whole["web2"][0][0]:.1f}s', most_out_at_once=most_out_at_once(whole))
         # Never more than the batch (1) out of the VIP, the re-run included.
         assert most_out_at_once(whole) == 1, whole
+
+
+def test_slots_after_a_failure_start_no_new_member_finish_those_out_and_a_rerun_completes(tmp_path):
+    """Six members, at most two out; web1's deploy fails (the first member out). The member out with it finishes,
+    none starts after it, web1 stays out; the fix and a re-run take web1 first and complete, never more than two out."""
+    six = [f'web{n}' for n in range(1, 7)]
+    with Faulty(tmp_path, FleetOptions(groups={'web': 6}, deploy_tasks=DEPLOY_TASKS)) as lab:
+        fleet = lab.fleet
+        broken = fleet.members[0].workdir / 'BROKEN'
+        broken.write_text('the migration of web1 fails\n', encoding='utf-8')
+        first = lab.rollout({'rolling_deploy_max_out': 2}).finish()
+        assert first.returncode != 0, first.log[-3000:]
+        failed = first.failed_task()
+        assert (failed['host'], failed['task']) == ('web1', 'Deploy | migrate, which fails while the member is broken')
+        guard = 'Capacity guard | enough members stay bound while this batch is out'
+        went = [m for m in six if first.entries(m, guard) and first.entries(m, guard)[0]['status'] == 'ok']
+        refused = [m for m in six if first.entries(m, guard) and first.entries(m, guard)[0]['status'] == 'failed']
+        # Each member that took a slot took it before web1 failed; each that asked later, or was waiting, was refused.
+        assert 'web1' in went and refused and all(first.entries(m, guard)[0]['ended'] <= failed['ended'] for m in went), (went, refused)
+        for member in refused:
+            assert 'no member goes out after a failure in this rollout: web1' in first.entries(member, guard)[0]['result']['msg']
+        done = [m for m in went if m != 'web1']
+        assert versions(fleet) == {m: NEW_VERSION if m in went else '1' for m in six}
+        assert lab.bound() == {m: m != 'web1' for m in six}
+        stretches = lab.out_stretches(lab.started)
+        assert all([end is not None for _start, end in stretches[m]] == [True] for m in done), stretches
+        assert [end is None for _start, end in stretches['web1']] == [True], stretches
+        assert all(stretches[m] == [] for m in six if m not in went), stretches
+        assert most_out_at_once(stretches) <= 2, stretches
+
+        broken.unlink()
+        second = lab.rollout({'rolling_deploy_max_out': 2}).finish()
+        assert second.returncode == 0, second.log[-4000:]
+        plan = next(e for e in second.output if e['task'] == 'Cut each VIP group into batches by rolling_deploy_serial')
+        assert plan['result']['ansible_facts']['rolling_deploy_plan']['hosts'][0] == 'web1'
+        assert versions(fleet) == dict.fromkeys(six, NEW_VERSION)
+        fleet.wait_all_bound(2.0)
+        whole = lab.out_stretches(lab.started)
+        summary = lab.stop_traffic(servers=six)
+        assert_no_request_failed(summary)
+        figures('slots, deploy tasks fail on web1, then fixed and re-run', summary, [first, second], went_first_run=','.join(went),
+                refused=','.join(refused), most_out_at_once=most_out_at_once(whole))
+        assert most_out_at_once(whole) <= 2, whole
 
 
 # --- 2. a session never drains ---------------------------------------------------------------
@@ -420,7 +463,7 @@ def test_a_session_that_never_drains_stops_the_rollout_with_capacity_intact(tmp_
 def test_a_server_that_never_comes_back_stops_the_rollout_and_no_other_host_goes_out(tmp_path):
     # web1's start command starts nothing, and nothing verifies its health check over HTTP:
     # only the L4's checks can tell that it is not back.
-    options = FleetOptions(groups=THREE, host_vars={'web1': {'l7_vip_deploy_start_command': ['/bin/true'], 'l7_vip_deploy_health_check_url': None}})
+    options = FleetOptions(groups=THREE, host_vars={'web1': {'l7_vip_deploy_start_command': ['/bin/true'], 'l7_vip_deploy_health_check_verify': False}})
     with Faulty(tmp_path, options) as lab:
         fleet = lab.fleet
         web1 = fleet.members[0]

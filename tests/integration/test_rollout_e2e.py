@@ -513,3 +513,48 @@ def task_named(run: PlaybookRun, host: str, prefix: str) -> str:
     names = {entry['task'] for entry in host_entries(run, host) if entry['task'].startswith(prefix)}
     assert len(names) == 1, (host, prefix, names)
     return names.pop()
+
+
+# --- 8. slots: at most max_out out at once, the next member going as soon as one is back ------
+
+class OutCount:
+    """The L4's own binding list, polled every 50 ms: the most members of the group out at one moment."""
+
+    def __init__(self, fleet: Fleet, group: str = 'web') -> None:
+        self.fleet, self.group = fleet, group
+        self.most_out, self.samples = 0, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> OutCount:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: t.Any) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        assert not self._thread.is_alive(), 'the L4 poller did not stop'
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            out = [member for member, bound in self.fleet.l4.bound(self.group).items() if not bound]
+            self.most_out, self.samples = max(self.most_out, len(out)), self.samples + 1
+
+
+@pytest.mark.parametrize('l4', [EMULATOR, HAPROXY])
+def test_slots_keep_at_most_max_out_members_out_and_fail_no_request(tmp_path, l4):
+    with Fleet(tmp_path, FleetOptions(groups={'web': 6}, l4=l4)) as fleet, OutCount(fleet) as watch:
+        rollout = roll_out(fleet, tmp_path, extra_vars={'rolling_deploy_max_out': 2})
+        rollout.report(f'slots, {l4}, max_out 2 of 6')
+        assert rollout.run.returncode == 0, rollout.run.stderr[-3000:]
+        # None from the strategy (run_once, max_fail_percentage); the claims warning is HAProxy's on the controller.
+        warned = [line for line in rollout.run.stderr.splitlines() if 'WARNING' in line and "only this controller's rollouts" not in line]
+        assert not warned, warned
+        assert_live_traffic(rollout)
+        assert_no_failure(rollout)
+        assert_new_version_everywhere(fleet, rollout)
+        windows = out_windows(fleet, rollout.started)
+        assert all(len(w) == 1 for w in windows.values()), windows
+        # Never more than two out as the L4 saw it, and two at a time most of the way.
+        assert watch.samples > 50 and watch.most_out == 2, (watch.most_out, watch.samples)
+        assert most_down_at_once(w for ws in windows.values() for w in ws) == 2

@@ -28,13 +28,17 @@ class CallbackModule(CallbackBase):
         super().__init__()
         self.results: list[dict] = []
         self.started: dict[tuple[str, str], float] = {}
+        self.play = ''
+
+    def v2_playbook_on_play_start(self, play) -> None:
+        self.play = play.get_name()
 
     def v2_runner_on_start(self, host, task) -> None:
         self.started[(host.get_name(), task._uuid)] = time.time()
 
     def _record(self, result, status: str) -> None:
         host = result._host.get_name()
-        self.results.append({'task': result.task_name, 'host': host, 'status': status, 'action': result._task.action,
+        self.results.append({'task': result.task_name, 'host': host, 'status': status, 'action': result._task.action, 'play': self.play,
                              'started': self.started.get((host, result._task._uuid)), 'ended': time.time(),
                              'result': dict(self._convert(result._result), failed=status == 'failed')})
 

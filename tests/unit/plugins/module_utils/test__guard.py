@@ -160,6 +160,15 @@ def test_no_slot_within_the_timeout_fails_naming_what_is_out(tmp_path):
     assert sum(clock.slept) == 2 and 'web2' not in guard(tmp_path, owner, list_claims=True)[0]['claims']
 
 
+def test_a_member_waiting_for_a_slot_goes_no_further_once_the_rollout_left_one_out(tmp_path):
+    owner = me()
+    guard(tmp_path, owner, member='web1', max_out=1)
+    clock = ReleasingClock(lambda: guard(tmp_path, owner, member='web1', leave_out=True, reason="failed at 'Deploy'"), after=2)
+    refused, _warnings = guard(tmp_path, owner, member='web2', max_out=1, poll_interval=0.5, clock=clock)
+    assert refused['failed'] and len(clock.slept) == 2
+    assert refused['msg'] == "capacity guard: no member goes out after a failure in this rollout: web1 was left out (failed at 'Deploy')"
+
+
 def test_after_a_failure_in_the_rollout_no_member_goes_out(tmp_path):
     refused, _warnings = guard(tmp_path, me(), member='web3', max_out=2, rollout_failed="web2 failed at 'Start the web server'")
     assert refused['failed'] and refused['msg'].endswith("after a failure in this rollout: web2 failed at 'Start the web server'")

@@ -77,3 +77,23 @@ def test_hosts_left_out_by_an_earlier_run_open_their_group_alone():
     result = plan(['vip_a', 'vip_b'], members, 1, first=['a3', 'b2', 'b3'])
     assert [b['hosts'] for b in result.batches] == [['a3'], ['a1'], ['a2'], ['a4'], ['b2', 'b3'], ['b1']]
     assert result.serial == [1, 1, 1, 1, 2, 1]
+
+
+def test_slots_make_each_group_one_batch_left_out_first_with_its_own_count():
+    members = {'vip_a': [f'a{n}' for n in range(1, 9)], 'vip_b': ['b1', 'b2', 'b3']}
+    result = plan(['vip_a', 'vip_b'], members, 1, first=['a5'], max_out='25%')
+    assert [b['hosts'] for b in result.batches] == [['a5', 'a1', 'a2', 'a3', 'a4', 'a6', 'a7', 'a8'], ['b1', 'b2', 'b3']]
+    assert result.serial == [8, 3]
+    # A quarter of 8 is 2; of 3, rounded down, 0 - at least 1.
+    assert result.max_out == {**{f'a{n}': 2 for n in range(1, 9)}, 'b1': 1, 'b2': 1, 'b3': 1}
+    assert plan(['vip_b'], members, 1, max_out=2).max_out == {'b1': 2, 'b2': 2, 'b3': 2}
+
+
+@pytest.mark.parametrize(('max_out', 'message'), [
+    (0, 'max_out: 0 must be at least 1'),
+    ('none', 'max_out: \'none\' is neither a host count nor a percentage such as "25%"'),
+    (True, 'max_out: True is neither a host count nor a percentage'),
+])
+def test_bad_max_out_is_refused_naming_it(max_out, message):
+    with pytest.raises(BatchError, match=message.replace('(', r'\(')):
+        plan(['vip_b'], {'vip_b': ['b1']}, 1, max_out=max_out)
