@@ -106,15 +106,16 @@ def _playbook_env(tmp_path: pathlib.Path, results: pathlib.Path) -> dict[str, st
 
 def run_collection_playbook(tmp_path: pathlib.Path, playbook_name_or_path: str | os.PathLike[str], inventory_path: str | os.PathLike[str],
                             extra_vars: dict[str, t.Any] | None = None, timeout: float = 300, limit: str | None = None,
-                            home: pathlib.Path | None = None, more_env: dict[str, str] | None = None) -> PlaybookRun:
+                            home: pathlib.Path | None = None, more_env: dict[str, str] | None = None,
+                            playbook_bin: pathlib.Path = PLAYBOOK_BIN) -> PlaybookRun:
     """Run a playbook (a collection FQCN such as ``l4vip.rollout.rolling_deploy``, or a path) against an inventory.
 
     Each recorded task result carries ``started`` and ``ended`` (epoch seconds) from the test callback.
     ``home``: the ANSIBLE_HOME to run with (runs that must share the controller's claims share it).
-    ``more_env``: more environment (a callback to enable, say).
+    ``more_env``: more environment (a callback to enable, say). ``playbook_bin``: another ansible-core's ansible-playbook.
     """
     results = tmp_path / f'collection-playbook-{len(list(tmp_path.glob("collection-playbook-*.json")))}.json'
-    command = [str(PLAYBOOK_BIN), '-i', str(inventory_path), str(playbook_name_or_path)]
+    command = [str(playbook_bin), '-i', str(inventory_path), str(playbook_name_or_path)]
     if extra_vars:
         command += ['-e', json.dumps(extra_vars)]
     if limit:
