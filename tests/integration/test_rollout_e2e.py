@@ -558,3 +558,43 @@ def test_slots_keep_at_most_max_out_members_out_and_fail_no_request(tmp_path, l4
         # Never more than two out as the L4 saw it, and two at a time most of the way.
         assert watch.samples > 50 and watch.most_out == 2, (watch.most_out, watch.samples)
         assert most_down_at_once(w for ws in windows.values() for w in ws) == 2
+
+
+# The release staged while the member serves (prepare), and only switched while it is out (deploy).
+PREPARE = """\
+---
+- name: Prepare | stage the release beside the docroot, as a download and an unpack would
+  ansible.builtin.copy:
+    dest: "{{ fleet_docroot }}/../staged-{{ fleet_version }}.html"
+    content: "server={{ inventory_hostname }} version={{ fleet_version }}\\n"
+    mode: '0644'
+"""
+SWITCH = """\
+---
+- name: Deploy | switch to the staged release
+  ansible.builtin.copy:
+    src: "{{ fleet_docroot }}/../staged-{{ fleet_version }}.html"
+    dest: "{{ fleet_docroot }}/index.html"
+    remote_src: true
+    mode: '0644'
+"""
+
+
+def test_slots_with_every_release_prepared_before_the_first_member_goes_out(tmp_path):
+    prepare = tmp_path / 'prepare.yml'
+    prepare.write_text(PREPARE, encoding='utf-8')
+    options = FleetOptions(groups={'web': 4}, deploy_tasks=SWITCH, host_vars={f'web{n}': {'l7_vip_deploy_prepare_tasks': str(prepare)} for n in range(1, 5)})
+    with Fleet(tmp_path, options) as fleet, OutCount(fleet) as watch:
+        rollout = roll_out(fleet, tmp_path, extra_vars={'rolling_deploy_max_out': 2, 'rolling_deploy_prepare': 'group'})
+        rollout.report('slots, max_out 2 of 4, prepared as a group')
+        assert rollout.run.returncode == 0, rollout.run.stderr[-3000:]
+        assert_no_failure(rollout)
+        assert_new_version_everywhere(fleet, rollout)
+        staged = [e for e in rollout.run.output if e['task'].startswith('Prepare | stage') and e['status'] == 'ok']
+        outs = [e for e in rollout.run.output if e['task'] == 'Health check out of service (verified 404)']
+        assert sorted(e['host'] for e in staged) == [m.name for m in fleet.members], 'each member prepared once, not again in its sequence'
+        assert max(e['ended'] for e in staged) < min(e['started'] for e in outs), 'a member went out before every release was staged'
+        summaries = {e['host']: e['result']['ansible_stats']['data']['l4vip_rollout'][e['host']] for e in rollout.run.output
+                     if e['task'].startswith("Publish this host's summary")}
+        assert all(s['prepared_at'] < s['out_at'] for s in summaries.values()), summaries
+        assert watch.most_out == 2, watch.most_out
