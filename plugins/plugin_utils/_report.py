@@ -54,6 +54,7 @@ def build(summaries: t.Mapping[str, t.Mapping[str, t.Any]], steps: t.Mapping[str
         entry['detection_down'] = _span(entry['out_at'], entry['down_at'])
         entry['detection_up'] = _span(entry['in_at'], entry['up_at'])
         entry['out_of_vip'] = _span(entry['out_at'], entry['up_at'])
+        entry['preparing'] = _span(number(summary.get('prepare_started_at')), number(summary.get('prepared_at')))
         hosts.append(entry)
     hosts.sort(key=lambda entry: (_first_moment(entry), entry['host']))
     report: dict[str, t.Any] = {'label': label, 'playbook': playbook, 'generated_at': time.time() if generated_at is None else generated_at,
@@ -154,11 +155,12 @@ def render_markdown(report: t.Mapping[str, t.Any]) -> str:
                       f"of {traffic.get('total')} ({traffic.get('requests_per_second')} per second).", '']
         failed = flow.get('failed_hosts') or []
         lines += [f"Hosts: {len(flow['hosts'])}, failed: {', '.join(failed) if failed else 'none'}.", '',
-                  '| host | result | out of the VIP | L4 let go after | model window | L4 bound again after | model window '
-                  '| failed requests while out | sessions cut |',
-                  '| --- | --- | --- | --- | --- | --- | --- | --- | --- |']
+                  '| host | result | prepared, still serving | out of the VIP | L4 let go after | model window | L4 bound again after '
+                  '| model window | failed requests while out | sessions cut |',
+                  '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |']
         for entry in flow['hosts']:
-            lines.append(f"| {entry['host']} | {_result(entry)} | {seconds_text(entry['out_of_vip'])} | {seconds_text(entry['detection_down'])} | "
+            lines.append(f"| {entry['host']} | {_result(entry)} | {seconds_text(entry.get('preparing'))} | {seconds_text(entry['out_of_vip'])} | "
+                         f"{seconds_text(entry['detection_down'])} | "
                          f"{_window(entry.get('down_window'))} | {seconds_text(entry['detection_up'])} | {_window(entry.get('up_window'))} | "
                          f"{entry.get('failed_requests_while_out', '-')} | {len(entry.get('cut_sessions') or [])} |")
         lines.append('')

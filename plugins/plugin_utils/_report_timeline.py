@@ -26,6 +26,9 @@ PHASES = (
     ('returning', 'in_at', 'up_at', '#4a90d9', 'back in service, the L4 not yet binding it'),
 )
 STYLE = {name: (colour, meaning) for name, _begin, _end, colour, meaning in PHASES}
+# The release prepared while the member still serves: a thin line along the top of its row, apart from the bar of its
+# time out of the VIP.
+PREPARING = ('prepare_started_at', 'prepared_at', '#7cb342', 'preparing the release, still serving')
 FAILED_RED = '#d0021b'
 WINDOW_INK = '#222222'
 NONE_FAILED_GREEN = '#2e7d32'
@@ -181,6 +184,12 @@ def _host_row(layout: Layout, panel: int, index: int, entry: t.Mapping[str, t.An
     host = html.escape(entry['host'])
     parts = [f'<text x="8" y="{y1 - 3}" fill="{FAILED_RED if failed else "black"}">{host}{" (failed)" if failed else ""}</text>']
     outline = f' stroke="{FAILED_RED}" stroke-width="2"' if failed else ''
+    begin_key, end_key, colour, meaning = PREPARING
+    prepare = [number(entry.get(begin_key)), number(entry.get(end_key))]
+    if None not in prepare and prepare[1] > prepare[0]:
+        x0, x1 = layout.x(panel, prepare[0]), layout.x(panel, prepare[1])
+        parts.append(f'<rect class="preparing" data-host="{host}" x="{x0}" y="{y0}" width="{max(x1 - x0, 1.0)}" height="3" fill="{colour}">'
+                     f'<title>{host} preparing ({meaning}): {prepare[1] - prepare[0]:.2f} s</title></rect>')
     for name, begin, finish in host_phases(entry, end):
         colour, meaning = STYLE[name]
         x0, x1 = layout.x(panel, begin), layout.x(panel, finish)
@@ -238,7 +247,7 @@ def _legend(layout: Layout) -> list[str]:
     """Two lines: the phases' colours; the window bracket and the failure mark."""
     y = layout.height - 26
     parts, x = [], 8
-    for _name, _begin, _end, colour, meaning in PHASES:
+    for _name, _begin, _end, colour, meaning in PHASES + (('preparing',) + PREPARING,):
         parts.append(f'<rect x="{x}" y="{y - 10}" width="12" height="12" fill="{colour}"/>')
         parts.append(f'<text x="{x + 16}" y="{y}">{html.escape(meaning)}</text>')
         x += 16 + 6.8 * len(meaning) + 24
