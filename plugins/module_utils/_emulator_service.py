@@ -23,7 +23,6 @@ import os
 import pkgutil
 import subprocess
 import sys
-import time
 import typing as t
 
 # AnsiballZ ships a module only the module_utils files it imports, and sources() copies the daemon out of that payload:
@@ -31,6 +30,7 @@ import typing as t
 from ansible_collections.l4vip.rollout.plugins.module_utils._emulator import daemon as _daemon  # pylint: disable=unused-import
 from ansible_collections.l4vip.rollout.plugins.module_utils import _process
 from ansible_collections.l4vip.rollout.plugins.module_utils._emulator.config import EmulatorConfig
+from ansible_collections.l4vip.rollout.plugins.module_utils._timing import SYSTEM_CLOCK, Clock, poll_until
 
 PACKAGE = 'ansible_collections.l4vip.rollout.plugins.module_utils'
 ENTRY_POINT = f'{PACKAGE}._emulator.daemon'
@@ -195,7 +195,8 @@ def _install_sources(lib: str) -> None:
             handle.write(source)
 
 
-def start(files: ServiceFiles, config: EmulatorConfig, raw_config: t.Mapping[str, t.Any], timeout: float) -> dict[str, t.Any]:
+def start(files: ServiceFiles, config: EmulatorConfig, raw_config: t.Mapping[str, t.Any], timeout: float,
+          clock: Clock = SYSTEM_CLOCK) -> dict[str, t.Any]:
     """Start the service and wait until it reports ready; raises ServiceError with the log tail."""
     directory = os.path.dirname(os.path.abspath(files.pidfile))
     if not os.path.isdir(directory):
@@ -210,23 +211,24 @@ def start(files: ServiceFiles, config: EmulatorConfig, raw_config: t.Mapping[str
         process = subprocess.Popen(  # pylint: disable=consider-using-with
             [sys.executable, '-m', ENTRY_POINT, '--config', files.config, '--pidfile', files.pidfile, '--state-file', files.state],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, start_new_session=True, close_fds=True)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def ready_state() -> dict[str, t.Any] | None:
         if process.poll() is not None:
             raise ServiceError(f'the emulator exited with status {process.returncode} before it was ready', log=_process.tail(files.log))
-        state = status(files)
-        if state is not None and state.get('config_digest') == config.digest():
-            return state
-        time.sleep(POLL)
-    _terminate(process.pid, 2.0)
+        return status(files)
+
+    polled = poll_until(ready_state, lambda state: state is not None and state.get('config_digest') == config.digest(), timeout, POLL, clock)
+    if polled.reached:
+        return t.cast('dict[str, t.Any]', polled.last)
+    _terminate(process.pid, 2.0, clock)
     raise ServiceError(f'the emulator was not ready within {timeout:g}s', log=_process.tail(files.log))
 
 
-def stop(files: ServiceFiles, timeout: float) -> bool:
+def stop(files: ServiceFiles, timeout: float, clock: Clock = SYSTEM_CLOCK) -> bool:
     """Stop the service if it runs; returns whether there was one to stop. Its pidfile and state go either way."""
     pid = running_pid(files)
     if pid is not None:
-        _terminate(pid, timeout)
+        _terminate(pid, timeout, clock)
     _remove_stale(files)
     return pid is not None
 
@@ -237,9 +239,9 @@ def _remove_stale(files: ServiceFiles) -> None:
             os.unlink(stale)
 
 
-def _terminate(pid: int, timeout: float) -> None:
+def _terminate(pid: int, timeout: float, clock: Clock) -> None:
     """SIGTERM, SIGKILL once ``timeout`` has passed; returns when the process is gone."""
     try:
-        _process.terminate(pid, timeout)
+        _process.terminate(pid, timeout, clock=clock)
     except _process.StillRunning as error:
         raise ServiceError(f'the emulator could not be stopped: {error}', pid=pid) from None

@@ -21,6 +21,7 @@ import typing as t
 from ansible_collections.l4vip.rollout.plugins.module_utils import _capacity, _claims, _providers
 from ansible_collections.l4vip.rollout.plugins.module_utils._l4_steps import Context, StepFailed, build, checked_profile, provider_class
 from ansible_collections.l4vip.rollout.plugins.module_utils._providers import Capability
+from ansible_collections.l4vip.rollout.plugins.module_utils._timing import poll_until
 
 CONTROLLER_ONLY = ("claims of pool {pool!r} are kept in {where}, which only this controller's rollouts see: a rollout of the same "
                    "VIP from another controller, another AWX job or another ANSIBLE_HOME does not see them and can take members out "
@@ -208,18 +209,20 @@ def _transact_when_a_slot_is_free(store: _claims.Store, pool: str, decide: _clai
     """Decide once; with max_out and no free slot, decide again every poll_interval until one is (a member bound again
     and its claim released), bounded by slot_timeout (the claim lease by default). Check mode does not wait."""
     timeout = params['slot_timeout'] or params['claim_lease']
-    start = ctx.clock.monotonic()
-    while True:
+
+    def decided() -> _capacity.Verdict | None:
         store.transact(pool, decide, dry_run=ctx.check_mode)
-        verdict = outcome.get('verdict')
-        if verdict is None or verdict.room or len(verdict.remaining) < verdict.min_bound or ctx.check_mode:
-            outcome['slot_wait'] = round(ctx.clock.monotonic() - start, 3)
-            return
-        waited = ctx.clock.monotonic() - start
-        if waited >= timeout:
-            raise StepFailed(f"capacity guard: no slot in pool {pool!r} within {timeout:g} s: out {', '.join(verdict.out)}, "
-                             f"max_out {verdict.max_out}, leaving {', '.join(verdict.leaving)}", checked=True, **verdict.as_dict())
-        ctx.clock.sleep(min(params['poll_interval'], timeout - waited))
+        return outcome.get('verdict')
+
+    def settled(verdict: _capacity.Verdict | None) -> bool:
+        return verdict is None or verdict.room or len(verdict.remaining) < verdict.min_bound or ctx.check_mode
+
+    polled = poll_until(decided, settled, timeout, params['poll_interval'], ctx.clock)
+    verdict = polled.last
+    if not polled.reached and verdict is not None:
+        raise StepFailed(f"capacity guard: no slot in pool {pool!r} within {timeout:g} s: out {', '.join(verdict.out)}, "
+                         f"max_out {verdict.max_out}, leaving {', '.join(verdict.leaving)}", checked=True, **verdict.as_dict())
+    outcome['slot_wait'] = round(polled.elapsed, 3)
 
 
 def _verdict_result(verdict: _capacity.Verdict, others: t.Mapping[str, _claims.Holding], claimed: list[str], store: _claims.Store | None,

@@ -36,7 +36,7 @@ import urllib.parse
 
 from ansible_collections.l4vip.rollout.plugins.module_utils import _dsr
 from ansible_collections.l4vip.rollout.plugins.module_utils._options import OptionError, seconds
-from ansible_collections.l4vip.rollout.plugins.module_utils._timing import SYSTEM_CLOCK, Clock
+from ansible_collections.l4vip.rollout.plugins.module_utils._timing import SYSTEM_CLOCK, Clock, poll_until
 
 IN_SERVICE = 'in_service'
 OUT_OF_SERVICE = 'out_of_service'
@@ -312,24 +312,19 @@ def verify_url_option(url: t.Any) -> str:
 
 def verify(url: str, state: str, timeout: float, poll_interval: float, get: Getter = http_get,
            clock: Clock = SYSTEM_CLOCK) -> dict[str, t.Any]:
-    """Poll ``url`` every ``poll_interval`` until it answers as ``state`` requires; bounded by ``timeout``."""
-    start = clock.monotonic()
-    deadline = start + timeout
-    attempts = 0
-    while True:
-        attempts += 1
-        probe = get(url, max(MIN_REQUEST_TIMEOUT, deadline - clock.monotonic()))
-        now = clock.monotonic()
-        result = {'url': url, 'status': probe.status, 'attempts': attempts, 'elapsed': round(now - start, 3)}
-        if answers_as(state, probe):
-            return result
-        if now >= deadline:
-            seen = f'status {probe.status}' if probe.status is not None else f'error {probe.error}'
-            raise VerifyError(
-                f'verify_url: {url} did not answer {expected_status(state)} for {state} within {timeout:g} s; '
-                f'last saw {seen} after {attempts} attempts',
-                verify=dict(result, error=probe.error, expected=expected_status(state)))
-        clock.sleep(min(poll_interval, deadline - now))
+    """Poll ``url`` every ``poll_interval`` until it answers as ``state`` requires; limited to ``timeout``."""
+    deadline = clock.monotonic() + timeout
+    polled = poll_until(lambda: get(url, max(MIN_REQUEST_TIMEOUT, deadline - clock.monotonic())), lambda probe: answers_as(state, probe),
+                        timeout, poll_interval, clock)
+    probe = polled.last
+    result = {'url': url, 'status': probe.status, 'attempts': polled.polls, 'elapsed': round(polled.elapsed, 3)}
+    if polled.reached:
+        return result
+    seen = f'status {probe.status}' if probe.status is not None else f'error {probe.error}'
+    raise VerifyError(
+        f'verify_url: {url} did not answer {expected_status(state)} for {state} within {timeout:g} s; '
+        f'last saw {seen} after {polled.polls} attempts',
+        verify=dict(result, error=probe.error, expected=expected_status(state)))
 
 
 def changed_at(files: HealthCheckFiles, outcome: Outcome, check_mode: bool, clock: Clock = SYSTEM_CLOCK) -> float:

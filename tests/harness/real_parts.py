@@ -23,7 +23,7 @@ import typing as t
 
 from ansible_collections.l4vip.rollout.plugins.module_utils import _process
 from ansible_collections.l4vip.rollout.plugins.module_utils._health_check import DISABLED_SUFFIX
-from ansible_collections.l4vip.rollout.plugins.module_utils._timing import Profile, up_window
+from ansible_collections.l4vip.rollout.plugins.module_utils._timing import Profile, poll_until, up_window
 
 NGINX_BIN = '/usr/sbin/nginx'
 HAPROXY_BIN = '/usr/sbin/haproxy'
@@ -42,16 +42,10 @@ def wait_until(check: t.Callable[[], tuple[bool, t.Any]], timeout: float, what: 
 
     Raise HarnessError naming ``what`` and the last thing seen when ``timeout`` passes.
     """
-    start = time.monotonic()
-    seen: t.Any = None
-    while True:
-        done, seen = check()
-        elapsed = time.monotonic() - start
-        if done:
-            return elapsed
-        if elapsed >= timeout:
-            raise HarnessError(f'{what}: not after {timeout:.2f}s; last saw {seen!r}')
-        time.sleep(poll)
+    polled = poll_until(check, lambda answer: answer[0], timeout, poll)
+    if not polled.reached:
+        raise HarnessError(f'{what}: not after {timeout:.2f}s; last saw {polled.last[1]!r}')
+    return polled.elapsed
 
 
 def port_accepts(address: str, port: int, timeout: float = 0.2) -> tuple[bool, str]:

@@ -226,3 +226,23 @@ def test_scaled_multiplies_every_time_and_nothing_else():
     profile = Profile(interval=10, retry=2, rise=3, check_timeout=3, idle_timeout=600, reset_on_port_fail=True, health_check='l4')
     assert profile.scaled(0.5) == Profile(interval=5, retry=2, rise=3, check_timeout=1.5, idle_timeout=300, reset_on_port_fail=True,
                                           health_check='l4')
+
+
+def test_poll_until_is_limited_in_time_and_in_polls_and_says_what_it_last_saw():
+    clock, seen = FakeClock(0.0), iter(range(100))
+    polled = _timing.poll_until(lambda: next(seen), lambda value: value >= 100, timeout=1.0, poll_interval=0.3, clock=clock)
+    # asked at 0, 0.3, 0.6, 0.9 and once more at the deadline: never slept past it, on the injected clock alone
+    assert (polled.reached, polled.last, polled.polls, polled.elapsed) == (False, 4, 5, pytest.approx(1.0))
+    assert clock.slept == pytest.approx([0.3, 0.3, 0.3, 0.1])
+
+
+def test_poll_until_stops_at_the_first_answer_that_will_do():
+    clock, seen = FakeClock(0.0), iter(['down', 'down', 'up', 'never asked'])
+    polled = _timing.poll_until(lambda: next(seen), lambda state: state == 'up', timeout=60.0, poll_interval=2.0, clock=clock)
+    assert (polled.reached, polled.last, polled.polls, polled.elapsed) == (True, 'up', 3, 4.0)
+
+
+def test_poll_until_asks_once_when_the_limit_is_zero():
+    clock = FakeClock()
+    polled = _timing.poll_until(lambda: 'down', lambda state: state == 'up', timeout=0.0, poll_interval=1.0, clock=clock)
+    assert (polled.reached, polled.last, polled.polls, clock.slept) == (False, 'down', 1, [])
