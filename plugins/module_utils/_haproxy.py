@@ -118,10 +118,6 @@ def _require_servers(known: t.Iterable[str], backend: str, servers: t.Sequence[s
         raise RuntimeApiError(f"HAProxy has no server {missing[0]!r} in backend {backend!r}; its servers are {', '.join(sorted(known)) or 'none'}")
 
 
-def server_state(endpoint: str, backend: str, server: str, timeout: float = 5.0) -> ServerState:
-    return backend_states(endpoint, backend, [server], timeout)[server]
-
-
 def set_admin_state(endpoint: str, backend: str, server: str, state: str, timeout: float = 5.0) -> None:
     answer = runtime_command(endpoint, f'set server {backend}/{server} state {ADMIN_COMMANDS[state]}', timeout).strip()
     if answer:

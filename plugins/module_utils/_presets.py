@@ -186,7 +186,7 @@ class Preset(_providers.Provider):
     def _with_admin(self, observation: Observation, entry: t.Mapping[str, t.Any]) -> Observation:
         if not self.can(Capability.ADMIN):
             return observation
-        return Observation(observation.bound, observation.observed, self.admin_of(entry)[0], observation.sessions, observation.since)
+        return Observation(observation.bound, observation.observed, self.admin_of(entry)[0], observation.since)
 
     def pool_bindings(self) -> dict[str, bool]:
         return {member: self.read(entry).bound is True for member, entry in self.entries().items()}

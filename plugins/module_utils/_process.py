@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 import typing as t
+
+from ansible_collections.l4vip.rollout.plugins.module_utils._timing import SYSTEM_CLOCK, Clock, poll_until
 
 POLL = 0.01
 KILL_TIMEOUT = 5.0  # how long SIGKILL may take: only a process stuck in the kernel outlasts it
@@ -131,12 +132,6 @@ def matches(pid: int, *markers: Marker) -> bool:
     return all(marker in argv if isinstance(marker, str) else marker(argv) for marker in markers)
 
 
-def pids_by_cmdline(needle: str) -> list[int]:
-    """Every process whose command line (arguments joined by NULs) holds ``needle``, this one included if it does."""
-    wanted = os.fsencode(needle)
-    return sorted(pid for pid in _pids() if wanted in (_raw_cmdline(pid) or b''))
-
-
 def read_pidfile(path: str | os.PathLike[str]) -> int | None:
     """The process id a pidfile holds; None when it is missing or holds anything but a positive number."""
     try:
@@ -162,15 +157,9 @@ def _left(pid: int, whole_group: bool, reap: bool) -> list[int]:
     return left
 
 
-def wait_gone(pid: int, timeout: float, whole_group: bool = False, reap: bool = True) -> bool:
+def wait_gone(pid: int, timeout: float, whole_group: bool = False, reap: bool = True, clock: Clock = SYSTEM_CLOCK) -> bool:
     """Wait up to ``timeout`` for ``pid`` (with ``whole_group``: every process of its group) to be gone; True when it is."""
-    deadline = time.monotonic() + timeout
-    while _left(_checked(pid), whole_group, reap):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return False
-        time.sleep(min(POLL, remaining))
-    return True
+    return poll_until(lambda: _left(_checked(pid), whole_group, reap), lambda left: not left, timeout, POLL, clock).reached
 
 
 def _send(pid: int, signum: int, whole_group: bool) -> None:
@@ -184,7 +173,7 @@ def _send(pid: int, signum: int, whole_group: bool) -> None:
 
 
 def terminate(pid: int, timeout: float, signum: int = signal.SIGTERM, kill_timeout: float = KILL_TIMEOUT,
-              whole_group: bool = False, reap: bool = True) -> bool:
+              whole_group: bool = False, reap: bool = True, clock: Clock = SYSTEM_CLOCK) -> bool:
     """Stop ``pid``: ``signum``, up to ``timeout`` to be gone, then SIGKILL and up to ``kill_timeout``; returns once gone.
 
     True when it ended without SIGKILL (also when it was gone already), False when SIGKILL was needed;
@@ -200,10 +189,10 @@ def terminate(pid: int, timeout: float, signum: int = signal.SIGTERM, kill_timeo
     if whole_group and _live(leader) and int(leader[2]) != pid:  # type: ignore[index]  # _live: not None
         raise ValueError(f'pid {pid} does not lead a process group')
     _send(pid, signum, whole_group)
-    if wait_gone(pid, timeout, whole_group, reap):
+    if wait_gone(pid, timeout, whole_group, reap, clock):
         return True
     _send(pid, signal.SIGKILL, whole_group)
-    if wait_gone(pid, kill_timeout, whole_group, reap):
+    if wait_gone(pid, kill_timeout, whole_group, reap, clock):
         return False
     raise StillRunning(_left(pid, whole_group, reap), kill_timeout)
 

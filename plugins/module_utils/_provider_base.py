@@ -55,7 +55,6 @@ class Observation:
     bound: bool | None
     observed: str
     admin_state: str | None = None
-    sessions: int | None = None
     # When the L4 says the member's health last changed (epoch seconds), where it tells.
     since: float | None = None
 

@@ -106,8 +106,7 @@ class EmulatorProvider(Provider):
 
     @staticmethod
     def _observation(member: t.Mapping[str, t.Any]) -> Observation:
-        return Observation(member['bound'], f"{member['state']}, admin {member['admin_state']}", member['admin_state'], member['sessions'],
-                           member.get('since'))
+        return Observation(member['bound'], f"{member['state']}, admin {member['admin_state']}", member['admin_state'], since=member.get('since'))
 
     def observe(self) -> Observation:
         return self._observation(fetch_json(self.url, self.settings))
@@ -339,9 +338,9 @@ class IpvsProvider(Provider):
     def _observation(server: _ipvs.RealServer | None, remembered: bool) -> Observation:
         if server is None:
             said = 'not in the virtual service' + (' (removed by a rollout)' if remembered else '')
-            return Observation(False, said, 'disabled' if remembered else None, 0)
+            return Observation(False, said, 'disabled' if remembered else None)
         said = f'weight {server.weight}, ActiveConn {server.active}, InActConn {server.inactive}'
-        return Observation(server.weight > 0, said, 'enabled' if server.weight > 0 else 'drain', server.sessions)
+        return Observation(server.weight > 0, said, 'enabled' if server.weight > 0 else 'drain')
 
     def observe(self) -> Observation:
         return self.observe_members([self.member])[self.member]

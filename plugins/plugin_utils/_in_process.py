@@ -29,8 +29,6 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.l4vip.rollout.plugins.module_utils import _l4_steps
 
-Step = t.Callable[[t.Mapping[str, t.Any], _l4_steps.Context], dict[str, t.Any]]
-
 
 def controller_claims() -> _l4_steps.ClaimsPlace:
     """Claims kept on the controller live under ANSIBLE_HOME: only the rollouts started here with that home see them."""

@@ -129,8 +129,11 @@ def run_collection_playbook(tmp_path: pathlib.Path, playbook_name_or_path: str |
 
 
 def pids_running(needle: str) -> list[int]:
-    """Every process whose command line holds ``needle``, read from /proc (not from whatever started it)."""
-    return _process.pids_by_cmdline(needle)
+    """Every process whose command line holds ``needle``, read from /proc (not from whatever started it), this one included."""
+    wanted = os.fsencode(needle)
+    # The collection itself never searches processes by command line, so this stays on the test side of the process helper.
+    # pylint: disable-next=protected-access
+    return sorted(pid for pid in _process._pids() if wanted in (_process._raw_cmdline(pid) or b''))
 
 
 def module_running(name: str) -> bool:

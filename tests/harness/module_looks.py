@@ -22,6 +22,7 @@ import os
 import typing as t
 
 from ansible_collections.l4vip.rollout.plugins.module_utils import _process
+from ansible_collections.l4vip.rollout.tests.harness.ansible import pids_running
 from ansible_collections.l4vip.rollout.tests.harness.emulator_thread import EmulatorThread
 from ansible_collections.l4vip.rollout.tests.harness.file_opens import FileOpens
 from ansible_collections.l4vip.rollout.tests.harness.real_parts import connections_counter
@@ -50,7 +51,7 @@ def module_pids(name: str, under: str | os.PathLike[str]) -> list[int]:
 
     def runs_it(argv: t.Sequence[str]) -> bool:
         return len(argv) > 1 and argv[1].startswith(prefix) and os.path.basename(argv[1]) == script
-    return [pid for pid in _process.pids_by_cmdline(script) if _process.matches(pid, runs_it)]
+    return [pid for pid in pids_running(script) if _process.matches(pid, runs_it)]
 
 
 def sleeps_in(pid: int) -> str:

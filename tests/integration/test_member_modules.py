@@ -198,7 +198,7 @@ def test_member_admin_haproxy(tmp_path, nginx_factory, haproxy_factory):  # noqa
     missing_member = {**args, 'member': 'web9'}
     missing = run_playbook(tmp_path, admin_task('disabled', **missing_member)).task('admin')
     assert missing['failed'] and "HAProxy has no server 'web9' in backend 'web'; its servers are web1" in missing['msg']
-    assert _haproxy.server_state(str(haproxy.socket_path), 'web', 'web1').admin_state == 'enabled'
+    assert _haproxy.backend_states(str(haproxy.socket_path), 'web', ['web1'])['web1'].admin_state == 'enabled'
 
 
 def test_member_admin_refuses_read_only_providers(tmp_path):

@@ -69,4 +69,4 @@ def test_backend_states_lists_one_backend_and_names_an_unknown_server(monkeypatc
     assert {name: state.bound for name, state in states.items()} == {'web1': True, 'web2': False}
     with pytest.raises(_haproxy.RuntimeApiError, match=r"no server 'web9' in backend 'web'; its servers are web1, web2"):
         _haproxy.backend_states('/run/haproxy.sock', 'web', ['web9'])
-    assert _haproxy.server_state('/run/haproxy.sock', 'web', 'web2').admin_state == 'disabled'
+    assert _haproxy.backend_states('/run/haproxy.sock', 'web', ['web2'])['web2'].admin_state == 'disabled'

@@ -167,7 +167,7 @@ class Fake(_providers.Provider):
     def observe(self) -> Observation:
         if not self.reachable:
             raise _providers.L4Unreachable('http://l4', 'refused')
-        return Observation(True, 'up', self.state, 0, 1_700_000_000.0)
+        return Observation(True, 'up', self.state, 1_700_000_000.0)
 
     def with_member(self, member: str) -> Fake:
         return self

@@ -19,6 +19,7 @@ import uuid
 import pytest
 
 from ansible_collections.l4vip.rollout.plugins.module_utils import _process
+from ansible_collections.l4vip.rollout.tests.harness.ansible import pids_running
 
 SLEEP = 'import time; time.sleep(60)'  # ended by the test long before; bounded should the test's process die
 # Says 'ready' once SIGTERM is ignored (noting each one it gets), then waits.
@@ -129,13 +130,13 @@ def test_alive_of_processes_not_ours_and_of_no_process():
 # -- command lines and pidfiles ---------------------------------------------------------------------
 
 
-def test_cmdline_and_pids_by_cmdline(spawn):
+def test_cmdline_and_pids_running(spawn):
     marker = f'l4vip-test-{uuid.uuid4().hex}'
     proc = spawn(SLEEP, marker, 'two words')
     wait_for('its command line', lambda: _process.cmdline(proc.pid) == [sys.executable, '-c', SLEEP, marker, 'two words'])
-    assert _process.pids_by_cmdline(marker) == [proc.pid]
+    assert pids_running(marker) == [proc.pid]
     assert _process.terminate(proc.pid, 5) is True
-    assert _process.cmdline(proc.pid) is None and _process.pids_by_cmdline(marker) == []
+    assert _process.cmdline(proc.pid) is None and pids_running(marker) == []
 
 
 def test_pid_from_file_only_while_the_command_line_holds_every_marker(spawn, tmp_path):
