@@ -32,11 +32,11 @@ from ansible_collections.l4vip.rollout.plugins.module_utils._timing import (
 
 
 class StepFailed(Exception):
-    """A step could not do what it was asked; ``details`` go into the failed result."""
+    """A step could not do what it was asked; ``detail`` goes into the failed result."""
 
-    def __init__(self, msg: str, **details: t.Any) -> None:
+    def __init__(self, msg: str, **detail: t.Any) -> None:
         super().__init__(msg)
-        self.details = details
+        self.detail = detail
 
 
 def _run_argv(argv: list[str]) -> tuple[int, str, str]:
@@ -71,14 +71,14 @@ class Context:
 
 
 def run_in_module(module: t.Any, step: t.Callable[[t.Mapping[str, t.Any], Context], dict[str, t.Any]]) -> None:
-    """Run ``step`` as a module: its warnings as module warnings, StepFailed as fail_json with its details."""
+    """Run ``step`` as a module: its warnings as module warnings, StepFailed as fail_json with its detail."""
     ctx = Context(check_mode=module.check_mode, diff=module._diff, run_command=module.run_command)
     try:
         result = step(module.params, ctx)
     except StepFailed as error:
         for warning in ctx.warnings:
             module.warn(warning)
-        module.fail_json(msg=str(error), **error.details)
+        module.fail_json(msg=str(error), **error.detail)
     for warning in ctx.warnings:
         module.warn(warning)
     module.exit_json(**result)
@@ -189,7 +189,7 @@ def member_wait(params: t.Mapping[str, t.Any], ctx: Context) -> dict[str, t.Any]
     try:
         return dict(_member_wait(params, ctx), ended_at=ctx.clock.time())
     except StepFailed as error:
-        error.details['ended_at'] = ctx.clock.time()
+        error.detail['ended_at'] = ctx.clock.time()
         raise
 
 

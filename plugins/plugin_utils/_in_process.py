@@ -77,7 +77,7 @@ class InProcessAction(ActionBase):
         try:
             outcome = self.step(params, ctx)
         except _l4_steps.StepFailed as error:
-            outcome = dict(error.details, failed=True, msg=str(error))
+            outcome = dict(error.detail, failed=True, msg=str(error))
         outcome.setdefault('changed', False)
         if ctx.warnings:
             outcome['warnings'] = ctx.warnings

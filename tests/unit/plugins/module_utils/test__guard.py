@@ -48,7 +48,7 @@ def guard(tmp_path, owner: _claims.Owner, clock: FakeClock | None = None, check_
     try:
         return _guard.capacity_guard(validated.validated_parameters, ctx), ctx.warnings
     except _l4_steps.StepFailed as error:
-        return dict(error.details, failed=True, msg=str(error)), ctx.warnings
+        return dict(error.detail, failed=True, msg=str(error)), ctx.warnings
 
 
 def test_a_claimed_member_counts_as_out_and_its_owner_is_named(tmp_path, live_owner):

@@ -61,10 +61,10 @@ def test_a_late_member_is_named_alone_and_the_others_keep_their_result(monkeypat
     with pytest.raises(_l4_steps.StepFailed) as failed:
         _l4_steps.member_wait(params(provider='emulator', endpoint='http://127.0.0.1:1', pool='web', members=['web1', 'web2'],
                                      timeout=1.0, poll_interval=0.25, profile={'interval': 0.2}), ctx)
-    message, details = str(failed.value), failed.value.details
+    message, detail = str(failed.value), failed.value.detail
     assert message.startswith('web2 was not down within 1s; the L4 last said: web2: web2 poll 4'), message
-    assert details['members']['web1']['reached'] and not details['members']['web2']['reached']
-    assert details['ended_at'] == clock.now
+    assert detail['members']['web1']['reached'] and not detail['members']['web2']['reached']
+    assert detail['ended_at'] == clock.now
 
 
 def test_the_timer_waits_once_for_the_whole_batch():
@@ -189,13 +189,13 @@ L4 = {'provider': 'emulator', 'endpoint': 'http://l4', 'pool': 'web', 'member': 
 
 
 def run_step(step, spec, values, check_mode=False, diff=False, **ctx_values) -> dict[str, t.Any]:
-    """The step's result, or on StepFailed the details a failed task returns (with its msg)."""
+    """The step's result, or on StepFailed the detail a failed task returns (with its msg)."""
     validated = ArgumentSpecValidator(spec()).validate(values)
     assert not validated.error_messages, validated.error_messages
     try:
         return step(validated.validated_parameters, _l4_steps.Context(check_mode=check_mode, diff=diff, clock=FakeClock(), **ctx_values))
     except _l4_steps.StepFailed as error:
-        return dict(error.details, failed=True, msg=str(error))
+        return dict(error.detail, failed=True, msg=str(error))
 
 
 def member_wait_results(tmp_path, monkeypatch):
