@@ -472,8 +472,8 @@ def test_a_server_that_never_comes_back_stops_the_rollout_and_no_other_host_goes
         failed = run.failed_task()
         # The batch's wait (once, for web1's batch) gave up; web1's own check of it failed the host.
         assert (failed['host'], failed['task']) == ('web1', 'Wait until the L4 has bound the member again'), failed['task']
-        wait, = run.entries('web1', 'Wait until the L4 has bound the batch again, at most seconds - ')
-        bound = float(wait['task'].split(', at most seconds - ')[1])
+        wait, = run.entries('web1', 'Wait until the L4 has bound the batch again, at most ')
+        bound = float(wait['task'].split(', at most ')[1].removesuffix(' s'))
         message = failed['result']['msg']
         assert message.startswith(f'web1 was not up within {bound:g}s; the L4 last said: '), message
         assert wait['result']['bound'] is False, wait['result']

@@ -123,7 +123,7 @@ def test_l7_rolling_deploy_over_ssh_fails_no_request(tmp_path, l4_host):
             assert not port_accepts('127.0.0.1', LB_RUNTIME_PORT)[0]
         # One wait for the batch, answered for its member, each member its own transition time.
         for member in fleet.members:
-            wait = result.task('Wait until the L4 has marked the batch down, at most seconds - 0.6', member.name)
+            wait = result.task('Wait until the L4 has marked the batch down, at most 0.6 s', member.name)
             assert wait['members'][member.name]['reached'] and wait['polls'] >= 1, wait
         print(f'\nL7 over SSH, L4 steps on {l4_host}: {summary.line()}; most out at once {watch.most_out} ({watch.samples} samples)')
 

@@ -67,8 +67,8 @@ def test_a_rolling_deploy_through_ipvs_fails_no_request(tmp_path):
         # Each member's waits read the table through ipvsadm: out of it once its checks failed, back in it after.
         members = {m.name: ipvs.address_of(m.name) for m in fleet.members}
         for name, address in members.items():
-            down = run.task('Wait until the L4 has marked the batch down, at most seconds - 0.6', name)
-            up = run.task('Wait until the L4 has bound the batch again, at most seconds - 0.4', name)
+            down = run.task('Wait until the L4 has marked the batch down, at most 0.6 s', name)
+            up = run.task('Wait until the L4 has bound the batch again, at most 0.4 s', name)
             assert down['members'][address]['observed'] == 'not in the virtual service', down
             assert up['members'][address]['observed'].startswith('weight 1,'), up
         # The capacity guard listed the virtual service's real servers, both bound, once per batch.

@@ -70,14 +70,14 @@ def published(run: t.Any, task: str = "Publish this host's summary (AWX shows it
 
 
 def ran(run: t.Any) -> list[str]:
-    """The steps that ran, by name; a wait's bound (", at most seconds - N") left off."""
-    return [entry['task'].split(', at most seconds - ')[0] for entry in run.output if entry['status'] != 'skipped']
+    """The steps that ran, by name; a wait's limit (", at most N s") left off."""
+    return [entry['task'].split(', at most ')[0] for entry in run.output if entry['status'] != 'skipped']
 
 
 def bound_of(run: t.Any, step: str) -> float:
-    """The bound a wait announced in its name."""
-    name = next(entry['task'] for entry in run.output if entry['task'].startswith(f'{step}, at most seconds - '))
-    return float(name.rsplit(' - ', 1)[1])
+    """The limit a wait announced in its name ("..., at most 0.6 s")."""
+    name = next(entry['task'] for entry in run.output if entry['task'].startswith(f'{step}, at most '))
+    return float(name.rsplit(', at most ', 1)[1].removesuffix(' s'))
 
 
 def test_l7_role_takes_the_member_out_deploys_and_brings_it_back(tmp_path):
@@ -90,7 +90,7 @@ def test_l7_role_takes_the_member_out_deploys_and_brings_it_back(tmp_path):
         steps = ran(run)
         order = ['Capacity guard | enough members stay bound while this batch is out', 'Health check out of service (verified 404)',
                  'Wait until the L4 has marked the batch down', STOP,
-                 'Write version 2', 'Start the web server with its command', 'Health check in service (verified 200)',
+                 'Write version 2', 'Start the web server', 'Health check in service (verified 200)',
                  'Wait until the L4 has bound the batch again']
         assert [step for step in steps if step in order] == order
         # The L4 itself saw web1 go down and come back, once each; web2 never moved.
