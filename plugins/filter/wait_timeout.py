@@ -9,7 +9,7 @@ name: wait_timeout
 short_description: How long a wait for the L4 gives up after, by the timing model
 version_added: 0.1.0
 description:
-  - The bound M(l4vip.rollout.member_wait) uses when it is given no O(l4vip.rollout.member_wait#module:timeout) - the
+  - The limit M(l4vip.rollout.member_wait) uses when it is given no O(l4vip.rollout.member_wait#module:timeout) - the
     worst case of the transition for the profile, plus one interval. The roles show it in their task names, so every
     wait says how long it may take.
 author:

@@ -202,6 +202,6 @@ def _client(params: t.Mapping[str, t.Any], region: str) -> tuple[t.Any, t.Any]:
                                         region_name=region)
     except botocore.exceptions.ProfileNotFound:
         raise ProviderError(f"aws_profile: no profile {params.get('aws_profile')!r} in the AWS configuration of this host") from None
-    # Bounded: each request gives up after REQUEST_TIMEOUT, with one retry, so every wait keeps its own bound.
+    # Each request gives up after REQUEST_TIMEOUT, with one retry, so every wait keeps its own limit.
     config = botocore.config.Config(connect_timeout=REQUEST_TIMEOUT, read_timeout=REQUEST_TIMEOUT, retries={'max_attempts': 2, 'mode': 'standard'})
     return session.client('elbv2', endpoint_url=params.get('endpoint') or None, config=config), botocore.exceptions

@@ -8,7 +8,7 @@ Internal to the l4vip.rollout collection; not a public API.
 
 A module runs from a temporary payload that is deleted when it returns, so the emulator's
 sources are copied next to the pidfile and the service runs from there. Its files:
-``<pidfile>`` (process id), ``<pidfile>.state.json`` (control URL, bound VIPs, config
+``<pidfile>`` (process id), ``<pidfile>.state.json`` (control URL, the VIPs' listening addresses, config
 digest, written once ready), ``<pidfile>.config.json``, ``<pidfile>.log`` and
 ``<pidfile>.lib/`` (the sources).
 """

@@ -106,7 +106,7 @@ def _store(params: t.Mapping[str, t.Any], ctx: Context, profile: t.Any) -> tuple
     if params['claims_dir']:
         return _claims.DirectoryStore(params['claims_dir'], ctx.claims.host), False
     if provider_class(dict(params, members=None)).can(Capability.CLAIMS):
-        return build(dict(params, members=None), profile, Capability.CLAIMS).claims_store(), False
+        return build(dict(params, members=None), profile, Capability.CLAIMS, clock=ctx.clock).claims_store(), False
     return _claims.DirectoryStore(ctx.claims.directory, ctx.claims.host), ctx.claims.controller_only
 
 
@@ -154,7 +154,7 @@ def _judge(store: _claims.Store | None, owner: _claims.Owner | None, pool: str, 
 
     def bindings_of() -> t.Mapping[str, bool]:
         if cls.can(Capability.POOL):
-            return build(dict(params, members=None), profile, Capability.POOL).pool_bindings()
+            return build(dict(params, members=None), profile, Capability.POOL, clock=ctx.clock).pool_bindings()
         return dict.fromkeys(params['pool_members'], True)  # no L4 to ask: the inventory's members count as bound
 
     if store is None or owner is None:
@@ -207,7 +207,7 @@ def _judge(store: _claims.Store | None, owner: _claims.Owner | None, pool: str, 
 def _transact_when_a_slot_is_free(store: _claims.Store, pool: str, decide: _claims.Decide, outcome: dict[str, t.Any],
                                   params: t.Mapping[str, t.Any], ctx: Context) -> None:
     """Decide once; with max_out and no free slot, decide again every poll_interval until one is (a member bound again
-    and its claim released), bounded by slot_timeout (the claim lease by default). Check mode does not wait."""
+    and its claim released), limited by slot_timeout (the claim lease by default). Check mode does not wait."""
     timeout = params['slot_timeout'] or params['claim_lease']
 
     def decided() -> _capacity.Verdict | None:

@@ -127,10 +127,11 @@ def provider_class(params: t.Mapping[str, t.Any], *needs: Capability) -> type[_p
     return cls
 
 
-def build(params: t.Mapping[str, t.Any], profile: Profile, *needs: Capability, since: float | None = None) -> _providers.Provider:
+def build(params: t.Mapping[str, t.Any], profile: Profile, *needs: Capability, since: float | None = None,
+          clock: Clock = SYSTEM_CLOCK) -> _providers.Provider:
     """The provider the options ask for, refused with a clear error when it cannot do what the step ``needs``."""
     provider_class(params, *needs)
-    return _providers.build_provider(params, profile, since)
+    return _providers.build_provider(params, profile, since, clock)
 
 
 # --- member_wait --------------------------------------------------------------------------------
@@ -216,7 +217,7 @@ def _member_wait(params: t.Mapping[str, t.Any], ctx: Context) -> dict[str, t.Any
                     **_aggregate(unasked))
     started = clock.monotonic()
     try:
-        provider = build(params, profile, since=since)
+        provider = build(params, profile, since=since, clock=clock)
         if not provider.can(Capability.OBSERVE):
             # Nothing to ask (the timer): the wait is the timing model's worst case, counted from `since`.
             _wait_timer(window, since, clock)
@@ -274,7 +275,7 @@ def member_admin(params: t.Mapping[str, t.Any], ctx: Context) -> dict[str, t.Any
     members = batch(params)
     report: dict[str, dict[str, t.Any]] = {}
     try:
-        for member, provider in build(params, profile, Capability.ADMIN).for_members(members):
+        for member, provider in build(params, profile, Capability.ADMIN, clock=ctx.clock).for_members(members):
             before = provider.admin_state()
             changed = before != wanted
             if changed and not ctx.check_mode:

@@ -32,7 +32,7 @@ class OptionError(ValueError):
 
 
 def seconds(option: str, value: t.Any, allow_zero: bool = False, error: type[OptionError] = OptionError) -> float:
-    """A finite number of seconds, greater than 0 (or 0 too): every wait is bounded, and NaN bounds nothing."""
+    """A finite number of seconds, greater than 0 (or 0 too): every wait is limited, and NaN limits nothing."""
     expected = SECONDS_OR_ZERO if allow_zero else SECONDS
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise error(option, value, expected)

@@ -2,13 +2,13 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Processes on Linux, read from /proc: alive or not, found through a pidfile, stopped within bounds.
+"""Processes on Linux, read from /proc: alive or not, found through a pidfile, stopped within time limits.
 
 Internal to the l4vip.rollout collection; not a public API.
 
 What a background service (the emulator's, on a target), a daemon (the embedded web server's
 ``--daemon`` / ``--stop``) and the test harness's real parts all need, in one place. Standard
-library only. Every wait is bounded by the timeouts given and polls every ``POLL`` seconds.
+library only. Every wait is limited by the timeouts given and polls every ``POLL`` seconds.
 
 A zombie counts as gone: it runs no code and holds no socket. ``alive`` reaps a zombie that is
 a child of the calling process (``reap=False`` leaves it to whoever else waits for it, a
@@ -32,7 +32,7 @@ Marker = t.Union[str, t.Callable[[t.Sequence[str]], bool]]
 
 
 class StillRunning(Exception):
-    """Something outlived SIGKILL's bound (a process in uninterruptible sleep, or one we may not signal)."""
+    """Something outlived SIGKILL's time limit (a process in uninterruptible sleep, or one we may not signal)."""
 
     def __init__(self, pids: t.Sequence[int], timeout: float) -> None:
         self.pids = list(pids)

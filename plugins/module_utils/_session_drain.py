@@ -2,13 +2,14 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The session_drain step: stop the web server, then wait until no client session is left on it, and on the L4.
+"""The session_drain step: stop the web server, then wait until no client connection is left on it, and no session on the L4.
 
 Internal to the l4vip.rollout collection; not a public API.
 
 The server side is read from the socket table of the host the step runs on (``_sockets.py``); the L4 side
 is asked of the providers that can count a member's sessions (Capability.SESSIONS). Like the other L4
 steps (``_l4_steps.py``, whose option handling it shares), the module and the in-process action both call it.
+The server's connections are reported under the module's public names ``sessions`` and ``cut_sessions``.
 """
 
 from __future__ import annotations
@@ -38,14 +39,14 @@ def session_drain_spec() -> dict[str, t.Any]:
     return spec
 
 
-# What a drain does when client sessions remain at its timeout: fail (the member stays out,
-# nothing is cut), or force - run the web server's hard stop and report the sessions it cut.
+# What a drain does when client connections remain at its timeout: fail (the member stays out,
+# nothing is cut), or force - run the web server's hard stop and report the connections it cut.
 AT_TIMEOUT_FAIL, AT_TIMEOUT_FORCE = 'fail', 'force'
 AT_TIMEOUT = (AT_TIMEOUT_FAIL, AT_TIMEOUT_FORCE)
 
 
 # How long a failed stop command may take to leave the port closed (it may have been stopping already),
-# and how long the sessions a force_command cut may take to leave the socket table.
+# and how long the connections a force_command cut may take to leave the socket table.
 STOPPED_GRACE = 10.0
 
 
@@ -69,13 +70,13 @@ def _stop(params: t.Mapping[str, t.Any], ctx: Context, local: t.Any) -> dict[str
     return dict(rc=rc, stderr=err, at=at)
 
 
-def _peers(sessions: list[dict[str, t.Any]]) -> str:
-    """Sessions as a message names them: ``peer (state)``, comma-separated."""
-    return ', '.join(f"{s['peer']} ({s['state']})" for s in sessions)
+def _peers(connections: list[dict[str, t.Any]]) -> str:
+    """Connections as a message names them: ``peer (state)``, comma-separated."""
+    return ', '.join(f"{c['peer']} ({c['state']})" for c in connections)
 
 
 def _force(params: t.Mapping[str, t.Any], ctx: Context, scope: dict[str, t.Any], left: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
-    """The web server's hard stop, then the socket table until none of its client sessions is left; the sessions cut."""
+    """The web server's hard stop, then the socket table until none of its client connections is left; the connections cut."""
     argv = params['force_command']
     rc, out, err = ctx.run_command(argv)
     if rc != 0:
@@ -83,8 +84,8 @@ def _force(params: t.Mapping[str, t.Any], ctx: Context, scope: dict[str, t.Any],
     after = _sockets.wait_for_drain(_sockets.read_sockets, threshold=0, timeout=STOPPED_GRACE, poll_interval=params['poll_interval'],
                                     clock=ctx.clock, **scope)
     if not after.drained:
-        raise StepFailed(f"{len(after.sessions)} client session(s) remain on port {scope['port']} {STOPPED_GRACE:g}s after "
-                         f"force_command {argv}: {_peers(after.sessions)}", sessions=after.sessions, cut_sessions=left, drained=False)
+        raise StepFailed(f"{len(after.connections)} client connection(s) remain on port {scope['port']} {STOPPED_GRACE:g}s after "
+                         f"force_command {argv}: {_peers(after.connections)}", sessions=after.connections, cut_sessions=left, drained=False)
     return left
 
 
@@ -111,13 +112,13 @@ def session_drain(params: t.Mapping[str, t.Any], ctx: Context) -> dict[str, t.An
         raise StepFailed(str(error)) from None
     counts_l4 = provider_class(dict(params, members=None)).can(Capability.SESSIONS)
     if port is None and not counts_l4:
-        raise StepFailed(f"port: needed to count the server's sessions, as provider {params['provider']!r} cannot count the L4's "
+        raise StepFailed(f"port: needed to count the server's connections, as provider {params['provider']!r} cannot count the L4's "
                          f"(only {', '.join(_providers.providers_that_can(Capability.SESSIONS))} can)")
     if params['stop_command'] is not None and (port is None or not params['stop_command']):
         raise StepFailed(f"stop_command: needs port and a non-empty argv, got {params['stop_command']!r} with port {port!r}")
     _check_at_timeout(params)
     members = batch(params)
-    provider = build(params, profile, Capability.SESSIONS) if counts_l4 else None
+    provider = build(params, profile, Capability.SESSIONS, clock=ctx.clock) if counts_l4 else None
     scope = dict(port=port, address=params['address'], exclude_sources=params['exclude_sources'])
     result: dict[str, t.Any] = dict(changed=False, sessions=[], l4_sessions=None, drained=True, elapsed=0.0, waited=True, forced=False,
                                     cut_sessions=[])
@@ -132,15 +133,15 @@ def session_drain(params: t.Mapping[str, t.Any], ctx: Context) -> dict[str, t.An
         if port is not None:
             server = _sockets.wait_for_drain(_sockets.read_sockets, threshold=params['threshold'], timeout=params['timeout'],
                                              poll_interval=params['poll_interval'], clock=ctx.clock, **scope)
-            result.update(sessions=server.sessions, drained=server.drained, elapsed=server.elapsed)
+            result.update(sessions=server.connections, drained=server.drained, elapsed=server.elapsed)
             if not server.drained and params['at_timeout'] == AT_TIMEOUT_FORCE:
-                cut = _force(params, ctx, scope, server.sessions)
+                cut = _force(params, ctx, scope, server.connections)
                 result.update(changed=True, forced=True, cut_sessions=cut, sessions=[], drained=True, elapsed=ctx.clock.monotonic() - started)
-                ctx.warn(f"at_timeout force: {len(cut)} client session(s) still open on port {port} after {params['timeout']:g}s were cut "
+                ctx.warn(f"at_timeout force: {len(cut)} client connection(s) still open on port {port} after {params['timeout']:g}s were cut "
                          f"by {params['force_command']}: {', '.join(c['peer'] for c in cut)}")
             elif not server.drained:
-                raise StepFailed(f"{len(server.sessions)} client session(s) remain on port {port} after {params['timeout']:g}s: "
-                                 f"{_peers(server.sessions)}", **result)
+                raise StepFailed(f"{len(server.connections)} client connection(s) remain on port {port} after {params['timeout']:g}s: "
+                                 f"{_peers(server.connections)}", **result)
         if provider is not None:
             # The server's FINs clear the L4's sessions; where the L4 can count them, see it agree.
             left = max(0.0, params['timeout'] - (ctx.clock.monotonic() - started))

@@ -2,32 +2,36 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The server side of ``session_drain``: client sessions read from the kernel's socket table.
+"""The server side of ``session_drain``: the server's client connections read from the kernel's socket table.
 
 Internal to the l4vip.rollout collection; not a public API. Standard library only: it runs
 on the managed host and needs neither ``ss`` nor ``netstat``, only ``/proc/net/tcp`` and
 ``/proc/net/tcp6`` (of the caller's network namespace).
 
-Which sockets are client sessions: those whose *local* port is the service port, in a state
+These are the server's own TCP connections, called connections here; a session is the L4's
+record of one (see docs/architecture.md, Words). The module still reports them as ``sessions``
+and ``cut_sessions``, its public names.
+
+Which sockets are client connections: those whose *local* port is the service port, in a state
 in which the server still holds a connection a client can use (``CARRYING_TRAFFIC``):
 
-- ``ESTABLISHED``: the ordinary session; includes the zombie that "Reset On Port Fail"
+- ``ESTABLISHED``: the ordinary connection; includes the zombie that "Reset On Port Fail"
   leaves behind, because the server side never learns of that reset.
 - ``SYN_RECV`` / ``NEW_SYN_RECV``: a client is connecting right now, so the L4 still sends
   new connections here.
 - ``CLOSE_WAIT``: the client closed its side, the server has not; the server still holds
-  the session and may still answer on it.
+  the connection and may still answer on it.
 
 Not counted, because the server has already closed its side: ``FIN_WAIT1``, ``FIN_WAIT2``,
 ``CLOSING``, ``LAST_ACK`` (the server's FIN is on its way or acknowledged, and a FIN is what
 makes the L4 clear the session), ``TIME_WAIT`` and ``CLOSE`` (nothing can flow any more).
 One caveat: ``FIN_WAIT1`` starts at ``close()``, so a large response still queued behind the
 FIN keeps the socket there until it is sent; it needs no server process and survives a
-restart, so it does not hold up a deploy. ``LISTEN`` and ``SYN_SENT`` are not sessions of a
+restart, so it does not hold up a deploy. ``LISTEN`` and ``SYN_SENT`` are not connections of a
 client. Callers that want a different rule pass their own ``states``.
 
 In direct server return the server answers from the VIP held on ``lo:0``, so the local
-address of a client session is the VIP, not the server's own address.
+address of a client connection is the VIP, not the server's own address.
 """
 
 from __future__ import annotations
@@ -60,7 +64,7 @@ STATE_CODES: dict[int, str] = {
     0x0A: 'LISTEN',
     0x0B: 'CLOSING',
     0x0C: 'NEW_SYN_RECV',
-    0x0D: 'BOUND_INACTIVE',  # Linux 6.5+: bound, never connected; not a session
+    0x0D: 'BOUND_INACTIVE',  # Linux 6.5+: bound, never connected; not a client's connection
 }
 STATE_NAMES: tuple[str, ...] = tuple(STATE_CODES.values())
 
@@ -77,7 +81,7 @@ _INODE_COLUMN = 9
 
 
 class SocketTableError(ValueError):
-    """A line of the socket table cannot be read; never skipped, since a lost session would look drained."""
+    """A line of the socket table cannot be read; never skipped, since a lost connection would look drained."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,7 +109,7 @@ class Socket:
         return endpoint(self.remote_address, self.remote_port)
 
     def as_session(self) -> dict[str, str]:
-        """What a module reports about a remaining session."""
+        """What a module reports about a remaining connection (an item of its ``sessions``)."""
         return {'peer': self.peer, 'local': self.local, 'state': self.state}
 
 
@@ -221,7 +225,7 @@ def validate_port(value: t.Any, option: str = 'port') -> int:
 def validate_address(value: t.Any, option: str = 'address') -> IPAddress | None:
     """An IP address, or None for any. ``0.0.0.0`` and ``::`` also mean any.
 
-    A session's local address is never unspecified (only a listener's is), so filtering on
+    A connection's local address is never unspecified (only a listener's is), so filtering on
     it would find nothing and report drained wrongly.
     """
     if value is None or isinstance(value, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
@@ -295,7 +299,7 @@ def client_sessions(
     exclude_sources: t.Any = (),
     states: t.Iterable[str] = CARRYING_TRAFFIC,
 ) -> list[Socket]:
-    """The sessions of clients on a local service port, sorted by peer.
+    """The connections of clients on a local service port, sorted by peer.
 
     ``address`` narrows to one local address (the VIP in DSR); ``exclude_sources`` drops
     peers that are not clients, such as the L4's health checks or a monitoring host.
@@ -304,14 +308,14 @@ def client_sessions(
     local = validate_address(address)
     excluded = validate_exclude_sources(exclude_sources)
     wanted = validate_states(states)
-    sessions = [
+    connections = [
         sock for sock in sockets
         if sock.local_port == port
         and sock.state in wanted
         and (local is None or sock.local_address == local)
         and not _in_any(sock.remote_address, excluded)
     ]
-    return sorted(sessions, key=_peer_order)
+    return sorted(connections, key=_peer_order)
 
 
 def _in_any(address: IPAddress, networks: tuple[IPNetwork, ...]) -> bool:
@@ -326,10 +330,10 @@ def _peer_order(sock: Socket) -> tuple[int, int, int, int, int]:
 
 @dataclasses.dataclass(frozen=True)
 class DrainResult:
-    """What a wait for drain saw last: whether it drained, and the sessions still there."""
+    """What a wait for drain saw last: whether it drained, and the connections still there."""
 
     drained: bool
-    sessions: list[dict[str, t.Any]]
+    connections: list[dict[str, t.Any]]
     elapsed: float
     polls: int
 
@@ -348,7 +352,7 @@ def wait_for_drain(
     poll_interval: float = 1.0,
     clock: Clock = SYSTEM_CLOCK,
 ) -> DrainResult:
-    """Poll ``read()`` until at most ``threshold`` client sessions remain or ``timeout`` passes.
+    """Poll ``read()`` until at most ``threshold`` client connections remain or ``timeout`` passes.
 
     Polls at once, then every ``poll_interval``, and once more at the deadline itself. A
     timeout is not an error here: the result says ``drained: false`` with what it last saw,
@@ -363,7 +367,7 @@ def wait_for_drain(
     timeout = seconds('timeout', timeout, allow_zero=True)
     poll_interval = seconds('poll_interval', poll_interval)
 
-    # When each session was first seen: /proc/net/tcp has no age, so a session's reported
+    # When each connection was first seen: /proc/net/tcp has no age, so a connection's reported
     # ``open_for`` is how long this wait has seen it (it was open at least that long).
     first_seen: dict[tuple[str, str], float] = {}
 
@@ -376,5 +380,5 @@ def wait_for_drain(
 
     polled = poll_until(look, lambda remaining: len(remaining) <= threshold, timeout, poll_interval, clock)
     now = clock.monotonic()
-    sessions = [dict(sock.as_session(), open_for=round(now - first_seen[(sock.peer, sock.local)], 3)) for sock in polled.last]
-    return DrainResult(drained=polled.reached, sessions=sessions, elapsed=polled.elapsed, polls=polled.polls)
+    connections = [dict(sock.as_session(), open_for=round(now - first_seen[(sock.peer, sock.local)], 3)) for sock in polled.last]
+    return DrainResult(drained=polled.reached, connections=connections, elapsed=polled.elapsed, polls=polled.polls)

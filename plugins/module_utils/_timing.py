@@ -186,15 +186,15 @@ class Clock:
 SYSTEM_CLOCK = Clock()
 
 
-def remaining_wait(bound: float, since: float | None, clock: Clock = SYSTEM_CLOCK) -> float:
-    """Seconds still to wait for ``bound`` counted from ``since`` (epoch seconds); the whole bound without ``since``.
+def remaining_wait(limit: float, since: float | None, clock: Clock = SYSTEM_CLOCK) -> float:
+    """Seconds still to wait for ``limit`` counted from ``since`` (epoch seconds); the whole limit without ``since``.
 
     A ``since`` in the future (clock skew between hosts) counts as now, never as extra time saved.
     """
     if since is None:
-        return bound
+        return limit
     elapsed = max(0.0, clock.time() - since)
-    return max(0.0, bound - elapsed)
+    return max(0.0, limit - elapsed)
 
 
 def default_timeout(window: Window, profile: Profile) -> float:
@@ -207,7 +207,7 @@ T = t.TypeVar('T')
 
 @dataclasses.dataclass(frozen=True)
 class Polled(t.Generic[T]):
-    """The end of a bounded wait: whether it got there, and what it saw last."""
+    """The end of a limited wait: whether it got there, and what it saw last."""
 
     reached: bool
     last: T

@@ -166,7 +166,7 @@ class Background:
         return _played(returncode, out, self.results)
 
     def stop(self) -> None:
-        """Stop the run and every process it started; bounded."""
+        """Stop the run and every process it started, within a time limit."""
         Background.running.discard(self)
         with self.proc:
             if self.proc.poll() is None:

@@ -96,7 +96,7 @@ def seconds_to_ms(seconds: float) -> str:
 
 
 class _Process:
-    """A Popen in its own process group (its session), stopped as a whole group with bounded waits (_process.terminate)."""
+    """A Popen in its own process group (its session), stopped as a whole group with limited waits (_process.terminate)."""
 
     def __init__(self, label: str, log_path: pathlib.Path) -> None:
         self.label = label

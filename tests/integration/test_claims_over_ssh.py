@@ -124,8 +124,8 @@ def test_a_killed_controllers_claim_blocks_the_other_until_its_lease_lapses(tmp_
         print(f'\nkilled controller, lease {lease:g}s: {summary.line()}; most out at once {watch.most_out}')
 
 
-def test_a_member_cut_off_fails_within_its_bound_stays_out_and_a_rerun_completes(tmp_path):
-    """web2's SSH dropped once its health check is out: the stop cannot run; the run fails within the step's bound."""
+def test_a_member_cut_off_fails_within_its_limit_stays_out_and_a_rerun_completes(tmp_path):
+    """web2's SSH dropped once its health check is out: the stop cannot run; the run fails within the step's limit."""
     require_netns()
     member_timeout, drain_timeout = 4, 3
     # A 1 s interval: the L4 takes a second or two to mark web2 down, time enough to cut it off before its stop.
@@ -162,9 +162,9 @@ def test_a_member_cut_off_fails_within_its_bound_stays_out_and_a_rerun_completes
             summary = traffic.stop()
         message = stop_message(runs['cut'])
         assert message.startswith('l7_vip_deploy stopped on web2 at ') and 'The member is left out of the VIP' in message, message
-        # The stop's bound is its drain limit plus the member's; the rest is the L4's mark-down, which the cut did not wait for.
-        bound = drain_timeout + member_timeout
-        assert took < bound + 2 * 1.0 + 5, f'the run ended {took:.1f}s after the cut; the stop step is bounded at {bound}s'
+        # The stop's limit is its drain limit plus the member's; the rest is the L4's mark-down, which the cut did not wait for.
+        limit = drain_timeout + member_timeout
+        assert took < limit + 2 * 1.0 + 5, f'the run ended {took:.1f}s after the cut; the stop step is limited to {limit}s'
         assert out_after_cut == ['web2'] and claims_left['web2']['left_out'].startswith("l7_vip_deploy failed at 'Stop the web server")
         assert_rerun_redeployed_web2_first(fleet, rerun, summary, watch)
-        print(f'\nmember cut off: the run ended {took:.1f}s after the cut (stop bounded at {bound}s); re-run {summary.line()}')
+        print(f'\nmember cut off: the run ended {took:.1f}s after the cut (stop limited to {limit}s); re-run {summary.line()}')

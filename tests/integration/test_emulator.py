@@ -1,6 +1,6 @@
 """The emulator behaves like the reference L4 (docs/how-it-works.md): its scenarios, on real sockets.
 
-Intervals are 0.2 s so that the timing windows are short; bounds come from the timing model.
+Intervals are 0.2 s so that the timing windows are short; limits come from the timing model.
 """
 
 from __future__ import annotations

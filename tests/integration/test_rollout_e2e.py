@@ -451,7 +451,7 @@ class SlowDownload:
         self.thread.start()
 
     def _read(self) -> None:
-        self.sock.settimeout(None)  # bounded by the server: it ends the response, or the test closes the socket
+        self.sock.settimeout(None)  # limited by the server: it ends the response, or the test closes the socket
         with contextlib.suppress(OSError):
             while chunk := self.sock.recv(65536):
                 self.received += len(chunk)
@@ -509,7 +509,7 @@ def test_a_forced_drain_cuts_exactly_the_held_response_and_nothing_else_fails(tm
 
 
 def task_named(run: PlaybookRun, host: str, prefix: str) -> str:
-    """The full name of the one task on ``host`` whose name starts with ``prefix`` (task names carry their bounds)."""
+    """The full name of the one task on ``host`` whose name starts with ``prefix`` (task names carry their limits)."""
     names = {entry['task'] for entry in host_entries(run, host) if entry['task'].startswith(prefix)}
     assert len(names) == 1, (host, prefix, names)
     return names.pop()

@@ -40,7 +40,7 @@ def test_reports_open_keepalive_sessions_then_none_after_graceful_stop(tmp_path,
         assert left['failed'] and left['drained'] is False
         assert sorted(s['peer'] for s in left['sessions']) == peers
         assert {s['state'] for s in left['sessions']} == {'ESTABLISHED'}
-        assert left['msg'].startswith(f'{K} client session(s) remain on port {server.port} after 0.3s: ')
+        assert left['msg'].startswith(f'{K} client connection(s) remain on port {server.port} after 0.3s: ')
 
         client_address = clients[0].getsockname()[0]  # every client leaves from the same loopback address
         excluded = run_playbook(tmp_path, drain_task(port=server.port, timeout=0.3, exclude_sources=[client_address])).task('drain')

@@ -1,6 +1,6 @@
 """The session reader against the real kernel table: loopback sockets we open, found by port and peer.
 
-Loopback only (127.0.0.100-109 and ::1); every socket is closed; every wait is bounded.
+Loopback only (127.0.0.100-109 and ::1); every socket is closed; every wait is limited.
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ def test_a_session_the_server_closed_no_longer_counts(live):
         closer.cancel()
         closer.join(IO_TIMEOUT)
     assert result.drained is True, result
-    assert result.sessions == []
+    assert result.connections == []
     assert result.polls >= 2, result
     assert 0.25 <= result.elapsed < DRAIN_TIMEOUT
     # The kernel keeps the server's side, now closing: there, but not a client session.
@@ -160,7 +160,7 @@ def test_a_client_that_closed_first_still_counts_until_the_server_closes(live):
 def test_the_wait_times_out_on_live_sessions_and_names_them(live):
     result = wait_for_drain(read_sockets, live.port, address=live.address, timeout=0.2, poll_interval=0.05)
     assert result.drained is False
-    assert [session['peer'] for session in result.sessions] == live.client_peers
+    assert [session['peer'] for session in result.connections] == live.client_peers
     assert 0.2 <= result.elapsed < 0.2 + IO_TIMEOUT
     assert result.polls >= 2
 

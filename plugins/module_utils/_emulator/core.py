@@ -77,10 +77,10 @@ class Emulator:
                 vip.server = await loop.create_server(
                     lambda vip=vip: ClientSide(self, vip), vip.config.listen.host, vip.config.listen.port, reuse_address=True,
                     backlog=LISTEN_BACKLOG)
-                vip.listen = _bound_endpoint(vip.server)
+                vip.listen = _listening_endpoint(vip.server)
             if self._serve_control is not None:
                 self.control = await self._serve_control(self, self.config.control)
-                self.control_endpoint = _bound_endpoint(self.control)
+                self.control_endpoint = _listening_endpoint(self.control)
         except BaseException:
             await self.stop()
             raise
@@ -267,6 +267,6 @@ class Emulator:
         return prometheus_text(self.vips.values(), self.api_requests, self.last_sweep)
 
 
-def _bound_endpoint(server: asyncio.AbstractServer) -> Endpoint:
+def _listening_endpoint(server: asyncio.AbstractServer) -> Endpoint:
     host, port = server.sockets[0].getsockname()[:2]
     return Endpoint(host, port)

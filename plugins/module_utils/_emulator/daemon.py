@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog='l4vip-emulator', description='The embedded L4 emulator of l4vip.rollout.')
     parser.add_argument('--config', required=True, help='configuration file (JSON, or YAML with PyYAML)')
     parser.add_argument('--pidfile', help='write the process id here once ready; removed at exit')
-    parser.add_argument('--state-file', help='write the control URL and bound addresses here (JSON) once ready')
+    parser.add_argument('--state-file', help='write the control URL and listening addresses here (JSON) once ready')
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config)

@@ -130,7 +130,7 @@ class Summary:
         return [record for record in self.requests if record.outcome == OUTCOME_FAILED and t0 <= record.end <= t1]
 
     def served_by(self, server: str, t0: float | None = None, t1: float | None = None) -> list[Record]:
-        """Requests ``server`` answered within ``[t0, t1]`` (by their end time; open bounds when None)."""
+        """Requests ``server`` answered within ``[t0, t1]`` (by their end time; an open end when None)."""
         low = float('-inf') if t0 is None else t0
         high = float('inf') if t1 is None else t1
         return [record for record in self.requests if record.server == server and low <= record.end <= high]

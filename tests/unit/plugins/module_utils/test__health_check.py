@@ -321,7 +321,7 @@ def test_verify_times_out_and_reports_the_last_status():
                                  'last saw status 404 after 4 attempts')
     assert raised.value.detail['verify'] == {'url': 'http://h/hc', 'status': 404, 'attempts': 4, 'elapsed': 2.0,
                                              'error': None, 'expected': '200'}
-    # Bounded: the last pause is cut short so that the last poll lands on the deadline, not past it.
+    # Limited: the last pause is cut short so that the last poll lands on the deadline, not past it.
     assert clock.slept == [0.75, 0.75, 0.5]
 
 

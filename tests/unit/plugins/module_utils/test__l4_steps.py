@@ -106,7 +106,7 @@ def drain_params(**values: t.Any) -> dict[str, t.Any]:
 
 
 def test_drain_without_a_port_needs_a_provider_that_counts_the_l4s_sessions():
-    with pytest.raises(_l4_steps.StepFailed, match=r"port: needed to count the server's sessions, as provider 'timer' cannot"):
+    with pytest.raises(_l4_steps.StepFailed, match=r"port: needed to count the server's connections, as provider 'timer' cannot"):
         _session_drain.session_drain(drain_params(), _l4_steps.Context())
 
 

@@ -1,4 +1,4 @@
-"""_process against real, short-lived processes: alive, zombie, pidfile, terminate with its bounds, whole groups.
+"""_process against real, short-lived processes: alive, zombie, pidfile, terminate with its time limits, whole groups.
 
 Each test waits for events the children make (a line in a file, a state in /proc), never for a
 fixed time; every process a test starts is stopped by the ``spawn`` fixture, whatever happened.
@@ -21,7 +21,7 @@ import pytest
 from ansible_collections.l4vip.rollout.plugins.module_utils import _process
 from ansible_collections.l4vip.rollout.tests.harness.ansible import pids_running
 
-SLEEP = 'import time; time.sleep(60)'  # ended by the test long before; bounded should the test's process die
+SLEEP = 'import time; time.sleep(60)'  # ended by the test long before; limited should the test's process die
 # Says 'ready' once SIGTERM is ignored (noting each one it gets), then waits.
 IGNORES_TERM = """
 import signal, sys, time
@@ -59,7 +59,7 @@ def proc_state(pid: int) -> str | None:
 
 
 def wait_for(what: str, check: t.Callable[[], t.Any], timeout: float = 10.0) -> t.Any:
-    """Poll ``check`` until it returns something truthy; an event, bounded."""
+    """Poll ``check`` until it returns something truthy; an event, limited in time."""
     deadline = time.monotonic() + timeout
     while not (seen := check()):
         if time.monotonic() > deadline:
@@ -187,7 +187,7 @@ def test_terminate_reaps_its_own_child(spawn):
     assert proc_state(proc.pid) is None  # no zombie left behind
 
 
-def test_terminate_of_a_process_ignoring_sigterm_kills_it_within_the_bounds(spawn, tmp_path):
+def test_terminate_of_a_process_ignoring_sigterm_kills_it_within_the_limits(spawn, tmp_path):
     noted = tmp_path / 'noted'
     proc = spawn(IGNORES_TERM, str(noted))
     wait_for('SIGTERM ignored', lambda: lines_of(noted) == ['ready'])
@@ -209,7 +209,7 @@ def test_terminate_of_a_gone_process_is_true_and_signals_nothing(spawn, monkeypa
 
 
 def test_terminate_raises_when_sigkill_does_not_end_it_either(monkeypatch):
-    """A process stuck in the kernel (faked: it never leaves): both waits are bounded, then StillRunning."""
+    """A process stuck in the kernel (faked: it never leaves): both waits are limited, then StillRunning."""
     sent = []
     monkeypatch.setattr(_process, '_send', lambda pid, signum, whole_group: sent.append(signum))
     monkeypatch.setattr(_process, '_left', lambda pid, whole_group, reap: [pid])
@@ -252,7 +252,7 @@ def test_whole_group_needs_a_group_leader(spawn):
     assert _process.terminate(proc.pid, timeout=5) is True
 
 
-def test_wait_gone_is_bounded(spawn):
+def test_wait_gone_is_limited(spawn):
     proc = spawn(SLEEP)
     began = time.monotonic()
     assert _process.wait_gone(proc.pid, 0.2) is False

@@ -515,12 +515,12 @@ def test_snapshot_diff_is_plain_data():
 # --- a reader during switches -------------------------------------------------------------
 
 SWITCHES = 200
-READER_SECONDS = 30.0  # the bound on the reader; the switches take well under a second
+READER_SECONDS = 30.0  # the limit on the reader; the switches take well under a second
 READS_BOUND = 10_000_000
 
 
 class CurrentReader(threading.Thread):
-    """Resolves current/public/VERSION in a loop, as a web server does per request; bounded in count and time."""
+    """Resolves current/public/VERSION in a loop, as a web server does per request; limited in count and time."""
 
     def __init__(self, tree, versions):
         super().__init__(daemon=True)

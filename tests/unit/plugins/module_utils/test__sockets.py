@@ -1,4 +1,4 @@
-"""The server-side session reader of ``session_drain``: parsing, filtering, the bounded wait, validation."""
+"""The server-side session reader of ``session_drain``: parsing, filtering, the limited wait, validation."""
 
 from __future__ import annotations
 
@@ -354,12 +354,12 @@ def test_wait_drains_on_the_third_poll():
     read = Tables(BUSY, ONE_LEFT, EMPTY)
     result = wait_for_drain(read, 80, timeout=30, poll_interval=2, clock=clock)
     assert result.drained is True
-    assert result.sessions == []
+    assert result.connections == []
     assert result.polls == 3 and read.reads == 3
     assert result.elapsed == pytest.approx(4.0)
     assert clock.slept == [2, 2]
     assert clock.monotonic() - started == pytest.approx(4.0)
-    assert result.as_dict() == {'drained': True, 'sessions': [], 'elapsed': pytest.approx(4.0), 'polls': 3}
+    assert result.as_dict() == {'drained': True, 'connections': [], 'elapsed': pytest.approx(4.0), 'polls': 3}
 
 
 def test_wait_already_drained_polls_once_and_never_sleeps():
@@ -374,7 +374,7 @@ def test_wait_times_out_and_reports_what_remains():
     result = wait_for_drain(read, 80, exclude_sources=['10.0.0.0/8'], timeout=5, poll_interval=2, clock=clock)
     assert result.drained is False
     # Seen from the first poll to the deadline: open at least 5 s.
-    assert result.sessions == [{'peer': '198.51.100.8:50001', 'local': '192.0.2.10:80', 'state': 'CLOSE_WAIT', 'open_for': 5.0}]
+    assert result.connections == [{'peer': '198.51.100.8:50001', 'local': '192.0.2.10:80', 'state': 'CLOSE_WAIT', 'open_for': 5.0}]
     # polls at 0, 2, 4 and at the deadline itself; never sleeps past it
     assert clock.slept == [2, 2, 1]
     assert result.polls == 4 and read.reads == 4
@@ -387,7 +387,7 @@ def test_a_session_is_open_for_as_long_as_the_wait_has_seen_it():
     # 198.51.100.7 from the first poll (t=0), 198.51.100.9 from the third (t=2); the deadline is t=3.
     read = Tables([BUSY[0]], [BUSY[0]], [BUSY[0], late])
     result = wait_for_drain(read, 80, timeout=3, poll_interval=1, clock=clock)
-    assert {session['peer']: session['open_for'] for session in result.sessions} == {'198.51.100.7:50000': 3.0, '198.51.100.9:50009': 1.0}
+    assert {session['peer']: session['open_for'] for session in result.connections} == {'198.51.100.7:50000': 3.0, '198.51.100.9:50009': 1.0}
 
 
 def test_wait_with_no_time_polls_once():
@@ -398,7 +398,7 @@ def test_wait_with_no_time_polls_once():
 
 
 def peers_of(result) -> list[str]:
-    return [session['peer'] for session in result.sessions]
+    return [session['peer'] for session in result.connections]
 
 
 @pytest.mark.parametrize(('threshold', 'drained', 'polls'), [(0, False, 4), (1, False, 4), (2, True, 2), (3, True, 1)])
@@ -407,7 +407,7 @@ def test_threshold_is_how_many_may_remain(threshold, drained, polls):
     # BUSY has 3 client sessions, ONE_LEFT 2 (the checker at 10.0.0.5 is not excluded here)
     result = wait_for_drain(Tables(BUSY, ONE_LEFT), 80, threshold=threshold, timeout=3, poll_interval=1, clock=clock)
     assert (result.drained, result.polls) == (drained, polls)
-    assert len(result.sessions) <= threshold if drained else len(result.sessions) > threshold
+    assert len(result.connections) <= threshold if drained else len(result.connections) > threshold
 
 
 def test_wait_filters_by_address_and_states():
@@ -431,7 +431,7 @@ def test_wait_checks_its_options_before_reading():
     ('option', 'value'),
     [('timeout', -1), ('timeout', math.inf), ('timeout', math.nan), ('timeout', '10'), ('poll_interval', 0), ('poll_interval', -0.5), ('poll_interval', True)],
 )
-def test_wait_refuses_unbounded_or_bad_times(option, value):
+def test_wait_refuses_unlimited_or_bad_times(option, value):
     with pytest.raises(OptionError, match=f'^{option}: ') as caught:
         wait_for_drain(Tables(EMPTY), 80, clock=FakeClock(), **{option: value})
     assert caught.value.option == option

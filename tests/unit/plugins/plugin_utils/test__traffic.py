@@ -47,7 +47,7 @@ async def every_client_answered_by(traffic: Traffic, server: str, since: float, 
     """Wait until every keep-alive client has had a request sent at or after ``since`` answered by ``server``.
 
     The event the tests mean before and after what they do to a server: every client holds a connection to it,
-    or has come back through another one. Bounded; on timeout, says which clients are still waiting.
+    or has come back through another one. Limited in time; on timeout, says which clients are still waiting.
     """
     deadline = time.monotonic() + timeout
     while True:
