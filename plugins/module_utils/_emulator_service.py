@@ -29,7 +29,8 @@ import typing as t
 # importing the daemon's entry point (it runs nothing on import) is what puts it and all it imports there.
 from ansible_collections.l4vip.rollout.plugins.module_utils._emulator import daemon as _daemon  # pylint: disable=unused-import
 from ansible_collections.l4vip.rollout.plugins.module_utils import _process
-from ansible_collections.l4vip.rollout.plugins.module_utils._emulator.config import EmulatorConfig
+from ansible_collections.l4vip.rollout.plugins.module_utils._emulator.config import ConfigError, EmulatorConfig, control_warnings, parse_config
+from ansible_collections.l4vip.rollout.plugins.module_utils._options import OptionError, seconds
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import SYSTEM_CLOCK, Clock, poll_until
 
 PACKAGE = 'ansible_collections.l4vip.rollout.plugins.module_utils'
@@ -245,3 +246,61 @@ def _terminate(pid: int, timeout: float, clock: Clock) -> None:
         _process.terminate(pid, timeout, clock=clock)
     except _process.StillRunning as error:
         raise ServiceError(f'the emulator could not be stopped: {error}', pid=pid) from None
+
+
+# --- the l4_emulator module's task ----------------------------------------------------------
+
+ARGUMENT_SPEC: dict[str, t.Any] = dict(
+    state=dict(type='str', choices=['started', 'stopped', 'query'], default='started'),
+    config=dict(type='dict'),
+    pidfile=dict(type='path', required=True),
+    startup_timeout=dict(type='float', default=10.0),
+    stop_timeout=dict(type='float', default=10.0),
+)
+REQUIRED_IF = [('state', 'started', ['config'])]
+
+
+def _running(state: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
+    return dict(running=True, **{key: state[key] for key in ('pid', 'control_url', 'vips', 'config_digest')})
+
+
+def _checked_config(raw: t.Any) -> EmulatorConfig:
+    try:
+        return parse_config(raw)
+    except ConfigError as error:
+        raise ServiceError(f'config.{error}', key=f'config.{error.path}', value=error.value) from None
+
+
+def run(params: t.Mapping[str, t.Any], check_mode: bool = False, warn: t.Callable[[str], None] = lambda _message: None,
+        clock: Clock = SYSTEM_CLOCK) -> dict[str, t.Any]:
+    """The module's result: started (a running service with the same configuration is no change), stopped, or queried.
+
+    Raises ServiceError with what to pass to ``fail_json`` beside the message.
+    """
+    for key in ('startup_timeout', 'stop_timeout'):
+        try:
+            seconds(key, params[key])
+        except OptionError as error:
+            raise ServiceError(str(error), **error.detail) from None
+    files = ServiceFiles(params['pidfile'])
+    current = status(files)
+    if params['state'] == 'query':
+        return dict(changed=False, **(_running(current) if current else {'running': False}))
+    if params['state'] == 'stopped':
+        if current is None and running_pid(files) is None:
+            return dict(changed=False, running=False)
+        if not check_mode:
+            stop(files, params['stop_timeout'], clock)
+        return dict(changed=True, running=False)
+    config = _checked_config(params['config'])
+    for warning in control_warnings(config):
+        warn(f'config.{warning}')
+    if current is not None and current.get('config_digest') == config.digest():
+        return dict(changed=False, **_running(current))
+    if check_mode:
+        return dict(changed=True, running=True)
+    try:
+        stop(files, params['stop_timeout'], clock)
+        return dict(changed=True, **_running(start(files, config, params['config'], params['startup_timeout'], clock)))
+    except OSError as error:
+        raise ServiceError(f'cannot start the emulator: {error}') from None

@@ -127,64 +127,15 @@ config_digest:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.l4vip.rollout.plugins.module_utils import _emulator_service as service
-from ansible_collections.l4vip.rollout.plugins.module_utils._emulator.config import ConfigError, control_warnings, parse_config
-from ansible_collections.l4vip.rollout.plugins.module_utils._options import OptionError, seconds
-
-
-def _running(state: dict) -> dict:
-    keys = ('pid', 'control_url', 'vips', 'config_digest')
-    return dict(running=True, **{key: state[key] for key in keys})
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec=dict(
-            state=dict(type='str', choices=['started', 'stopped', 'query'], default='started'),
-            config=dict(type='dict'),
-            pidfile=dict(type='path', required=True),
-            startup_timeout=dict(type='float', default=10.0),
-            stop_timeout=dict(type='float', default=10.0),
-        ),
-        required_if=[('state', 'started', ['config'])],
-        supports_check_mode=True,
-    )
-    params = module.params
-    for key in ('startup_timeout', 'stop_timeout'):
-        try:
-            seconds(key, params[key])
-        except OptionError as error:
-            module.fail_json(msg=str(error), **error.detail)
-    files = service.ServiceFiles(params['pidfile'])
-    current = service.status(files)
-
-    if params['state'] == 'query':
-        module.exit_json(changed=False, **(_running(current) if current else {'running': False}))
-
-    if params['state'] == 'stopped':
-        if current is None and service.running_pid(files) is None:
-            module.exit_json(changed=False, running=False)
-        if not module.check_mode:
-            service.stop(files, params['stop_timeout'])
-        module.exit_json(changed=True, running=False)
-
+    module = AnsibleModule(argument_spec=service.ARGUMENT_SPEC, required_if=service.REQUIRED_IF, supports_check_mode=True)
     try:
-        config = parse_config(params['config'])
-    except ConfigError as error:
-        module.fail_json(msg=f'config.{error}', key=f'config.{error.path}', value=error.value)
-    for warning in control_warnings(config):
-        module.warn(f'config.{warning}')
-    if current is not None and current.get('config_digest') == config.digest():
-        module.exit_json(changed=False, **_running(current))
-    if module.check_mode:
-        module.exit_json(changed=True, running=True)
-    try:
-        service.stop(files, params['stop_timeout'])
-        state = service.start(files, config, params['config'], params['startup_timeout'])
+        result = service.run(module.params, check_mode=module.check_mode, warn=module.warn)
     except service.ServiceError as error:
         module.fail_json(msg=str(error), **error.detail)
-    except OSError as error:
-        module.fail_json(msg=f'cannot start the emulator: {error}')
-    module.exit_json(changed=True, **_running(state))
+    module.exit_json(**result)
 
 
 if __name__ == '__main__':

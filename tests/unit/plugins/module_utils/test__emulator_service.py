@@ -44,3 +44,22 @@ def test_a_module_imported_but_not_there_is_an_error(tree):
     tree['_base.py'] = f'from {service.PACKAGE}._gone import z\n'.encode()
     with pytest.raises(service.ServiceError, match='cannot read _gone.py'):
         service.sources('pkg.run')
+
+
+def task(tmp_path, **params):
+    return dict(dict(state='started', config=None, pidfile=str(tmp_path / 'emulator.pid'), startup_timeout=10.0, stop_timeout=10.0), **params)
+
+
+def test_the_task_queries_and_stops_nothing_when_nothing_runs(tmp_path):
+    assert service.run(task(tmp_path, state='query')) == {'changed': False, 'running': False}
+    assert service.run(task(tmp_path, state='stopped')) == {'changed': False, 'running': False}
+
+
+def test_the_task_names_a_bad_timeout_and_a_bad_config_key_before_it_starts_anything(tmp_path):
+    with pytest.raises(service.ServiceError, match='startup_timeout') as bad_timeout:
+        service.run(task(tmp_path, startup_timeout=-1.0))
+    assert bad_timeout.value.detail['option'] == 'startup_timeout'
+    with pytest.raises(service.ServiceError, match=r'^config\.') as bad_config:
+        service.run(task(tmp_path, config={'vips': 'not a list'}))
+    assert bad_config.value.detail['key'].startswith('config.')
+    assert not (tmp_path / 'emulator.pid').exists()
