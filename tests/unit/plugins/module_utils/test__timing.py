@@ -201,9 +201,9 @@ def test_argument_spec_is_derived_from_the_profile():
 
 
 @pytest.mark.parametrize(
-    ('bound', 'since_ago', 'expected'),
+    ('limit', 'since_ago', 'expected'),
     [
-        (20, None, 20),  # no since: the whole bound
+        (20, None, 20),  # no since: the whole limit
         (20, 0, 20),
         (20, 5, 15),
         (20, 20, 0),
@@ -211,10 +211,10 @@ def test_argument_spec_is_derived_from_the_profile():
         (20, -30, 20),  # since in the future (clock skew) counts as now
     ],
 )
-def test_remaining_wait(bound, since_ago, expected):
+def test_remaining_wait(limit, since_ago, expected):
     clock = FakeClock()
     since = None if since_ago is None else clock.time() - since_ago
-    assert remaining_wait(bound, since, clock) == pytest.approx(expected)
+    assert remaining_wait(limit, since, clock) == pytest.approx(expected)
 
 
 def test_window_dataclass_is_value_like():
