@@ -8,8 +8,8 @@ real server (``DaemonRealServer``: ``--stop`` and ``--daemon``, the argv the ``e
 builds). The fleet writes the Ansible inventory that points the roles at its members and its
 L4, and stops everything it started on exit, then insists nothing is left.
 
-Addresses: nginx members on 127.0.0.11-18, embedded members on 127.0.1.1-128 (both port 20500),
-the L4 on 127.0.0.150-153, ports 20500-20519. Loopback only.
+Addresses: nginx members on 127.0.0.11-18 (a fleet of more than 8 goes on at 127.0.4.1-56), embedded
+members on 127.0.1.1-128 (both port 20500), the L4 on 127.0.0.150-153, ports 20500-20519. Loopback only.
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ from ansible_collections.l4vip.rollout.tests.harness.real_parts import (
 
 NGINX, EMBEDDED = 'nginx', 'embedded'  # what serves a member (FleetOptions.members)
 MEMBER_ADDRESSES = tuple(f'127.0.0.{i}' for i in range(11, 19))  # nginx members
+# Nginx members past the eighth (the slot benchmark's 16, behind HAProxy): a range no test or benchmark uses otherwise.
+NGINX_MEMBER_ADDRESSES = MEMBER_ADDRESSES + tuple(f'127.0.4.{i}' for i in range(1, 57))
 EMBEDDED_MEMBER_ADDRESSES = tuple(f'127.0.1.{i}' for i in range(1, 129))  # embedded members: light enough for a fleet of 64+
 MEMBER_PORT = 20500
 # Members started or stopped at once: one at a time, 32 embedded servers take seconds to start (a Python start-up each).
@@ -308,7 +310,7 @@ class DaemonRealServer(DaemonMember):
 
 
 MEMBER_KINDS: dict[str, type[DaemonMember]] = {NGINX: DaemonNginx, EMBEDDED: DaemonRealServer}
-MEMBER_ADDRESSES_OF = {NGINX: MEMBER_ADDRESSES, EMBEDDED: EMBEDDED_MEMBER_ADDRESSES}
+MEMBER_ADDRESSES_OF = {NGINX: NGINX_MEMBER_ADDRESSES, EMBEDDED: EMBEDDED_MEMBER_ADDRESSES}
 
 
 def each_member(action: t.Callable[[DaemonMember], t.Any], members: t.Sequence[DaemonMember]) -> list[str]:
@@ -456,7 +458,8 @@ class FleetOptions:
 
 
 class Fleet:
-    """Members (nginx on 127.0.0.11.., or embedded servers on 127.0.1.1..) in VIP groups, one L4 in front, and the inventory for the roles.
+    """Members (nginx on 127.0.0.11-18 then 127.0.4.1.., or embedded servers on 127.0.1.1..) in VIP groups, one L4 in front, and the
+    inventory for the roles.
 
     ``with Fleet(tmp_path, FleetOptions(...)) as fleet:`` starts the members (CONCURRENCY at a
     time), then the L4, and returns once the L4 binds every member; leaving the block stops all of
