@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import math
 import os
 import pathlib
@@ -111,6 +112,9 @@ TIMED_PYTHON = pathlib.Path(__file__).resolve().parent / 'timed_python.sh'
 MODULE_CPU_FILE = 'module-cpu.txt'  # beside each host's wrapper: one line per module run, "<user s> <system s>"
 
 
+MODULE_RUNS_FILE = 'module-runs.txt'  # beside it: one line per module run, "<started> <ended>" (epoch seconds)
+
+
 def read_module_cpu(path: os.PathLike[str] | str) -> tuple[float, int]:
     """(CPU seconds, module runs) from one host's module-cpu.txt (none yet: no run)."""
     try:
@@ -150,6 +154,20 @@ class ModuleRuns:
         """{host: (module CPU seconds, module runs)} for every host given an interpreter."""
         return {host: read_module_cpu(self.root / host / MODULE_CPU_FILE) for host in self.hosts}
 
+    def read_times(self) -> dict[str, list[tuple[float, float]]]:
+        """{host: [(started, ended) of each module run]} for every host given an interpreter."""
+        return {host: read_module_times(self.root / host / MODULE_RUNS_FILE) for host in self.hosts}
+
+
+def read_module_times(path: os.PathLike[str] | str) -> list[tuple[float, float]]:
+    """When each module run of one host started and ended (epoch seconds), from its module-runs.txt."""
+    try:
+        lines = pathlib.Path(path).read_text(encoding='ascii').splitlines()
+    except FileNotFoundError:
+        return []
+    return [(float(started), float(ended)) for started, ended in
+            (line.split() for line in lines if re.fullmatch(r'\d+\.\d+ \d+\.\d+', line.strip()))]
+
 
 def module_runs_summary(per_host: t.Mapping[str, tuple[float, int]], members: t.Sequence[str]) -> dict[str, t.Any]:
     """Members' module runs and CPU (per host: mean, min, max) and what ran as a module anywhere else (the controller)."""
@@ -166,6 +184,92 @@ def runs_text(summary: t.Mapping[str, t.Any]) -> str:
     """"7" when every member ran as many modules, else "7.5 (7-8)"."""
     low, high, mean = summary['member_module_runs_min'], summary['member_module_runs_max'], summary['member_module_runs_per_host']
     return f'{low}' if low == high else f'{mean:.1f} ({low}-{high})'
+
+
+@contextlib.contextmanager
+def environment(**values: str) -> t.Iterator[None]:
+    """ansible-playbook's environment (run_collection_playbook takes this process's) with ``values``, restored after."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+# --- where the CPU goes, task by task (benchmarks/callback_plugins/cpu_profile.py) ------------------------------
+
+BENCH_CALLBACKS = pathlib.Path(__file__).resolve().parent / 'callback_plugins'
+CPU_KEY = 'l4vip_bench_cpu'  # in each recorded task result: {worker, children} CPU seconds of its TaskExecutor.run
+# Actions that run on the controller only, whatever host the task is for.
+CONTROLLER_ONLY = ('ansible.builtin.set_fact', 'ansible.builtin.assert', 'ansible.builtin.fail', 'ansible.builtin.debug',
+                   'ansible.builtin.set_stats', 'ansible.builtin.include_tasks', 'ansible.builtin.include_role',
+                   'ansible.builtin.add_host', 'ansible.builtin.meta')
+
+
+def cpu_profile_env(workdir: pathlib.Path) -> tuple[dict[str, str], pathlib.Path]:
+    """more_env for run_collection_playbook that loads the cpu_profile callback beside the test one, and its file."""
+    from ansible_collections.l4vip.rollout.tests.harness.ansible import CALLBACKS  # pylint: disable=import-outside-toplevel
+    path = workdir / f'cpu-profile-{time.monotonic_ns()}.json'
+    return {'ANSIBLE_CALLBACK_PLUGINS': f'{CALLBACKS}{os.pathsep}{BENCH_CALLBACKS}', 'L4VIP_BENCH_CPU': str(path)}, path
+
+
+def read_cpu_profile(path: pathlib.Path) -> dict[str, float]:
+    """{main, reaped}: ansible-playbook's main process's own CPU and its reaped children's, at the end of the run."""
+    return json.loads(path.read_text(encoding='utf-8'))
+
+
+def task_profile(output: t.Sequence[t.Mapping[str, t.Any]], hosts: t.Sequence[str],
+                 module_times: t.Mapping[str, t.Sequence[tuple[float, float]]]) -> list[dict[str, t.Any]]:
+    """Per task name, over ``hosts``: how often it ran (skipped apart), its wall seconds, its workers' own CPU, the CPU
+    of the processes they ran, and the module runs placed in it (a run of the host's interpreter between the task's
+    start and end on that host). Totals over the hosts; sorted by CPU, the costliest first."""
+    rows: dict[str, dict[str, t.Any]] = {}
+    for entry in output:
+        if entry['host'] not in hosts or entry.get('started') is None:
+            continue
+        row = rows.setdefault(entry['task'], {'task': entry['task'], 'action': entry['action'], 'ran': 0, 'skipped': 0, 'wall': 0.0,
+                                              'worker_cpu': 0.0, 'children_cpu': 0.0, 'module_runs': 0})
+        row['skipped' if entry['status'] == 'skipped' else 'ran'] += 1
+        row['wall'] += entry['ended'] - entry['started']
+        cpu = entry['result'].get(CPU_KEY) or {}
+        row['worker_cpu'] += cpu.get('worker', 0.0)
+        row['children_cpu'] += cpu.get('children', 0.0)
+        runs = sum(1 for started, ended in module_times.get(entry['host'], ()) if entry['started'] <= started and ended <= entry['ended'])
+        row['module_runs'] += runs
+    return sorted(rows.values(), key=lambda row: -(row['worker_cpu'] + row['children_cpu']))
+
+
+def profile_summary(rows: t.Sequence[t.Mapping[str, t.Any]], hosts: int, total_cpu: float, main: float) -> dict[str, t.Any]:
+    """Per host: tasks, module runs, CPU in the workers' tasks (own + their processes), the main process, and the rest."""
+    worker = sum(row['worker_cpu'] for row in rows)
+    children = sum(row['children_cpu'] for row in rows)
+    return {'tasks_per_host': sum(row['ran'] + row['skipped'] for row in rows) / hosts,
+            'skipped_per_host': sum(row['skipped'] for row in rows) / hosts,
+            'module_tasks_per_host': sum(row['ran'] for row in rows if row['action'] not in CONTROLLER_ONLY) / hosts,
+            'module_runs_placed_per_host': sum(row['module_runs'] for row in rows) / hosts,
+            'worker_cpu_per_host': worker / hosts, 'children_cpu_per_host': children / hosts, 'main_cpu_per_host': main / hosts,
+            'other_cpu_per_host': (total_cpu - worker - children - main) / hosts}
+
+
+def profile_table(rows: t.Sequence[t.Mapping[str, t.Any]], hosts: int, limit: int = 14) -> str:
+    """The costliest ``limit`` task names, per host, and the rest summed."""
+    def line(name: str, group: t.Sequence[t.Mapping[str, t.Any]]) -> tuple[t.Any, ...]:
+        ran, skipped = sum(r['ran'] for r in group), sum(r['skipped'] for r in group)
+        return (name, f'{ran / hosts:.2g}' + (f' (+{skipped / hosts:.2g} skipped)' if skipped else ''),
+                f'{sum(r["module_runs"] for r in group) / hosts:.2g}', fmt(sum(r['wall'] for r in group) / hosts, 2),
+                fmt(sum(r['worker_cpu'] for r in group) / hosts, 3), fmt(sum(r['children_cpu'] for r in group) / hosts, 3),
+                fmt(sum(r['worker_cpu'] + r['children_cpu'] for r in group) / hosts, 3))
+    shown = [line(f'{row["task"][:90]} (`{row["action"].split(".")[-1]}`)', [row]) for row in rows[:limit]]
+    rest = list(rows[limit:])
+    if rest:
+        shown.append(line(f'{len(rest)} other tasks', rest))
+    return table(('task (action)', 'runs/host', 'module runs/host', 'wall s/host', 'worker CPU s/host', 'its processes CPU s/host',
+                  'CPU s/host'), shown)
 
 
 def smoke() -> bool:

@@ -35,8 +35,6 @@ DEPLOY_SECONDS = 1.0
 FIXED_SLEEP = pathlib.Path(__file__).resolve().parent / 'playbooks' / 'fixed_sleep.yml'
 GOAL = 1.10
 INCLUDES = ('ansible.builtin.include_tasks', 'ansible.builtin.include_role')
-# rolling_deploy's first play asks every member before the batches start: not part of any batch.
-LOOK_FOR_LEFT_OUT = "Read the health check's state (L7-checked VIPs)"
 
 # The reference device (interval 10 s), for one more row: the same overhead against its real detection times.
 NOTES_PROFILE = {'interval': 10.0, 'retry': 1, 'rise': 1, 'check_timeout': 3.0}
@@ -113,9 +111,14 @@ class Member:
 
 def _entries(run: PlaybookRun, host: str) -> list[dict[str, t.Any]]:
     """The host's tasks that ran in its batch (an include is not a step of its own: its tasks are); the batch's
-    L4 steps are among its first member's."""
-    return [e for e in run.output if e['host'] == host and e['status'] != 'skipped' and e['action'] not in INCLUDES
-            and e['task'] != LOOK_FOR_LEFT_OUT]
+    L4 steps are among its first member's. The batch is the play in which the host's health check went out:
+    rolling_deploy's plays before it (the check of every member, the plan, the prepare of every member's release
+    with rolling_deploy_prepare: group) are not part of any batch."""
+    mine = [e for e in run.output if e['host'] == host and e['status'] != 'skipped' and e['action'] not in INCLUDES]
+    plays = {e['play'] for e in mine if e['task'].startswith(dict(STEPS)['health check out'])}
+    if len(plays) != 1:
+        raise RuntimeError(f'{host}: expected its health check out in one play, found it in {sorted(plays)}')
+    return [e for e in mine if e['play'] in plays]
 
 
 def _one(entries: list[dict[str, t.Any]], what: str, prefixes: tuple[str, ...]) -> dict[str, t.Any]:
