@@ -8,7 +8,7 @@
 #   make lint       ansible-lint         make build    the collection tarball
 #   make galaxy     the checks Galaxy runs on an upload (galaxy-importer, antsibull-docs lint) on the tarball
 #   make molecule   the roles end to end on loopback (extensions/molecule)
-#   make bench      the benchmarks (benchmarks/RESULTS.md); BENCH='reaction rollout datapath connections fleet ssh' picks some
+#   make bench      the benchmarks (benchmarks/RESULTS.md); BENCH='reaction rollout slots datapath connections fleet ssh' picks some
 #   make mutants    the mutation guard (docs/mutants.md): each listed bug put in a scratch copy must fail its tests;
 #                   MUTANTS='timing. health.' picks some by name
 SHELL := /bin/bash

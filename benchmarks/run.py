@@ -34,7 +34,7 @@ RESULTS_MD = HERE / 'RESULTS.md'
 BEGIN = '<!-- BEGIN FIGURES: written by benchmarks/run.py from benchmarks/results/*.json; edits here are lost -->'
 END = '<!-- END FIGURES -->'
 # In the order they are run and reported.
-BENCHMARKS = ('reaction', 'rollout', 'datapath', 'connections', 'fleet', 'ssh')
+BENCHMARKS = ('reaction', 'rollout', 'slots', 'datapath', 'connections', 'fleet', 'ssh')
 MODULES = {'ssh': 'bench_ssh_fleet'}  # the module of a benchmark whose name is not bench_<name>
 
 
