@@ -6,7 +6,9 @@ the L4 steps once per batch on the controller, in its own process, through HAPro
 controller-side runtime socket. ``l4vip.rollout.rolling_deploy`` in batches of 25 % with
 benchmark 2's L4 (interval 1 s, retry 1, rise 1), live keep-alive and new-connection traffic
 through the VIP the whole time. Ideal per batch = the slowest member's detection + stop + deploy
-+ start + bring-up, as in benchmark 4, the transitions from HAProxy's own log.
++ start + bring-up, as in benchmark 4, the transitions from HAProxy's own log. Then the same
+rollout on slots (``rolling_deploy_max_out: 2``, pipelining on, forks 8): its wall time against
+the slot limit (benchmarks/_slots.py: no prepare tasks here, so the sum of the members' parts / 2).
 
 The same rollout runs once per connection setting: pipelining on (the harness's setting) and
 off, without ControlPersist (a new SSH connection per command), without compression, and with
@@ -19,16 +21,17 @@ Needs root (namespaces), iproute2, sshd, nginx and HAProxy.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import os
 import pathlib
 import re
 import shutil
 import subprocess
+import time
 import typing as t
 
 import _common
+import _slots
 from bench_fleet import SERIAL, batch_members
 from bench_rollout import DEPLOY_SECONDS, PROFILE, batch_span, inventory_with_timed_modules, member_record
 from ansible_collections.l4vip.rollout.tests.harness.ansible import run_collection_playbook
@@ -58,6 +61,9 @@ CASES = (
     ('mitogen', f'the {MITOGEN_STRATEGY} strategy (mitogen: its own SSH connections, modules in one Python per host)', {}, MITOGEN_STRATEGY),
 )
 SMOKE_CASES = ('pipelining', 'no-pipelining')
+# On slots: at most 2 of the 8 out at once, with the first case's connection settings; forks = the members, as above.
+SLOT_MAX_OUT = 2
+SLOT_CASE = ('slots', f'slots: max_out {SLOT_MAX_OUT}, pipelining on, ControlPersist 60 s', {'ansible_ssh_pipelining': True}, None)
 
 
 def unavailable() -> str | None:
@@ -78,21 +84,6 @@ def mitogen_location() -> pathlib.Path | None:
         return pathlib.Path(extra)
     spec = importlib.util.find_spec('ansible_mitogen')
     return pathlib.Path(spec.origin).parent.parent if spec and spec.origin else None
-
-
-@contextlib.contextmanager
-def environment(**values: str) -> t.Iterator[None]:
-    """ansible-playbook's environment (run_collection_playbook takes this process's) with ``values``, restored after."""
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def mitogen_version(location: pathlib.Path) -> str:
@@ -147,20 +138,26 @@ def install_wrappers(fleet: NetnsFleet) -> None:
         (directory / _common.MODULE_CPU_FILE).write_text('', encoding='ascii')
 
 
-def rollout(workdir: pathlib.Path, key: str, label: str, connection: dict[str, t.Any], strategy: str | None, members: int) -> dict[str, t.Any]:
+def rollout(workdir: pathlib.Path, key: str, label: str, connection: dict[str, t.Any], strategy: str | None, members: int,
+            max_out: int | None = None) -> dict[str, t.Any]:
+    """One rollout in 25 % batches, or on slots with ``max_out``."""
     names = [f'web{n}' for n in range(1, members + 1)]
     host_vars = {name: {'ansible_python_interpreter': REMOTE_PYTHON, **connection} for name in names}
     options = NetnsOptions(members=members, profile=PROFILE, host_vars=host_vars)
     modules = _common.ModuleRuns(workdir / 'interpreters')  # the controller's, should an L4 step run as a module there
     workdir.mkdir(parents=True)
-    with NetnsFleet(workdir, options) as fleet, environment(ANSIBLE_FORKS=str(members), **strategy_environment(strategy)):
+    with NetnsFleet(workdir, options) as fleet, _common.environment(ANSIBLE_FORKS=str(members), **strategy_environment(strategy)):
         install_wrappers(fleet)
         inventory = fleet.write_inventory()
         inventory_with_timed_modules(inventory, modules)
         with TrafficThread(*fleet.vip(), **TRAFFIC) as traffic:
+            started = time.time()
             with _common.measure() as measured:
                 run = run_collection_playbook(workdir, 'l4vip.rollout.rolling_deploy', inventory,
-                                              {'fleet_version': '2', 'fleet_deploy_seconds': DEPLOY_SECONDS, 'rolling_deploy_serial': SERIAL}, timeout=600)
+                                              {'fleet_version': '2', 'fleet_deploy_seconds': DEPLOY_SECONDS,
+                                               **({'rolling_deploy_serial': SERIAL} if max_out is None else {'rolling_deploy_max_out': max_out})},
+                                              timeout=600)
+            ended = time.time()
             masters_cpu, masters = ssh_masters(fleet.run_dir / 'cp')
             if run.returncode == 0:
                 fleet.wait_all_bound()
@@ -177,8 +174,9 @@ def rollout(workdir: pathlib.Path, key: str, label: str, connection: dict[str, t
     spans = sum(batch_span(run, batch) for batch in batches)
     module_runs = _common.module_runs_summary(per_host, names)
     controller_cpu = measured.children_cpu + masters_cpu
+    slots = {} if max_out is None else _slots.analyse(run, names, transitions, max_out, started, ended)
     return {
-        'key': key, 'label': label, 'connection': connection, 'strategy': strategy, 'members': members,
+        **slots, 'key': key, 'label': label, 'connection': connection, 'strategy': strategy, 'members': members,
         'mitogen': mitogen_version(mitogen_location()) if strategy == MITOGEN_STRATEGY else None,
         'batches': [len(batch) for batch in batches], 'wall': measured.wall, 'ideal': ideal, 'ratio': measured.wall / ideal,
         'batch_spans': spans, 'ratio_batches': spans / ideal, 'own_cost_per_batch': (spans - ideal) / len(batches),
@@ -213,6 +211,12 @@ def run(workdir: pathlib.Path) -> dict[str, t.Any]:
                     f'{_runs(case)} module runs per member, {case["controller_module_runs"]} on the controller, '
                     f'{case["failed_requests"]} failed requests of {case["traffic"]["total"]}')
         result['cases'].append(case)
+    key, label, connection, strategy = SLOT_CASE
+    _common.log(f'ssh: {label}')
+    case = rollout(workdir / key, key, label, connection, strategy, members, SLOT_MAX_OUT)
+    _common.log(f'ssh: {label}: {case["wall"]:.1f} s, slot limit {case["limit"]:.1f} s, ratio {case["ratio_limit"]:.3f}, most out at once '
+                f'{case["most_out"]}, {_runs(case)} module runs per member, {case["failed_requests"]} failed requests of {case["traffic"]["total"]}')
+    result.update(slots=case, slot_goal=_slots.GOAL_LIMIT)
     return result
 
 
@@ -287,4 +291,34 @@ def render(result: dict[str, t.Any]) -> str:
         _common.table(('connection', 'batches', 'wall s', 'ideal s', 'wall ÷ ideal', 'batches ÷ ideal', 'own cost s/batch',
                        'controller CPU s/host', 'module CPU s/host (on the hosts)', 'module runs/member', 'failed requests', 'goal'), rows),
         _recommendation(cases),
+        *([render_slots(result)] if result.get('slots') else []),
+    ])
+
+
+def render_slots(result: dict[str, t.Any]) -> str:
+    case = result['slots']
+    verdict = _common.verdict(case['ratio_limit'], result['slot_goal']) if case['failed_requests'] == 0 else 'NOT met: failed requests'
+    phase_names = list(case['phases'])
+    batched = next((c for c in result['cases'] if 'skipped' not in c), None)
+    against = (f' The 25 % batches of the first row above took {batched["wall"]:.1f} s in the same session: the slots '
+               f'{case["wall"] / batched["wall"]:.3f} × that.') if batched else ''
+    return '\n\n'.join([
+        f'### 5\'. The same {case["members"]} hosts on slots: `rolling_deploy_max_out: {case["max_out"]}`',
+        f'The same topology, deploy, traffic and connection settings as the first row above (forks = {case["members"]}), on slots. Goal: wall '
+        f'≤ {result["slot_goal"]} × the slot limit = Σ parts ÷ {case["max_out"]} (no prepare tasks here; a member\'s part is HAProxy\'s own '
+        'detection and bring-up from its log and the user\'s stop, deploy and start on the host as the tasks ran), with no failed request.'
+        + against,
+        _common.table(('rollout', 'wall s', 'Σ parts s', 'slot limit s', 'wall ÷ slot limit', 'most out at once (HAProxy)', 'controller CPU s/host',
+                       'module CPU s/host (on the hosts)', 'module runs/member', 'failed requests', 'goal'),
+                      [(case['label'], _common.fmt(case['wall'], 1), _common.fmt(case['parts'], 1), _common.fmt(case['limit'], 1),
+                        f'**{case["ratio_limit"]:.3f}**', case['most_out'], _common.fmt(case['controller_cpu_per_host'], 2),
+                        _common.fmt(case['member_module_cpu_per_host'], 2), _runs(case), f'{case["failed_requests"]} of {case["traffic"]["total"]:,}',
+                        verdict)]),
+        'Where the wall time went, seconds, and one member\'s window, median (min-max):',
+        _common.table(('wall', *phase_names, f'Σ parts ÷ {case["max_out"]}', f'Σ windows ÷ {case["max_out"]}'),
+                      [(_common.fmt(case['wall'], 1), *(_common.fmt(case['phases'][name], 1) for name in phase_names),
+                        _common.fmt(case['parts'] / case['max_out'], 1), _common.fmt(case['windows'] / case['max_out'], 1))]),
+        _common.table(('part: detection, stop, deploy, start, bring-up', 'window', 'roles\' own time in the window', 'handover'),
+                      [(_slots.parts_text(case), _slots.median_or_dash(case['window']), _slots.median_or_dash(case['own_in_window']),
+                        _slots.median_or_dash(case['handover']))]),
     ])
