@@ -63,6 +63,18 @@ def handovers(members: t.Sequence[Member], max_out: int) -> list[float]:
     return [outs[k] - ups[k - max_out] for k in range(max_out, len(outs))]
 
 
+RELEASE_PREFIX = 'Release the claims'  # the roles' task that frees the member's slot (finish.yml)
+
+
+def released_at(run: PlaybookRun, names: t.Sequence[str]) -> dict[str, float | None]:
+    """Per member, when the task that released its claim (its slot) ended; None when none ran for it."""
+    ends: dict[str, float | None] = {}
+    for name in names:
+        found = [e['ended'] for e in run.output if e['host'] == name and e['status'] == 'ok' and e['task'].startswith(RELEASE_PREFIX)]
+        ends[name] = max(found) if found else None
+    return ends
+
+
 def analyse(run: PlaybookRun, names: t.Sequence[str], transitions: t.Sequence[Transition], max_out: int,
             started: float, ended: float) -> dict[str, t.Any]:
     """The slot limit of the run, the member records it is made of, and where the wall time went."""
@@ -77,6 +89,13 @@ def analyse(run: PlaybookRun, names: t.Sequence[str], transitions: t.Sequence[Tr
     prepare_start = min((start for start, _end in prepared), default=None)
     prepare_end = max((end for _start, end in prepared), default=None)
     gaps = handovers(members, max_out)
+    # The handover in two: the L4 binding a member -> the task releasing its claim ended (the slot free as the guard counts
+    # it), and that -> the next member's health check out (the guard noticing, and the step out).
+    releases = released_at(run, names)
+    up_to_release = [releases[m.name] - m.up_at for m in members if releases[m.name] is not None]
+    ends = sorted(end for end in releases.values() if end is not None)
+    outs = sorted(m.out_at for m in members)
+    release_to_out = [outs[k] - ends[k - max_out] for k in range(max_out, len(outs)) if len(ends) == len(outs)]
     if prepare_start is not None and prepare_end <= first_out:  # every release prepared before the first member went out
         before = {'start-up, check of every member, plan': prepare_start - started, "every member's prepare": prepare_end - prepare_start,
                   'to the first health check out': first_out - prepare_end}
@@ -92,6 +111,8 @@ def analyse(run: PlaybookRun, names: t.Sequence[str], transitions: t.Sequence[Tr
         'limit_of_windows': longest_prepare + windows / max_out,
         'slot_phase': last_up - first_out, 'most_out': most_out_at_once(transitions, set(names), started),
         'handover': _common.describe(gaps) if gaps else None,
+        'up_to_release': _common.describe(up_to_release) if up_to_release else None,
+        'release_to_out': _common.describe(release_to_out) if release_to_out else None,
         'phases': phases,
         'part': {key: _common.describe([getattr(m, key) for m in members]) for key in ('detection', 'stop', 'deploy', 'start', 'bring_up')},
         'window': _common.describe([m.up_at - m.out_at for m in members]),
@@ -110,6 +131,15 @@ def parts_text(analysis: t.Mapping[str, t.Any]) -> str:
     return ', '.join(f'{label} {analysis["part"][key]["median"]:.2f} ({analysis["part"][key]["min"]:.2f}-{analysis["part"][key]["max"]:.2f})'
                      for key, label in (('detection', 'detection'), ('stop', 'stop'), ('deploy', 'deploy'), ('start', 'start'),
                                         ('bring_up', 'bring-up')))
+
+
+def handover_text(case: t.Mapping[str, t.Any]) -> str:
+    """The handover, median (min-max), and its two parts' medians where the run has them."""
+    text = median_or_dash(case.get('handover'))
+    if case.get('up_to_release') and case.get('release_to_out'):
+        text += (f'; bound → claim released {case["up_to_release"]["median"]:.2f}, released → next out '
+                 f'{case["release_to_out"]["median"]:.2f}')
+    return text
 
 
 def median_or_dash(described: t.Mapping[str, float] | None, digits: int = 2) -> str:

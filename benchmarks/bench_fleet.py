@@ -257,7 +257,7 @@ def render_slots(result: dict[str, t.Any]) -> str:
     phase_rows = [(case['forks'], _common.fmt(case['wall'], 1), *(_common.fmt(case['phases'][name], 1) for name in phase_names),
                    _common.fmt(case['parts'] / case['max_out'], 1), _common.fmt(case['windows'] / case['max_out'], 1)) for case in slots]
     window_rows = [(case['forks'], _slots.parts_text(case), _slots.median_or_dash(case['window']), _slots.median_or_dash(case['own_in_window']),
-                    _slots.median_or_dash(case['handover'])) for case in slots]
+                    _slots.handover_text(case)) for case in slots]
 
     def cpu_row(label: str, total: float, profile: dict[str, t.Any]) -> tuple[t.Any, ...]:
         return (label, _common.fmt(total, 2), _common.fmt(profile['worker_cpu_per_host'], 2), _common.fmt(profile['children_cpu_per_host'], 2),

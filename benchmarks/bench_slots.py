@@ -177,7 +177,7 @@ def render(result: dict[str, t.Any]) -> str:
                    _common.fmt(case['parts'] / result['max_out'], 1), _common.fmt(case['windows'] / result['max_out'], 1))
                   for case in cases]
     window_rows = [(case['label'], _slots.parts_text(case), _slots.median_or_dash(case['window']), _slots.median_or_dash(case['own_in_window']),
-                    _slots.median_or_dash(case['handover'])) for case in cases]
+                    _slots.handover_text(case)) for case in cases]
     cpu_rows = [(case['label'], _common.fmt(case['cpu_per_host'], 2), _common.fmt(case['profile']['worker_cpu_per_host'], 2),
                  _common.fmt(case['profile']['children_cpu_per_host'], 2), _common.fmt(case['profile']['main_cpu_per_host'], 2),
                  _common.fmt(case['profile']['other_cpu_per_host'], 2), f'{case["profile"]["tasks_per_host"]:.0f} '

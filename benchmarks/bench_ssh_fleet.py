@@ -320,5 +320,5 @@ def render_slots(result: dict[str, t.Any]) -> str:
                         _common.fmt(case['parts'] / case['max_out'], 1), _common.fmt(case['windows'] / case['max_out'], 1))]),
         _common.table(('part: detection, stop, deploy, start, bring-up', 'window', 'roles\' own time in the window', 'handover'),
                       [(_slots.parts_text(case), _slots.median_or_dash(case['window']), _slots.median_or_dash(case['own_in_window']),
-                        _slots.median_or_dash(case['handover']))]),
+                        _slots.handover_text(case))]),
     ])
