@@ -201,3 +201,18 @@ def test_an_l4_checked_rollout_stopped_half_way_is_continued_left_out_member_fir
         assert versions(fleet) == {m.name: NEW for m in fleet.members}
         assert summary.failed == 0 and watch.most_out == 1, (summary.line(), vars(watch))
         print(f'\nL4-checked rollout stopped on web2, continued web2 first: {summary.line()}; most out at once {watch.most_out}')
+
+
+def test_slots_over_ssh_keep_at_most_max_out_members_out_and_fail_no_request(tmp_path):
+    """Four web hosts, at most two out at once as HAProxy counts, the L4 steps on the LB host; forks above max_out."""
+    require_netns()
+    options = NetnsOptions(members=4, l4_host_ssh=True, l4_extra={'endpoint': f'127.0.0.1:{LB_RUNTIME_PORT}'},
+                           host_vars={f'web{n}': {'l7_vip_deploy_l4_host': LB} for n in range(1, 5)})
+    with NetnsFleet(tmp_path, options) as fleet:
+        result, summary, watch = rollout_under_traffic(tmp_path, fleet, {'rolling_deploy_max_out': 2}, more_env={'ANSIBLE_FORKS': '3'})
+        assert result.returncode == 0, result.stderr[-4000:]
+        assert summary.failed == 0 and summary.ok > 500, summary.line()
+        assert watch.samples > 50 and watch.most_out == 2 and watch.ever_out == {m.name for m in fleet.members}, vars(watch)
+        assert versions(fleet) == {m.name: NEW for m in fleet.members}
+        assert transitions_of(fleet) == {m.name: ['down', 'up'] for m in fleet.members}
+        print(f'\nslots over SSH, max_out 2 of 4: {summary.line()}; most out at once {watch.most_out}')

@@ -236,6 +236,7 @@ def test_l4_role_admin_disable_through_the_http_provider(tmp_path):
         ('l7_vip_deploy', {'l7_vip_deploy_deploy_tasks': '/nonexistent/ansible_collections/l4vip/rollout/playbooks/deploy.yml'},
          'l7_vip_deploy_deploy_tasks: "/nonexistent/ansible_collections/l4vip/rollout/playbooks/deploy.yml" is no file on the controller'),
         ('l7_vip_deploy', {'l7_vip_deploy_deploy_tasks': 'nowhere.yml'}, 'l7_vip_deploy_deploy_tasks: "nowhere.yml" ('),
+        ('l7_vip_deploy', {'l7_vip_deploy_dsr_vip': '198.18.0.2500'}, 'l7_vip_deploy_dsr_vip: "198.18.0.2500" is not an IP address'),
         # A health check the web server does not serve there: nothing could verify the toggles.
         ('l7_vip_deploy', {'l7_vip_deploy_profile': dict(PROFILE, health_check_path='/status.html')}, '/status.html did not answer 200'),
         # HAProxy connects to its members from its own address, for its checks and every client alike.
