@@ -71,7 +71,8 @@ def describe(values: t.Sequence[float]) -> dict[str, float]:
 
 def table(headers: t.Sequence[str], rows: t.Iterable[t.Sequence[t.Any]]) -> str:
     lines = ['| ' + ' | '.join(headers) + ' |', '|' + '|'.join(' --- ' for _header in headers) + '|']
-    lines += ['| ' + ' | '.join(str(cell) for cell in row) + ' |' for row in rows]
+    # A cell's own "|" (task names such as "Deploy | ...") would end the cell: escaped, as Markdown tables take it.
+    lines += ['| ' + ' | '.join(str(cell).replace('|', '\\|') for cell in row) + ' |' for row in rows]
     return '\n'.join(lines)
 
 

@@ -17,8 +17,12 @@ limit is the sum of the members' parts / 16), and the CPU per member against the
 many bare ``ansible.builtin.ping`` tasks per host as a member ran module processes, on the same
 inventory (the same interpreters), forks and strategy, right after the rollout. Once with forks
 = max_out + 1 (the least the playbook's comment asks for), once with forks = 2 x max_out (a
-member ready for each slot that frees while others are still on their way to the guard). CPU per
-task from benchmarks/callback_plugins/cpu_profile.py.
+member ready for each slot that frees while others are still on their way to the guard). First
+with the claims where the roles keep them by default for this provider (in the emulator, a
+versioned read-and-write over its API); then, for the figures, in a directory on the controller
+(``l7_vip_deploy_claims_dir``, a file under an exclusive lock), as a user can set. A rollout
+that fails is reported with its first failure, not left out. CPU per task from
+benchmarks/callback_plugins/cpu_profile.py.
 """
 
 from __future__ import annotations
@@ -47,7 +51,10 @@ SUMMARY_TASK = 'Keep this host\'s summary as a fact, for later plays'
 # On slots: 64 members, at most 16 out; forks as the playbook's comment asks at least (max_out + 1), and twice max_out.
 SLOT_SIZE, SLOT_MAX_OUT = 64, 16
 SMOKE_SLOT_SIZE, SMOKE_SLOT_MAX_OUT = 8, 2
-SLOT_FORKS = ('max_out+1', '2*max_out')
+# (where the claims are kept, forks): 'l4' the provider's own store (the emulator's, the roles' default for it),
+# 'directory' l7_vip_deploy_claims_dir on the controller.
+SLOT_CASES = (('l4', 'max_out+1'), ('directory', 'max_out+1'), ('directory', '2*max_out'))
+CLAIMS = {'l4': 'in the emulator (the default)', 'directory': 'in a directory on the controller (l7_vip_deploy_claims_dir)'}
 CPU_GOAL = 1.25  # CPU per member ÷ the floor's per host (as many bare pings as the member's module runs)
 
 
@@ -106,13 +113,24 @@ def ping_playbook(path: pathlib.Path, pings: int) -> pathlib.Path:
     return path
 
 
-def slot_rollout(workdir: pathlib.Path, size: int, max_out: int, forks: int) -> dict[str, t.Any]:
+def first_failure(run: t.Any) -> dict[str, t.Any]:
+    """What stopped a failed rollout: its first failed task, how many hosts failed, how many members finished."""
+    failed = sorted((e for e in run.output if e['status'] == 'failed'), key=lambda e: e['ended'])
+    done = {e['host'] for e in run.output if e['task'] == SUMMARY_TASK and e['status'] == 'ok'}
+    first = failed[0] if failed else None
+    return {'rc': run.returncode, 'first_failed_host': first and first['host'], 'first_failed_task': first and first['task'],
+            'message': (first['result'].get('msg') if first else run.stderr[-500:]), 'failed_hosts': len({e['host'] for e in failed}),
+            'members_done': len(done)}
+
+
+def slot_rollout(workdir: pathlib.Path, size: int, max_out: int, forks: int, claims: str) -> dict[str, t.Any]:
     """The fleet on slots under traffic, then the ping floor on the same inventory; both profiled task by task."""
     workdir.mkdir(parents=True)
     names = [f'web{n}' for n in range(1, size + 1)]
     modules = _common.ModuleRuns(workdir / 'interpreters')
+    claims_vars = {'l7_vip_deploy_claims_dir': str(workdir / 'claims')} if claims == 'directory' else {}
     options = FleetOptions(members=EMBEDDED, groups={'web': size}, profile=PROFILE, l4_extra={'poll_interval': POLL_INTERVAL},
-                           host_vars={name: {'ansible_python_interpreter': modules.interpreter(name)} for name in names})
+                           host_vars={name: {'ansible_python_interpreter': modules.interpreter(name), **claims_vars} for name in names})
     more_env, cpu_file = _common.cpu_profile_env(workdir)
     with Fleet(workdir, options) as fleet, _common.environment(ANSIBLE_FORKS=str(forks)):
         inventory = fleet.write_inventory()
@@ -130,8 +148,8 @@ def slot_rollout(workdir: pathlib.Path, size: int, max_out: int, forks: int) -> 
                 traffic.wait_every_client_answered(_slots.ANSWERED_WITHIN, since=ended)
             summary = traffic.stop()
         if run.returncode != 0:
-            failed = [f'{e["host"]}: {e["task"]!r}: {e["result"].get("msg")}' for e in run.output if e['status'] == 'failed']
-            raise RuntimeError(f'{size} servers on slots: ansible-playbook failed (rc {run.returncode}); failed tasks: {failed}\n{run.stderr[-3000:]}')
+            return {'size': size, 'max_out': max_out, 'forks': forks, 'claims': claims, 'wall': measured.wall, 'failure': first_failure(run),
+                    'traffic': summary.as_dict(), 'failed_requests': summary.failed}
         transitions = fleet.l4.transitions()
         rollout_runs = modules.read()
         rollout_times = modules.read_times()
@@ -156,7 +174,7 @@ def slot_rollout(workdir: pathlib.Path, size: int, max_out: int, forks: int) -> 
     cpu_per_host = measured.children_cpu / size
     floor_per_host = floor.children_cpu / size
     return {
-        'size': size, 'max_out': max_out, 'forks': forks, **analysis,
+        'size': size, 'max_out': max_out, 'forks': forks, 'claims': claims, **analysis,
         'cpu': measured.children_cpu, 'cpu_per_host': cpu_per_host, 'module_cpu_per_host': module_runs['member_module_cpu_per_host'],
         'controller_cpu_per_host': (measured.children_cpu - module_runs['member_module_cpu']) / size, **module_runs,
         'emulator_cpu': measured.own_cpu, 'profile': _common.profile_summary(rows, size, measured.children_cpu, main), 'tasks': rows,
@@ -179,15 +197,19 @@ def run(workdir: pathlib.Path) -> dict[str, t.Any]:
         sizes.append(case)
     slot_size, max_out = (SMOKE_SLOT_SIZE, SMOKE_SLOT_MAX_OUT) if _common.smoke() else (SLOT_SIZE, SLOT_MAX_OUT)
     slots = []
-    for forks_of in SLOT_FORKS:
+    for claims, forks_of in SLOT_CASES:
         forks = max_out + 1 if forks_of == 'max_out+1' else 2 * max_out
-        _common.log(f'fleet: {slot_size} servers on slots, max_out {max_out}, forks {forks}')
-        case = slot_rollout(workdir / f'slots{slot_size}-forks{forks}', slot_size, max_out, forks)
+        _common.log(f'fleet: {slot_size} servers on slots, max_out {max_out}, forks {forks}, claims {CLAIMS[claims]}')
+        case = slot_rollout(workdir / f'slots{slot_size}-forks{forks}-{claims}', slot_size, max_out, forks, claims)
+        slots.append(case)
+        if 'failure' in case:
+            _common.log(f'fleet: {slot_size} servers on slots, forks {forks}, claims {claims}: the rollout FAILED after {case["wall"]:.1f} s: '
+                        f'{case["failure"]}; {case["failed_requests"]} failed requests of {case["traffic"]["total"]}')
+            continue
         _common.log(f'fleet: {slot_size} servers on slots, forks {forks}: {case["wall"]:.1f} s, slot limit {case["limit"]:.1f} s, ratio '
                     f'{case["ratio_limit"]:.3f}, most out at once {case["most_out"]}; CPU {case["cpu_per_host"]:.2f} s/member against '
                     f'{case["floor_cpu_per_host"]:.2f} s for {case["pings"]} pings ({case["cpu_ratio"]:.3f}); {_common.runs_text(case)} module '
                     f'runs per member; {case["failed_requests"]} failed requests of {case["traffic"]["total"]}')
-        slots.append(case)
     return {'profile': PROFILE, 'serial': SERIAL, 'deploy_seconds': DEPLOY_SECONDS, 'poll_interval': POLL_INTERVAL, 'goal': GOAL,
             'controller_cpu_goal': CONTROLLER_CPU_GOAL, 'sizes': sizes, 'slot_goal': _slots.GOAL_LIMIT, 'cpu_goal': CPU_GOAL,
             'traffic': _slots.TRAFFIC, 'slots': slots}
@@ -240,32 +262,48 @@ def render(result: dict[str, t.Any]) -> str:
 
 
 def render_slots(result: dict[str, t.Any]) -> str:
-    slots = result['slots']
-    first = slots[0]
+    every = result['slots']
+    slots = [case for case in every if 'failure' not in case]  # the rollouts that went through, with figures
+    first = slots[0] if slots else every[0]
+
+    def label(case: dict[str, t.Any]) -> str:
+        return f'{case["forks"]}, claims {CLAIMS[case.get("claims", "l4")]}'
 
     def goals(case: dict[str, t.Any]) -> str:
         failed = '; NOT met: failed requests' if case['failed_requests'] else ''
         return (f'wall {_common.verdict(case["ratio_limit"], result["slot_goal"])}, CPU {_common.verdict(case["cpu_ratio"], result["cpu_goal"])}'
                 f'{failed}')
 
-    rows = [(case['forks'], _common.fmt(case['wall'], 1), _common.fmt(case['parts'], 1), _common.fmt(case['limit'], 1),
-             f'**{case["ratio_limit"]:.3f}**', case['most_out'], _common.fmt(case['cpu_per_host'], 2),
-             f'{_common.fmt(case["floor_cpu_per_host"], 2)} ({case["pings"]} pings)', f'**{case["cpu_ratio"]:.3f}**',
-             f'{_common.runs_text(case)} ({case["profile"]["module_runs_placed_per_host"]:.1f} placed in tasks)',
-             f'{case["failed_requests"]} of {case["traffic"]["total"]:,}', goals(case)) for case in slots]
+    def row(case: dict[str, t.Any]) -> tuple[t.Any, ...]:
+        if 'failure' in case:
+            failure = case['failure']
+            return (label(case), _common.fmt(case['wall'], 1), *(['-'] * 8), f'{case["failed_requests"]} of {case["traffic"]["total"]:,}',
+                    f'NOT met: the rollout failed (rc {failure["rc"]}) at {failure["first_failed_host"]}\'s "{failure["first_failed_task"]}": '
+                    f'{failure["message"]}; {failure["members_done"]} members done, {failure["failed_hosts"]} hosts failed')
+        return (label(case), _common.fmt(case['wall'], 1), _common.fmt(case['parts'], 1), _common.fmt(case['limit'], 1),
+                f'**{case["ratio_limit"]:.3f}**', case['most_out'], _common.fmt(case['cpu_per_host'], 2),
+                f'{_common.fmt(case["floor_cpu_per_host"], 2)} ({case["pings"]} pings)', f'**{case["cpu_ratio"]:.3f}**',
+                f'{_common.runs_text(case)} ({case["profile"]["module_runs_placed_per_host"]:.1f} placed in tasks)',
+                f'{case["failed_requests"]} of {case["traffic"]["total"]:,}', goals(case))
+    rows = [row(case) for case in every]
+    if not slots:
+        return '\n\n'.join([f'## 4\'. The fleet of {first["size"]} on slots: `rolling_deploy_max_out: {first["max_out"]}`',
+                            _common.table(('forks, claims', 'wall s', 'Σ parts s', 'slot limit s', 'wall ÷ slot limit', 'most out at once',
+                                           'CPU s/member', 'floor CPU s/host', 'CPU ÷ floor', 'module runs/member', 'failed requests', 'goals'),
+                                          rows)])
     phase_names = list(first['phases'])
-    phase_rows = [(case['forks'], _common.fmt(case['wall'], 1), *(_common.fmt(case['phases'][name], 1) for name in phase_names),
+    phase_rows = [(label(case), _common.fmt(case['wall'], 1), *(_common.fmt(case['phases'][name], 1) for name in phase_names),
                    _common.fmt(case['parts'] / case['max_out'], 1), _common.fmt(case['windows'] / case['max_out'], 1)) for case in slots]
-    window_rows = [(case['forks'], _slots.parts_text(case), _slots.median_or_dash(case['window']), _slots.median_or_dash(case['own_in_window']),
+    window_rows = [(label(case), _slots.parts_text(case), _slots.median_or_dash(case['window']), _slots.median_or_dash(case['own_in_window']),
                     _slots.handover_text(case)) for case in slots]
 
-    def cpu_row(label: str, total: float, profile: dict[str, t.Any]) -> tuple[t.Any, ...]:
-        return (label, _common.fmt(total, 2), _common.fmt(profile['worker_cpu_per_host'], 2), _common.fmt(profile['children_cpu_per_host'], 2),
+    def cpu_row(name: str, total: float, profile: dict[str, t.Any]) -> tuple[t.Any, ...]:
+        return (name, _common.fmt(total, 2), _common.fmt(profile['worker_cpu_per_host'], 2), _common.fmt(profile['children_cpu_per_host'], 2),
                 _common.fmt(profile['main_cpu_per_host'], 2), _common.fmt(profile['other_cpu_per_host'], 2),
                 f'{profile["tasks_per_host"]:.0f} ({profile["skipped_per_host"]:.0f} skipped)', f'{profile["module_runs_placed_per_host"]:.1f}')
     cpu_rows = []
     for case in slots:
-        cpu_rows.append(cpu_row(f'rollout, forks {case["forks"]}', case['cpu_per_host'], case['profile']))
+        cpu_rows.append(cpu_row(f'rollout, forks {label(case)}', case['cpu_per_host'], case['profile']))
         cpu_rows.append(cpu_row(f'floor: {case["pings"]} pings, forks {case["forks"]}', case['floor_cpu_per_host'], case['floor_profile']))
     size, max_out = first['size'], first['max_out']
     return '\n\n'.join([
@@ -279,21 +317,24 @@ def render_slots(result: dict[str, t.Any]) -> str:
         'controller and module processes, per member; the floor is a play of as many bare `ansible.builtin.ping` tasks per host as a member '
         'ran module processes (counted by benchmarks/timed_python.sh; "placed in tasks" counts the same runs by the task records they fall '
         'in), on the same inventory and interpreters, with the same forks and strategy (host_pinned), right after the rollout. Forks: '
-        f'max_out + 1 = {max_out + 1} (the least the playbook\'s comment asks for) and 2 × max_out = {2 * max_out}.',
-        _common.table(('forks', 'wall s', 'Σ parts s', 'slot limit s', 'wall ÷ slot limit', 'most out at once (emulator)', 'CPU s/member',
+        f'max_out + 1 = {max_out + 1} (the least the playbook\'s comment asks for) and 2 × max_out = {2 * max_out}. Claims: first where the '
+        'roles keep them for this provider by default (in the emulator: a versioned read-and-write over its API, retried when another '
+        'member wrote in between), then in a directory on the controller (`l7_vip_deploy_claims_dir`: a file under an exclusive lock), as '
+        'a user can set.',
+        _common.table(('forks, claims', 'wall s', 'Σ parts s', 'slot limit s', 'wall ÷ slot limit', 'most out at once (emulator)', 'CPU s/member',
                        'floor CPU s/host', 'CPU ÷ floor', 'module runs/member', 'failed requests', 'goals'), rows),
         'Where the wall time went, seconds; the last two columns are what the slot phase would take with every slot always busy '
         f'(Σ parts ÷ {max_out}, and Σ of the members\' actual windows ÷ {max_out}):',
-        _common.table(('forks', 'wall', *phase_names, 'Σ parts ÷ max_out', 'Σ windows ÷ max_out'), phase_rows),
+        _common.table(('forks, claims', 'wall', *phase_names, 'Σ parts ÷ max_out', 'Σ windows ÷ max_out'), phase_rows),
         'One member, median (min-max), seconds: its part\'s pieces; its window (health check out → bound again); what the roles added '
         'inside the window; the handover (a member bound again → the next member\'s health check out):',
-        _common.table(('forks', 'part: detection, stop, deploy, start, bring-up', 'window', 'roles\' own time in the window', 'handover'),
+        _common.table(('forks, claims', 'part: detection, stop, deploy, start, bring-up', 'window', 'roles\' own time in the window', 'handover'),
                       window_rows),
         'CPU per host, seconds, by where it went (benchmarks/callback_plugins/cpu_profile.py): the tasks\' workers (templating, action '
         'plugins, the L4 steps in-process), the processes they ran (module runs, the start and stop commands), ansible-playbook\'s main '
         'process (strategy, includes, results, callbacks) and the rest (the workers\' fork and exit):',
         _common.table(('run', 'CPU s/host', 'task workers', 'their processes', 'main process', 'rest', 'tasks/host', 'module runs/host'), cpu_rows),
-        f'The costliest tasks of the rollout with forks {first["forks"]}, per member:',
+        f'The costliest tasks of the rollout with forks {label(first)}, per member:',
         _common.profile_table(first['tasks'], size),
         f'And of its floor ({first["pings"]} pings per host):',
         _common.profile_table(first['floor_tasks'], size, limit=4),
