@@ -75,6 +75,13 @@ def released_at(run: PlaybookRun, names: t.Sequence[str]) -> dict[str, float | N
     return ends
 
 
+def sequence(run: PlaybookRun, member: Member) -> dict[str, t.Any]:
+    """One member's tasks in the order they ran (every play, skipped ones too): name, status, start after its health
+    check out (seconds, negative before it) and how long each took - for the profile (kept in the JSON, not rendered)."""
+    return {'member': member.name, 'tasks': [(e['task'], e['status'], round(e['started'] - member.out_at, 3), round(e['ended'] - e['started'], 3))
+                                             for e in run.output if e['host'] == member.name and e.get('started') is not None]}
+
+
 def analyse(run: PlaybookRun, names: t.Sequence[str], transitions: t.Sequence[Transition], max_out: int,
             started: float, ended: float) -> dict[str, t.Any]:
     """The slot limit of the run, the member records it is made of, and where the wall time went."""
@@ -118,6 +125,7 @@ def analyse(run: PlaybookRun, names: t.Sequence[str], transitions: t.Sequence[Tr
         'window': _common.describe([m.up_at - m.out_at for m in members]),
         'own_in_window': _common.describe([(m.up_at - m.out_at) - m.ideal for m in members]),
         'records': [dataclasses.asdict(m) for m in members],
+        'sequence': sequence(run, sorted(members, key=lambda m: m.up_at - m.out_at)[len(members) // 2]),
         'prepares': {name: (span[1] - span[0]) if span else None for name, span in spans.items()},
     }
 
