@@ -58,6 +58,7 @@ CASES = (
      {'rolling_deploy_max_out': 'max_out', 'rolling_deploy_prepare': 'group'}, True),
 )
 
+
 def _stage(prefix: str) -> dict[str, t.Any]:
     return {
         'name': f'{prefix} | download and unpack the release (a sleep of {PREPARE_SECONDS:g} s stands for both), staged beside the docroot',
