@@ -29,6 +29,7 @@ import dataclasses
 import fcntl
 import json
 import os
+import random
 import socket
 import time
 import typing as t
@@ -272,22 +273,29 @@ class DirectoryStore:
             raise ClaimError(f'claims: {path} is not a claims file ({error}); remove it once no rollout runs') from None
 
 
-# How often a store that compares and sets may find the claims changed under it before the guard gives up.
-CAS_ATTEMPTS = 8
+# How often a store that compares and sets may find the claims changed under it before the guard gives up, and the
+# backoff between tries: a random pause up to BACKOFF * 2**try, at most BACKOFF_MAX - every slot of a big pool asks at
+# once when a rollout starts, and without the random pause the same writers collide again on every try.
+CAS_ATTEMPTS = 16
+BACKOFF = 0.02
+BACKOFF_MAX = 0.5
 
 
 class CompareAndSetStore:
     """Claims the L4 itself holds: read with a version, written only if the version is still the same, else decided anew."""
 
     def __init__(self, where: str, read: t.Callable[[str], tuple[int, dict[str, t.Any]]],
-                 write: t.Callable[[str, int, dict[str, t.Any]], bool]) -> None:
+                 write: t.Callable[[str, int, dict[str, t.Any]], bool], sleep: t.Callable[[float], None] = time.sleep) -> None:
         self.where = where
-        self._read, self._write = read, write
+        self._read, self._write, self._sleep = read, write, sleep
 
     def transact(self, pool: str, decide: Decide, dry_run: bool = False) -> PoolClaims:
-        for _attempt in range(CAS_ATTEMPTS):
+        for attempt in range(CAS_ATTEMPTS):
+            if attempt:
+                self._sleep(random.uniform(0, min(BACKOFF_MAX, BACKOFF * 2 ** attempt)))
             version, document = self._read(pool)
             claims = PoolClaims(document)
             if not decide(claims) or dry_run or self._write(pool, version, claims.document()):
                 return claims
-        raise ClaimError(f'claims: the claims of pool {pool!r} in {self.where} changed under every one of {CAS_ATTEMPTS} attempts')
+        raise ClaimError(f'claims: the claims of pool {pool!r} in {self.where} changed under every one of {CAS_ATTEMPTS} attempts '
+                         '(other rollouts or slots writing all the time)')

@@ -163,6 +163,13 @@ def _judge(store: _claims.Store | None, owner: _claims.Owner | None, pool: str, 
         verdict = _capacity.judge(pool, bindings_of(), leaving, params['min_bound'], params['max_out'])
         return _verdict_result(verdict, {}, [], None)
     outcome: dict[str, t.Any] = {}
+    asked: dict[str, t.Mapping[str, bool]] = {}
+
+    def ask_the_l4() -> None:
+        # Outside the claims' read-decide-write: the L4's answer can take a while, and a store that compares and sets
+        # must not hold its version across it while every waiting slot writes. A claim made meanwhile changes the version.
+        if counts:
+            asked['bindings'] = bindings_of()
 
     def decide(claims: _claims.PoolClaims) -> bool:
         now = ctx.clock.time()
@@ -180,7 +187,7 @@ def _judge(store: _claims.Store | None, owner: _claims.Owner | None, pool: str, 
         others = {m: h for m, h in held.items() if m not in leaving}
         # Out whatever the L4 says yet: claimed by another rollout, or by this one for another member (a slot taken).
         claimed = set(others) | {m for m in claims.claims if m not in leaving and claims.claims[m].get('owner') == owner.key}
-        bindings = bindings_of() if counts else {**dict.fromkeys(claimed, False), **dict.fromkeys(leaving, True)}
+        bindings = asked['bindings'] if counts else {**dict.fromkeys(claimed, False), **dict.fromkeys(leaving, True)}
         outcome['verdict'] = verdict = _capacity.judge(pool, {m: bound and m not in claimed for m, bound in bindings.items()}, leaving,
                                                        params['min_bound'], params['max_out']) if counts or params['max_out'] else None
         outcome['others'] = others
@@ -191,7 +198,7 @@ def _judge(store: _claims.Store | None, owner: _claims.Owner | None, pool: str, 
         outcome['claimed'] = claims.claim(owner, leaving, now, params['claim_lease'])
         return True
 
-    _transact_when_a_slot_is_free(store, pool, decide, outcome, params, ctx)
+    _transact_when_a_slot_is_free(store, pool, ask_the_l4, decide, outcome, params, ctx)
     for member, why in outcome.get('taken_over', {}).items():
         ctx.warn(f'took over the claim of {member}: {why}')
     if outcome.get('first') and only_here:
@@ -204,13 +211,14 @@ def _judge(store: _claims.Store | None, owner: _claims.Owner | None, pool: str, 
                 slot_wait=outcome['slot_wait'])
 
 
-def _transact_when_a_slot_is_free(store: _claims.Store, pool: str, decide: _claims.Decide, outcome: dict[str, t.Any],
-                                  params: t.Mapping[str, t.Any], ctx: Context) -> None:
+def _transact_when_a_slot_is_free(store: _claims.Store, pool: str, ask_the_l4: t.Callable[[], None], decide: _claims.Decide,
+                                  outcome: dict[str, t.Any], params: t.Mapping[str, t.Any], ctx: Context) -> None:  # pylint: disable=too-many-arguments
     """Decide once; with max_out and no free slot, decide again every poll_interval until one is (a member bound again
     and its claim released), limited by slot_timeout (the claim lease by default). Check mode does not wait."""
     timeout = params['slot_timeout'] or params['claim_lease']
 
     def decided() -> _capacity.Verdict | None:
+        ask_the_l4()
         store.transact(pool, decide, dry_run=ctx.check_mode)
         return outcome.get('verdict')
 

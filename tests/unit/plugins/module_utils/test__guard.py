@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import copy
 import multiprocessing
 import subprocess
+import threading
+import time
 import typing as t
 
 import pytest
@@ -272,6 +276,53 @@ def test_a_compare_and_set_store_decides_again_when_the_claims_changed_under_it(
 
     store.transact('web', decide)
     assert decisions == [[], ['web1']] and kept['version'] == 1 and kept['claims']['claims']['web1']['owner'] == elsewhere().key
+
+
+def test_a_compare_and_set_store_backs_off_at_random_and_gives_up_naming_the_pool_and_the_tries():
+    """A writer that never wins: every try after the first pauses a random while that grows, then the store says why it gave up."""
+    pauses: list[float] = []
+    store = _claims.CompareAndSetStore('the L4', lambda pool: (0, {}), lambda pool, version, claims: False, sleep=pauses.append)
+    with pytest.raises(_claims.ClaimError, match=r"claims of pool 'web' in the L4 changed under every one of 16 attempts"):
+        store.transact('web', lambda claims: True)
+    limits = [min(_claims.BACKOFF_MAX, _claims.BACKOFF * 2 ** attempt) for attempt in range(1, _claims.CAS_ATTEMPTS)]
+    assert len(pauses) == _claims.CAS_ATTEMPTS - 1 and all(0 <= p <= limit for p, limit in zip(pauses, limits))
+    assert len(set(pauses)) > 1  # random, or the same writers collide again on every try
+
+
+def test_slots_of_a_big_pool_claiming_at_once_through_one_l4_all_get_their_claims():
+    """32 members claim at once from threads against a versioned document, as the slots of a rollout of 64 do at its start:
+    every claim is stored, none is lost to another writer's version. All read the first version together, so 31 lose
+    their first write; without a random pause between tries the losers keep colliding."""
+    lock = threading.Lock()
+    kept = {'version': 0, 'claims': {}}
+    first_reads = threading.Barrier(32, timeout=10)
+    local = threading.local()
+
+    def read(pool):
+        if not getattr(local, 'read_once', False):
+            local.read_once = True
+            first_reads.wait()
+        with lock:
+            answer = kept['version'], copy.deepcopy(kept['claims'])
+        time.sleep(0.005)  # the answer's way back over the network: other writers run meanwhile
+        return answer
+
+    def write(pool, version, claims):
+        with lock:
+            if version != kept['version']:
+                return False
+            kept.update(version=version + 1, claims=claims)
+            return True
+
+    def claim(member: str) -> None:
+        store = _claims.CompareAndSetStore('the L4', read, write)
+        owner = _claims.Owner.from_dict(me().as_dict())
+        store.transact('web', lambda claims: bool(claims.claim(owner, [member], NOW, 600)))
+
+    members = [f'web{n}' for n in range(32)]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=32) as pool:
+        list(pool.map(claim, members))
+    assert sorted(kept['claims']['claims']) == sorted(members) and kept['version'] == 32
 
 
 def _race(directory: str, member: str, results: t.Any) -> None:
