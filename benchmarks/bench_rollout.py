@@ -256,7 +256,7 @@ def render(result: dict[str, t.Any]) -> str:
         f'`sleep {result["deploy_seconds"]}`; member_wait polls every {result["poll_interval"]} s. '
         'Ideal = sum over batches of the L4\'s actual detection + stop + deploy + start + bring-up (the L4\'s transition '
         'times from its own records: the emulator\'s event log, HAProxy\'s log; stop, deploy and start as the tasks ran: the stop is '
-        'the task that runs the stop command, which in the roles also waits until no client session is left on the server). '
+        'the task that runs the stop command, which in the roles also waits until no client connection is left on the server). '
         f'Ratio = total ÷ ideal; goal ≤ {result["goal"]}. "total" is the whole ansible-playbook run (start-up, the look for '
         'members left out, the plan); "batches" is the sum of the batches\' own spans; "own cost" is what the collection adds to '
         'each batch, batch span − ideal, on average. The roles\' L4 steps (capacity guard, waits, the L4\'s session count, claims) '

@@ -426,7 +426,7 @@ def test_a_session_that_never_drains_stops_the_rollout_with_capacity_intact(tmp_
             assert run.returncode != 0, run.log[-3000:]
             failed = run.failed_task()
             assert (failed['host'], failed['task'].split(', at most')[0]) == (
-                'web1', "Stop the web server (its FINs end the L4's sessions) and wait until no client session is left on it"), failed['task']
+                'web1', "Stop the web server (its FINs end the L4's sessions) and wait until no client connection is left on it"), failed['task']
             message = failed['result']['msg']
             # It gave up at its timeout, naming the peer(s) left: at least the slow download's.
             assert f'remain on port {MEMBER_PORT} after {drain_timeout}s' in message, message

@@ -20,7 +20,7 @@ from ansible_collections.l4vip.rollout.tests.harness.lab import Lab
 
 PROFILE = {'interval': 0.2, 'retry': 1, 'rise': 1}
 NOOP = ['/bin/true']
-STOP = "Stop the web server (its FINs end the L4's sessions) and wait until no client session is left on it"
+STOP = "Stop the web server (its FINs end the L4's sessions) and wait until no client connection is left on it"
 
 
 def deploy_tasks(tmp_path: pathlib.Path, docroot: pathlib.Path, version: str, fail: bool = False) -> str:
