@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import sys
 import typing as t
 
 import pytest
@@ -297,3 +298,39 @@ def test_rolling_deploy_refuses_two_different_profiles_for_one_host(tmp_path):
     assert run.returncode != 0
     said = ('rolling_deploy_profile: {"interval": 2} and l7_vip_deploy_profile: {"interval": 30} are both set for web1 and differ')
     assert said in str(run.output), run.stderr[-3000:]
+
+
+def _local_vip_group(tmp_path: pathlib.Path, **hosts: dict[str, t.Any]) -> tuple[pathlib.Path, pathlib.Path]:
+    """An inventory of one VIP group (vip_a) of local members whose health check is a file, verified by no URL."""
+    docroot = tmp_path / 'docroot'
+    docroot.mkdir()
+    (docroot / 'health_check.html').write_text('ok\n')
+    member = {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable,
+              'l7_vip_deploy_health_check_path': str(docroot / 'health_check.html'), 'l7_vip_deploy_service_port': 20599,
+              'l7_vip_deploy_health_check_verify': False, 'l7_vip_deploy_stop_command': ['true'], 'l7_vip_deploy_start_command': ['true'],
+              'l7_vip_deploy_claims_dir': str(tmp_path / 'claims'), 'l7_vip_deploy_l4': {'provider': 'timer', 'pool': 'web'}}
+    inventory = tmp_path / 'inventory.yml'
+    inventory.write_text(yaml.safe_dump({'all': {'children': {'vip_a': {'hosts': {
+        name: {k: v for k, v in (member | given).items() if v is not None} for name, given in hosts.items()}}}}}))
+    return inventory, docroot
+
+
+def test_rolling_deploy_refuses_a_vip_group_whose_members_reach_different_l4s_before_any_goes_out(tmp_path):
+    inventory, docroot = _local_vip_group(tmp_path, web1={}, web2={'l7_vip_deploy_l4': {'provider': 'timer', 'pool': 'www'}})
+    run = run_collection_playbook(tmp_path, 'l4vip.rollout.rolling_deploy', inventory, {'rolling_deploy_groups': ['vip_a']}, timeout=120)
+    assert run.returncode != 0
+    said = 'the members of one VIP group go out of one VIP, so they must agree on provider, endpoint, pool and L4 host; vip_a has'
+    assert said in str(run.output), run.stderr[-3000:]
+    assert '"pool": "www"' in str(run.output)
+    assert (docroot / 'health_check.html').exists() and not [t for t in run.output if t['task'].startswith('Capacity guard')]
+
+
+def test_rolling_deploy_checks_every_member_against_the_roles_argument_spec_before_any_goes_out(tmp_path):
+    """The deploy play runs the role's sequence alone: its preflight holds the members to the argument spec."""
+    inventory, docroot = _local_vip_group(tmp_path, web1={}, web2={'l7_vip_deploy_service_port': None})
+    run = run_collection_playbook(tmp_path, 'l4vip.rollout.rolling_deploy', inventory, {'rolling_deploy_groups': ['vip_a']}, timeout=120)
+    assert run.returncode != 0
+    failed = [t for t in run.output if t['status'] == 'failed']
+    assert [(t['host'], t['task']) for t in failed] == [('web2', "Check the role's variables against its argument spec")], failed
+    assert 'missing required arguments: l7_vip_deploy_service_port' in failed[0]['result']['msg']
+    assert (docroot / 'health_check.html').exists() and not [t for t in run.output if t['task'].startswith('Capacity guard')]
