@@ -171,6 +171,21 @@ def _judge(store: _claims.Store | None, owner: _claims.Owner | None, pool: str, 
         if counts:
             asked['bindings'] = bindings_of()
 
+    def claimed_elsewhere(claims: _claims.PoolClaims, held: t.Mapping[str, _claims.Holding]) -> set[str]:
+        """Out whatever the L4 says yet: claimed by another rollout, or by this one for another member (a slot taken)."""
+        return {m for m in held if m not in leaving} | {m for m in claims.claims if m not in leaving and claims.claims[m].get('owner') == owner.key}
+
+    def left_out_here(claims: _claims.PoolClaims) -> list[str]:
+        return [m for m, c in claims.claims.items() if c.get('owner') == owner.key and c.get('left_out')]
+
+    def slots_full(claims: _claims.PoolClaims) -> bool:
+        # Every claimed member counts as out: while max_out are claimed no slot is free, whatever the L4 would say. A
+        # member this rollout left out is news for decide, which refuses at once.
+        held = claims.held_by_others(owner, ctx.clock.time(), _claims.this_machine(), params['gone_owners'])
+        outcome['slots_full'] = (not left_out_here(claims) and bool(params['max_out'])
+                                 and len(claimed_elsewhere(claims, held)) >= params['max_out'])
+        return False
+
     def decide(claims: _claims.PoolClaims) -> bool:
         now = ctx.clock.time()
         held = claims.held_by_others(owner, now, _claims.this_machine(), params['gone_owners'])
@@ -179,14 +194,13 @@ def _judge(store: _claims.Store | None, owner: _claims.Owner | None, pool: str, 
             raise StepFailed(f"capacity guard: claimed by another rollout: {'; '.join(h.describe() for h in blocking)}. A claim lapses "
                              "when its rollout ends on the controller that holds it, when its lease runs out, or when it is released "
                              "with force.", claimed_by_others=sorted(held), blocked_by=[h.owner.as_dict() for h in blocking], leaving=leaving)
-        failed_here = [m for m, c in claims.claims.items() if c.get('owner') == owner.key and c.get('left_out')]
+        failed_here = left_out_here(claims)
         if failed_here:
             # Slots let members run on after a failure, and may be waiting here for a slot when it comes: none may go out.
             raise StepFailed(f"capacity guard: no member goes out after a failure in this rollout: {failed_here[0]} was left out "
                              f"({claims.claims[failed_here[0]]['left_out']})", leaving=leaving)
         others = {m: h for m, h in held.items() if m not in leaving}
-        # Out whatever the L4 says yet: claimed by another rollout, or by this one for another member (a slot taken).
-        claimed = set(others) | {m for m in claims.claims if m not in leaving and claims.claims[m].get('owner') == owner.key}
+        claimed = claimed_elsewhere(claims, held)
         bindings = asked['bindings'] if counts else {**dict.fromkeys(claimed, False), **dict.fromkeys(leaving, True)}
         outcome['verdict'] = verdict = _capacity.judge(pool, {m: bound and m not in claimed for m, bound in bindings.items()}, leaving,
                                                        params['min_bound'], params['max_out']) if counts or params['max_out'] else None
@@ -198,7 +212,7 @@ def _judge(store: _claims.Store | None, owner: _claims.Owner | None, pool: str, 
         outcome['claimed'] = claims.claim(owner, leaving, now, params['claim_lease'])
         return True
 
-    _transact_when_a_slot_is_free(store, pool, ask_the_l4, decide, outcome, params, ctx)
+    _transact_when_a_slot_is_free(store, pool, ask_the_l4, slots_full, decide, outcome, params, ctx)
     for member, why in outcome.get('taken_over', {}).items():
         ctx.warn(f'took over the claim of {member}: {why}')
     if outcome.get('first') and only_here:
@@ -211,13 +225,21 @@ def _judge(store: _claims.Store | None, owner: _claims.Owner | None, pool: str, 
                 slot_wait=outcome['slot_wait'])
 
 
-def _transact_when_a_slot_is_free(store: _claims.Store, pool: str, ask_the_l4: t.Callable[[], None], decide: _claims.Decide,
-                                  outcome: dict[str, t.Any], params: t.Mapping[str, t.Any], ctx: Context) -> None:  # pylint: disable=too-many-arguments
+def _transact_when_a_slot_is_free(store: _claims.Store, pool: str, ask_the_l4: t.Callable[[], None], slots_full: _claims.Decide,
+                                  decide: _claims.Decide, outcome: dict[str, t.Any], params: t.Mapping[str, t.Any],
+                                  ctx: Context) -> None:  # pylint: disable=too-many-arguments
     """Decide once; with max_out and no free slot, decide again every poll_interval until one is (a member bound again
-    and its claim released), limited by slot_timeout (the claim lease by default). Check mode does not wait."""
+    and its claim released), limited by slot_timeout (the claim lease by default). Check mode does not wait.
+
+    A waiting member reads the claims alone while they fill every slot: the L4 is asked only when a slot may be free,
+    so a dozen members waiting do not load the L4's API (or its management plane) ten times a second each."""
     timeout = params['slot_timeout'] or params['claim_lease']
 
     def decided() -> _capacity.Verdict | None:
+        if 'verdict' in outcome:  # waiting already: a look at the claims first, changing nothing
+            store.transact(pool, slots_full, dry_run=True)
+            if outcome['slots_full']:
+                return outcome['verdict']
         ask_the_l4()
         store.transact(pool, decide, dry_run=ctx.check_mode)
         return outcome.get('verdict')

@@ -153,6 +153,26 @@ def test_a_slot_is_waited_for_until_a_member_of_the_rollout_is_back(tmp_path):
     assert taken['claimed'] == ['web2'] and taken['out'] == [] and clock.slept == [0.5, 0.5, 0.5] and taken['slot_wait'] == 1.5
 
 
+def test_a_member_waiting_for_a_slot_asks_the_l4_only_once_the_claims_leave_one_free(tmp_path, monkeypatch):
+    """Waiting members read the claims alone while the rollout's claims fill max_out: the L4's API is not polled by each."""
+    asked = []
+
+    class CountsAsks(_providers.EmulatorProvider):
+        def pool_bindings(self):
+            asked.append(self.settings)
+            return dict.fromkeys(MEMBERS, True)
+
+    monkeypatch.setitem(_providers.PROVIDER_CLASSES, 'emulator', CountsAsks)
+    l4 = {'provider': 'emulator', 'endpoint': 'http://l4', 'pool_members': None, 'claims_dir': str(tmp_path / 'claims')}
+    owner = me()
+    assert guard(tmp_path, owner, member='web1', max_out=1, **l4)[0]['claimed'] == ['web1'] and len(asked) == 1
+    clock = ReleasingClock(lambda: guard(tmp_path, owner, member='web1', release=True, **l4), after=3)
+    taken, _warnings = guard(tmp_path, owner, member='web2', max_out=1, poll_interval=0.5, clock=clock, **l4)
+    assert taken['claimed'] == ['web2'] and clock.slept == [0.5, 0.5, 0.5]
+    # Its first look and the one after web1's release; not the two polls while web1's claim filled the one slot.
+    assert len(asked) == 3, asked
+
+
 def test_no_slot_within_the_timeout_fails_naming_what_is_out(tmp_path):
     owner = me()
     guard(tmp_path, owner, members=['web1'], max_out=2, pool_members=MEMBERS + ['web4'])
