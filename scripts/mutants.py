@@ -44,6 +44,9 @@ CORE = 'plugins/module_utils/_emulator/core.py'
 HAPROXY = 'plugins/module_utils/_haproxy.py'
 PROVIDERS = 'plugins/module_utils/_providers.py'
 REAL_PARTS = 'tests/harness/real_parts.py'
+CAPACITY = 'plugins/module_utils/_capacity.py'
+GUARD = 'plugins/module_utils/_guard.py'
+CLAIMS = 'plugins/module_utils/_claims.py'
 
 UNIT = 'tests/unit/plugins/module_utils/'
 T_TIMING = UNIT + 'test__timing.py'
@@ -63,6 +66,8 @@ T_HAPROXY_WINDOWS = 'tests/integration/test_real_parts.py::test_mark_down_and_up
 T_HAPROXY_CONFIG = 'tests/integration/test_real_parts.py::test_config_takes_every_timing_from_the_profile'
 T_HAPROXY_JUDGE = 'tests/integration/test_real_parts.py::test_the_harness_reading_of_bound_is_where_haproxy_sends_new_connections'
 HARNESS_TESTS = (T_VS_HAPROXY, T_HAPROXY_WINDOWS, T_HAPROXY_CONFIG)
+T_CAPACITY = f'{UNIT}test__capacity.py::test_slots_count_every_member_out_whyever_it_is_out'
+T_GUARD = f'{UNIT}test__guard.py'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,6 +188,19 @@ MUTANTS = (
            "the harness's HAProxy needs one failed check less", HARNESS_TESTS),
     Mutant('harness.haproxy-rise+1', REAL_PARTS, "f'rise {profile.rise}'", "f'rise {profile.rise + 1}'",
            "the harness's HAProxy needs one passing check more", HARNESS_TESTS),
+    # --- slots: the capacity guard and its claims ---------------------------------------------------------
+    Mutant('capacity.one-slot-too-many', CAPACITY, 'len(self.out) + len(self.leaving) <= self.max_out',
+           'len(self.out) + len(self.leaving) <= self.max_out + 1', 'one member more than max_out out at once', (T_CAPACITY,)),
+    Mutant('guard.waiting-peek-skips-left-out', GUARD, "outcome['slots_full'] = (not left_out_here(claims) and bool(params['max_out'])",
+           "outcome['slots_full'] = (bool(params['max_out'])", 'a member waiting for a slot waits on after its rollout left one out',
+           (f'{T_GUARD}::test_a_member_waiting_for_a_slot_goes_no_further_once_the_rollout_left_one_out',)),
+    Mutant('guard.waiting-asks-the-l4-each-poll', GUARD, "        if 'verdict' in outcome:  # waiting already", "        if False:  # waiting already",
+           "every member waiting for a slot asks the L4 at every poll",
+           (f'{T_GUARD}::test_a_member_waiting_for_a_slot_asks_the_l4_only_once_the_claims_leave_one_free',)),
+    Mutant('claims.retry-without-a-pause', CLAIMS, '                self._sleep(random.uniform(0, min(BACKOFF_MAX, BACKOFF * 2 ** attempt)))',
+           '                pass', 'claims written to the L4 retried at once, so the same writers collide again',
+           (f'{T_GUARD}::test_a_compare_and_set_store_backs_off_at_random_and_gives_up_naming_the_pool_and_the_tries',
+            f'{T_GUARD}::test_slots_of_a_big_pool_claiming_at_once_through_one_l4_all_get_their_claims')),
     Mutant('harness.haproxy-inter/1.5', REAL_PARTS, "f'inter {seconds_to_ms(profile.interval)}'", "f'inter {seconds_to_ms(profile.interval / 1.5)}'",
            "the harness's HAProxy checks 1.5 times as often", HARNESS_TESTS),
     Mutant('harness.judge-admin-as-up', REAL_PARTS, "in (OP_STARTING, OP_RUNNING) and not admin_state & ADMIN_OUT_OF_SERVICE else 'down'",
