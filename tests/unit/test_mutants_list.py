@@ -36,7 +36,7 @@ def test_the_tests_that_should_kill_it_exist(mutant):
 def test_names_are_unique_and_each_file_is_one_the_guard_covers():
     names = [mutant.name for mutant in MUTANTS['MUTANTS']]
     assert len(names) == len(set(names))
-    covered = {MUTANTS[key] for key in ('TIMING', 'HEALTH', 'CORE', 'HAPROXY', 'PROVIDERS', 'REAL_PARTS')}
+    covered = {MUTANTS[key] for key in ('TIMING', 'HEALTH', 'CORE', 'HAPROXY', 'PROVIDERS', 'REAL_PARTS', 'CAPACITY', 'GUARD', 'CLAIMS')}
     assert {mutant.path for mutant in MUTANTS['MUTANTS']} == covered
 
 
