@@ -17,6 +17,8 @@ import typing as t
 
 import pytest
 
+from ansible_collections.l4vip.rollout.plugins.module_utils._timing import poll_until
+
 IP_BIN = shutil.which('ip')
 LO_IPV6 = pathlib.Path('/proc/sys/net/ipv6/conf/lo/disable_ipv6')
 
@@ -70,8 +72,9 @@ def give_ipv6_loopback() -> t.Callable[[], None] | None:
     added = not ipv6_loopback()
     if added:
         subprocess.run([IP_BIN, '-6', 'addr', 'add', '::1/128', 'dev', 'lo'], check=True, capture_output=True, timeout=10)
-    if not ipv6_loopback():
-        raise RuntimeError('::1 is still missing after giving it to lo')
+    # The kernel may take a moment before the new address can be bound: wait for it, at most 2 s.
+    if not poll_until(ipv6_loopback, bool, 2.0, 0.02).reached:
+        raise RuntimeError('::1 is still missing 2 s after giving it to lo')
 
     def undo() -> None:
         if added:
