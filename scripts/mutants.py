@@ -191,10 +191,10 @@ MUTANTS = (
     # --- slots: the capacity guard and its claims ---------------------------------------------------------
     Mutant('capacity.one-slot-too-many', CAPACITY, 'len(self.out) + len(self.leaving) <= self.max_out',
            'len(self.out) + len(self.leaving) <= self.max_out + 1', 'one member more than max_out out at once', (T_CAPACITY,)),
-    Mutant('guard.waiting-peek-skips-left-out', GUARD, "outcome['slots_full'] = (not left_out_here(claims) and bool(params['max_out'])",
-           "outcome['slots_full'] = (bool(params['max_out'])", 'a member waiting for a slot waits on after its rollout left one out',
+    Mutant('guard.waiting-peek-skips-left-out', GUARD, "return not left_out_here(claims) and bool(params['max_out'])",
+           "return bool(params['max_out'])", 'a member waiting for a slot waits on after its rollout left one out',
            (f'{T_GUARD}::test_a_member_waiting_for_a_slot_goes_no_further_once_the_rollout_left_one_out',)),
-    Mutant('guard.waiting-asks-the-l4-each-poll', GUARD, "        if 'verdict' in outcome:  # waiting already", "        if False:  # waiting already",
+    Mutant('guard.waiting-asks-the-l4-each-poll', GUARD, "if 'verdict' in outcome and slots_full(", "if False and slots_full(",
            "every member waiting for a slot asks the L4 at every poll",
            (f'{T_GUARD}::test_a_member_waiting_for_a_slot_asks_the_l4_only_once_the_claims_leave_one_free',)),
     Mutant('claims.retry-without-a-pause', CLAIMS, '                self._sleep(random.uniform(0, min(BACKOFF_MAX, BACKOFF * 2 ** attempt)))',

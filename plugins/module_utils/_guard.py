@@ -182,9 +182,7 @@ def _judge(store: _claims.Store | None, owner: _claims.Owner | None, pool: str, 
         # Every claimed member counts as out: while max_out are claimed no slot is free, whatever the L4 would say. A
         # member this rollout left out is news for decide, which refuses at once.
         held = claims.held_by_others(owner, ctx.clock.time(), _claims.this_machine(), params['gone_owners'])
-        outcome['slots_full'] = (not left_out_here(claims) and bool(params['max_out'])
-                                 and len(claimed_elsewhere(claims, held)) >= params['max_out'])
-        return False
+        return not left_out_here(claims) and bool(params['max_out']) and len(claimed_elsewhere(claims, held)) >= params['max_out']
 
     def decide(claims: _claims.PoolClaims) -> bool:
         now = ctx.clock.time()
@@ -225,7 +223,8 @@ def _judge(store: _claims.Store | None, owner: _claims.Owner | None, pool: str, 
                 slot_wait=outcome['slot_wait'])
 
 
-def _transact_when_a_slot_is_free(store: _claims.Store, pool: str, ask_the_l4: t.Callable[[], None], slots_full: _claims.Decide,
+def _transact_when_a_slot_is_free(store: _claims.Store, pool: str, ask_the_l4: t.Callable[[], None],
+                                  slots_full: t.Callable[[_claims.PoolClaims], bool],
                                   decide: _claims.Decide, outcome: dict[str, t.Any], params: t.Mapping[str, t.Any],
                                   ctx: Context) -> None:  # pylint: disable=too-many-arguments
     """Decide once; with max_out and no free slot, decide again every poll_interval until one is (a member bound again
@@ -236,10 +235,9 @@ def _transact_when_a_slot_is_free(store: _claims.Store, pool: str, ask_the_l4: t
     timeout = params['slot_timeout'] or params['claim_lease']
 
     def decided() -> _capacity.Verdict | None:
-        if 'verdict' in outcome:  # waiting already: a look at the claims first, changing nothing
-            store.transact(pool, slots_full, dry_run=True)
-            if outcome['slots_full']:
-                return outcome['verdict']
+        # Waiting already: a look at the claims first, changing nothing.
+        if 'verdict' in outcome and slots_full(store.transact(pool, lambda claims: False, dry_run=True)):
+            return outcome['verdict']
         ask_the_l4()
         store.transact(pool, decide, dry_run=ctx.check_mode)
         return outcome.get('verdict')
