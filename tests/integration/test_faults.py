@@ -213,14 +213,17 @@ class Faulty:
         return [e for e in self.fleet.l4.events() if e['at'] >= since and e['to'] in ('down', 'up')]
 
     def out_stretches(self, since: float = 0.0) -> dict[str, list[tuple[float, float | None]]]:
-        """Per member, each stretch the emulator held it down after ``since``: (down, up), up None while still down."""
+        """Per member, each stretch the L4 held it down after ``since`` (its own record, emulator or HAProxy):
+        (down, up), up None while still down."""
         stretches: dict[str, list[tuple[float, float | None]]] = {m.name: [] for m in self.fleet.members}
-        for event in self.health_events(since):
-            runs = stretches[event['member']]
-            if event['to'] == 'down':
-                runs.append((event['at'], None))
+        for transition in sorted(self.fleet.l4.transitions(), key=lambda tr: tr.at):
+            runs = stretches[transition.member]
+            if transition.at < since:
+                continue
+            if transition.to == 'down':
+                runs.append((transition.at, None))
             elif runs and runs[-1][1] is None:
-                runs[-1] = (runs[-1][0], event['at'])
+                runs[-1] = (runs[-1][0], transition.at)
         return stretches
 
     def bound(self) -> dict[str, bool]:
@@ -316,11 +319,13 @@ def test_failed_deploy_leaves_the_host_out_stops_the_rollout_and_a_rerun_finishe
         assert most_out_at_once(whole) == 1, whole
 
 
-def test_slots_after_a_failure_start_no_new_member_finish_those_out_and_a_rerun_completes(tmp_path):
+@pytest.mark.parametrize('l4', [EMULATOR, HAPROXY])
+def test_slots_after_a_failure_start_no_new_member_finish_those_out_and_a_rerun_completes(tmp_path, l4):
     """Six members, at most two out; web1's deploy fails (the first member out). The member out with it finishes,
-    none starts after it, web1 stays out; the fix and a re-run take web1 first and complete, never more than two out."""
+    none starts after it, web1 stays out; the fix and a re-run take web1 first and complete, never more than two out
+    by the L4's own record of its transitions."""
     six = [f'web{n}' for n in range(1, 7)]
-    with Faulty(tmp_path, FleetOptions(groups={'web': 6}, deploy_tasks=DEPLOY_TASKS)) as lab:
+    with Faulty(tmp_path, FleetOptions(groups={'web': 6}, deploy_tasks=DEPLOY_TASKS, l4=l4)) as lab:
         fleet = lab.fleet
         broken = fleet.members[0].workdir / 'BROKEN'
         broken.write_text('the migration of web1 fails\n', encoding='utf-8')
@@ -354,7 +359,7 @@ def test_slots_after_a_failure_start_no_new_member_finish_those_out_and_a_rerun_
         whole = lab.out_stretches(lab.started)
         summary = lab.stop_traffic(servers=six)
         assert_no_request_failed(summary)
-        figures('slots, deploy tasks fail on web1, then fixed and re-run', summary, [first, second], went_first_run=','.join(went),
+        figures(f'slots on {l4}, deploy tasks fail on web1, then fixed and re-run', summary, [first, second], went_first_run=','.join(went),
                 refused=','.join(refused), most_out_at_once=most_out_at_once(whole))
         assert most_out_at_once(whole) <= 2, whole
 
