@@ -216,3 +216,39 @@ def test_slots_over_ssh_keep_at_most_max_out_members_out_and_fail_no_request(tmp
         assert versions(fleet) == {m.name: NEW for m in fleet.members}
         assert transitions_of(fleet) == {m.name: ['down', 'up'] for m in fleet.members}
         print(f'\nslots over SSH, max_out 2 of 4: {summary.line()}; most out at once {watch.most_out}')
+
+
+def test_slots_over_ssh_after_a_failure_start_no_new_member_and_a_rerun_completes(tmp_path):
+    """Four web hosts on slots (at most two out), the L4 steps and the claims on the LB host; web1's deploy fails. The
+    member out with it finishes, none goes out after it, web1 stays out; the fix and a re-run from another controller's
+    home (only the LB host's claims tell it about web1) take web1 first and complete, never more than two out."""
+    require_netns()
+    options = NetnsOptions(members=4, l4_host_ssh=True, deploy_tasks=BREAKABLE_DEPLOY, l4_extra={'endpoint': f'127.0.0.1:{LB_RUNTIME_PORT}'},
+                           host_vars={f'web{n}': {'l7_vip_deploy_l4_host': LB} for n in range(1, 5)})
+    slots = {'rolling_deploy_max_out': 2}
+    guard = 'Capacity guard | enough members stay bound while this batch is out'
+    with NetnsFleet(tmp_path, options) as fleet:
+        fleet.run_on('web1', ['touch', '/srv/BROKEN'], check=True)
+        first, summary, watch = rollout_under_traffic(tmp_path, fleet, slots, all_back=False, home=tmp_path / 'first-home',
+                                                      more_env={'ANSIBLE_FORKS': '3'})
+        assert first.returncode != 0 and 'l7_vip_deploy stopped on web1' in first.stderr, first.stderr[-3000:]
+        guards = {e['host']: e for e in first.output if e['task'] == guard}
+        went = sorted(m for m, e in guards.items() if e['status'] == 'ok')
+        refused = sorted(m for m, e in guards.items() if e['status'] == 'failed')
+        failed_at = next(e['ended'] for e in first.output if e['host'] == 'web1' and e['task'] == 'Deploy | fail where the host is broken')
+        assert 'web1' in went and refused and all(guards[m]['ended'] <= failed_at for m in went), (went, refused)
+        assert all('no member goes out after a failure in this rollout: web1' in guards[m]['result']['msg'] for m in refused), \
+            {m: guards[m]['result'].get('msg') for m in refused}
+        assert versions(fleet) == {m.name: NEW if m.name in went else '1' for m in fleet.members}  # web1's new version written, its check failing
+        assert fleet.l4.bound() == {m.name: m.name != 'web1' for m in fleet.members}
+        assert summary.failed == 0 and 1 <= watch.most_out <= 2, (summary.line(), vars(watch))
+
+        fleet.run_on('web1', ['rm', '/srv/BROKEN'], check=True)
+        rerun, summary, watch = rollout_under_traffic(tmp_path, fleet, slots, home=tmp_path / 'second-home', more_env={'ANSIBLE_FORKS': '3'})
+        assert rerun.returncode == 0, rerun.stderr[-4000:]
+        assert rerun.task('Cut each VIP group into batches by rolling_deploy_serial', 'localhost')['ansible_facts']['rolling_deploy_plan']['hosts'][0] \
+            == 'web1'
+        assert versions(fleet) == {m.name: NEW for m in fleet.members}
+        assert summary.failed == 0 and watch.most_out <= 2, (summary.line(), vars(watch))
+        print(f'\nslots over SSH, web1 failed, then re-run: went {went}, refused {refused}; re-run {summary.line()}; '
+              f'most out at once {watch.most_out}')
