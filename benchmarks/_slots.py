@@ -63,14 +63,12 @@ def handovers(members: t.Sequence[Member], max_out: int) -> list[float]:
     return [outs[k] - ups[k - max_out] for k in range(max_out, len(outs))]
 
 
-RELEASE_PREFIX = 'Release the claims'  # the roles' task that frees the member's slot (finish.yml)
-
-
 def released_at(run: PlaybookRun, names: t.Sequence[str]) -> dict[str, float | None]:
-    """Per member, when the task that released its claim (its slot) ended; None when none ran for it."""
+    """Per member, when the task that released its claim (its slot) ended - the wait that saw the L4 bind it again, whose
+    result names the members it released; None when none did."""
     ends: dict[str, float | None] = {}
     for name in names:
-        found = [e['ended'] for e in run.output if e['host'] == name and e['status'] == 'ok' and e['task'].startswith(RELEASE_PREFIX)]
+        found = [e['ended'] for e in run.output if name in (e['result'].get('released') or [])]
         ends[name] = max(found) if found else None
     return ends
 

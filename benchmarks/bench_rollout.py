@@ -69,8 +69,8 @@ STEPS = (
     ('deploy', ('Deploy | ',)),
     ('start', ('Start the web server',)),
     ('health check in', ('Health check in',)),
+    # The roles: the wait also releases the claims of the members bound again.
     ('wait up', ('Wait until the L4 has bound the batch again', "Sleep the worst case of the L4's mark-up")),
-    ('release claims', ('Release the claims',)),
 )
 # The user's own stop as the ideal counts it: the task that runs the stop command (the roles: with the server's
 # drain, in one module run; by hand: the command alone).

@@ -8,17 +8,10 @@ Either way the claims are the rollout's: the ansible-playbook process that runs 
 
 from __future__ import annotations
 
-import os
 import typing as t
 
 from ansible_collections.l4vip.rollout.plugins.module_utils import _claims, _guard
-from ansible_collections.l4vip.rollout.plugins.plugin_utils._in_process import L4StepAction
-
-
-def rollout_owner(task_vars: t.Mapping[str, t.Any]) -> _claims.Owner:
-    """This rollout: the worker's parent is the ansible-playbook process; AWX names its job in a variable and the environment."""
-    job = task_vars.get('awx_job_id') or task_vars.get('tower_job_id') or os.environ.get('JOB_ID') or ''
-    return _claims.Owner.of_process(os.getppid(), str(job))
+from ansible_collections.l4vip.rollout.plugins.plugin_utils._in_process import L4StepAction, rollout_owner
 
 
 class ActionModule(L4StepAction):

@@ -18,7 +18,7 @@ import math
 import os
 import typing as t
 
-from ansible_collections.l4vip.rollout.plugins.module_utils import _capacity, _claims, _providers
+from ansible_collections.l4vip.rollout.plugins.module_utils import _capacity, _claims, _l4_steps, _providers
 from ansible_collections.l4vip.rollout.plugins.module_utils._l4_steps import Context, StepFailed, build, checked_profile, provider_class
 from ansible_collections.l4vip.rollout.plugins.module_utils._providers import Capability
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import poll_until
@@ -77,6 +77,46 @@ def capacity_guard(params: t.Mapping[str, t.Any], ctx: Context) -> dict[str, t.A
         raise StepFailed(str(error), leaving=leaving) from None
     except OSError as error:
         raise StepFailed(f'claims_dir: {error}', leaving=leaving) from None
+
+
+def member_wait_spec() -> dict[str, t.Any]:
+    """member_wait's options, with the claims of the members it follows up: released once the L4 binds them."""
+    spec = _l4_steps.member_wait_spec()
+    spec.update(release_claims=dict(type='bool', default=False), claims_dir=dict(type='path'), owner=dict(type='dict'))
+    return spec
+
+
+def member_wait(params: t.Mapping[str, t.Any], ctx: Context) -> dict[str, t.Any]:
+    """Wait for the L4; with ``release_claims``, the claim of each member it has bound again is released in the same step,
+    so the member's slot is free the moment it is back - also when another member of the batch is late."""
+    if not params['release_claims']:
+        return _l4_steps.member_wait(params, ctx)
+    if params['state'] != 'up':
+        raise StepFailed(f"release_claims: only when waiting for state up (the member bound again), got state {params['state']!r}")
+    try:
+        result = _l4_steps.member_wait(params, ctx)
+    except StepFailed as error:
+        try:
+            error.detail.update(_release_back(params, ctx, error.detail.get('members') or {}))
+        except StepFailed as also:
+            raise StepFailed(f'{error}; {also}', **error.detail) from None
+        raise
+    return dict(result, **_release_back(params, ctx, result['members']))
+
+
+def _release_back(params: t.Mapping[str, t.Any], ctx: Context, seen: t.Mapping[str, t.Mapping[str, t.Any]]) -> dict[str, t.Any]:
+    back = [member for member, what in seen.items() if what['reached']]
+    if not back:
+        return dict(released=[])
+    settle = dict(params, claims=True, release=True, leave_out=False, list_claims=False, force=False, reason='')
+    store, _only_here = _store(settle, ctx, checked_profile(params))
+    try:
+        released = _settle(t.cast(_claims.Store, store), _owner(params), params['pool'] or '', back, settle, ctx)
+    except (_providers.ProviderError, _claims.ClaimError) as error:
+        raise StepFailed(f'the claims of {", ".join(back)} were not released: {error}', released=[]) from None
+    except OSError as error:
+        raise StepFailed(f'claims_dir: {error}', released=[]) from None
+    return dict(changed=released['changed'], released=released.get('released', []))
 
 
 def _check_options(params: t.Mapping[str, t.Any], leaving: list[str]) -> None:

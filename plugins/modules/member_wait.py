@@ -70,6 +70,24 @@ options:
     type: str
     choices: [fail, timer]
     default: fail
+  release_claims:
+    description:
+      - With O(state=up), release this rollout's claims (see M(l4vip.rollout.capacity_guard)) of the members the L4 has
+        bound again, in the same step: on slots the member's slot is free the moment it is back. A member that is late
+        keeps its claim.
+      - The claims are looked for where the capacity guard keeps them - O(claims_dir), the L4 where its provider can hold
+        them, or a directory of the host the task runs on - so run the task where the guard runs.
+    type: bool
+    default: false
+  claims_dir:
+    description:
+      - With O(release_claims), the directory the capacity guard keeps the pool's claims in (its O(l4vip.rollout.capacity_guard#module:claims_dir)).
+    type: path
+  owner:
+    description:
+      - With O(release_claims), the rollout whose claims to release - filled in on the controller by the module's action
+        plugin, as for the capacity guard; give it only to act for another rollout.
+    type: dict
 notes:
   - With V(access_log), the member counts as down once the web server has answered O(profile.retry) + 1 health checks
     in a row with a failure (the L4 has then seen them all), and as up after O(profile.rise) passing answers.
@@ -155,6 +173,12 @@ timer_wait:
   type: float
   returned: always
   sample: 20.0
+released:
+  description: With O(release_claims), the members whose claims this rollout released (those the L4 bound again).
+  type: list
+  elements: str
+  returned: with O(release_claims)
+  sample: [web1]
 fallback_used:
   description: Whether the L4 could not be reached and RV(timer_wait) was waited instead.
   type: bool
@@ -219,12 +243,12 @@ members:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.l4vip.rollout.plugins.module_utils import _l4_steps, _providers
+from ansible_collections.l4vip.rollout.plugins.module_utils import _guard, _l4_steps, _providers
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=_l4_steps.member_wait_spec(), required_if=_providers.PROVIDER_REQUIRED_IF, supports_check_mode=True)
-    _l4_steps.run_in_module(module, _l4_steps.member_wait)
+    module = AnsibleModule(argument_spec=_guard.member_wait_spec(), required_if=_providers.PROVIDER_REQUIRED_IF, supports_check_mode=True)
+    _l4_steps.run_in_module(module, _guard.member_wait)
 
 
 if __name__ == '__main__':

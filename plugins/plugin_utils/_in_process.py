@@ -27,7 +27,13 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.l4vip.rollout.plugins.module_utils import _l4_steps
+from ansible_collections.l4vip.rollout.plugins.module_utils import _claims, _l4_steps
+
+
+def rollout_owner(task_vars: t.Mapping[str, t.Any]) -> _claims.Owner:
+    """This rollout: the worker's parent is the ansible-playbook process; AWX names its job in a variable and the environment."""
+    job = task_vars.get('awx_job_id') or task_vars.get('tower_job_id') or os.environ.get('JOB_ID') or ''
+    return _claims.Owner.of_process(os.getppid(), str(job))
 
 
 def controller_claims() -> _l4_steps.ClaimsPlace:

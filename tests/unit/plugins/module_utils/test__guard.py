@@ -371,3 +371,55 @@ def test_rollouts_racing_on_one_directory_never_both_win(tmp_path):
             racer.join(10)
         outcomes = dict(results.get(timeout=5) for _racer in racers)
         assert sorted(outcomes.values()) == [False, False, True], outcomes
+
+
+# --- the wait for up frees the slot -------------------------------------------------------------
+
+class BoundAtPoll(_providers.Provider):
+    """A pool provider whose members are bound again from the poll given for each (never when not given)."""
+
+    name = 'scripted'
+    capabilities = frozenset(_providers.Capability)
+
+    def __init__(self, bound_at_poll: dict[str, int]) -> None:
+        self.bound_at_poll, self.polls = bound_at_poll, 0
+
+    def observe_members(self, members: t.Sequence[str]) -> dict[str, _providers.Observation]:
+        self.polls += 1
+        return {m: _providers.Observation(self.polls > self.bound_at_poll.get(m, 10**6), f'{m} poll {self.polls}') for m in members}
+
+
+def wait_up(tmp_path, monkeypatch, bound_at_poll: dict[str, int], **values: t.Any) -> tuple[dict[str, t.Any], bool]:
+    """member_wait for up, claims in tmp_path/claims-dir: its result (or the failure's detail and msg), and whether it failed."""
+    monkeypatch.setattr(_providers, 'build_provider', lambda *args, **kwargs: BoundAtPoll(bound_at_poll))
+    validated = ArgumentSpecValidator(_guard.member_wait_spec()).validate(dict(
+        {'state': 'up', 'provider': 'emulator', 'endpoint': 'http://127.0.0.1:1', 'pool': 'web', 'claims_dir': str(tmp_path / 'claims-dir'),
+         'owner': me().as_dict(), 'timeout': 1.0, 'poll_interval': 0.25, 'profile': {'interval': 0.2}}, **values))
+    assert not validated.error_messages, validated.error_messages
+    try:
+        return _guard.member_wait(validated.validated_parameters, _l4_steps.Context(clock=FakeClock(NOW))), False
+    except _l4_steps.StepFailed as error:
+        return dict(error.detail, msg=str(error)), True
+
+
+def claimed_in(tmp_path) -> list[str]:
+    return sorted(guard(tmp_path, me(), list_claims=True, claims_dir=str(tmp_path / 'claims-dir'))[0]['claims'])
+
+
+def test_the_wait_for_up_releases_the_claim_of_each_member_bound_again_and_a_late_one_keeps_its_own(tmp_path, monkeypatch):
+    guard(tmp_path, me(), members=['web1', 'web2'], claims_dir=str(tmp_path / 'claims-dir'))
+    assert claimed_in(tmp_path) == ['web1', 'web2']
+    late, failed = wait_up(tmp_path, monkeypatch, {'web1': 1}, members=['web1', 'web2'], release_claims=True)
+    assert failed and late['msg'].startswith('web2 was not up within 1s; the L4 last said: web2: web2 poll'), late['msg']
+    assert late['released'] == ['web1'] and claimed_in(tmp_path) == ['web2']
+    back, failed = wait_up(tmp_path, monkeypatch, {'web2': 2}, member='web2', release_claims=True)
+    assert not failed and back['released'] == ['web2'] and back['changed'] and claimed_in(tmp_path) == []
+
+
+def test_the_wait_releases_nothing_unless_asked_and_only_when_waiting_for_up(tmp_path, monkeypatch):
+    guard(tmp_path, me(), member='web1', claims_dir=str(tmp_path / 'claims-dir'))
+    plain, failed = wait_up(tmp_path, monkeypatch, {'web1': 0}, member='web1')
+    assert not failed and 'released' not in plain and not plain['changed'] and claimed_in(tmp_path) == ['web1']
+    refused, failed = wait_up(tmp_path, monkeypatch, {'web1': 0}, member='web1', state='down', release_claims=True)
+    assert failed and refused['msg'] == "release_claims: only when waiting for state up (the member bound again), got state 'down'"
+    assert claimed_in(tmp_path) == ['web1']

@@ -200,12 +200,14 @@ def run_step(step, spec, values, check_mode=False, diff=False, **ctx_values) -> 
 
 def member_wait_results(tmp_path, monkeypatch):
     monkeypatch.setattr(_providers, 'build_provider', lambda *args, **kwargs: Fake())
-    yield run_step(_l4_steps.member_wait, _l4_steps.member_wait_spec, dict(L4, state='up'))
-    yield run_step(_l4_steps.member_wait, _l4_steps.member_wait_spec, dict(L4, state='up', members=MEMBERS))
-    yield run_step(_l4_steps.member_wait, _l4_steps.member_wait_spec, dict(L4, state='up'), check_mode=True)
-    yield run_step(_l4_steps.member_wait, _l4_steps.member_wait_spec, {'state': 'down', 'since': 0.0})
+    wait, spec = _guard.member_wait, _guard.member_wait_spec
+    yield run_step(wait, spec, dict(L4, state='up'))
+    yield run_step(wait, spec, dict(L4, state='up', members=MEMBERS))
+    yield run_step(wait, spec, dict(L4, state='up', release_claims=True, claims_dir=str(tmp_path / 'claims')))
+    yield run_step(wait, spec, dict(L4, state='up'), check_mode=True)
+    yield run_step(wait, spec, {'state': 'down', 'since': 0.0})
     monkeypatch.setattr(_providers, 'build_provider', lambda *args, **kwargs: Fake(reachable=False))
-    yield run_step(_l4_steps.member_wait, _l4_steps.member_wait_spec, dict(L4, state='down', fallback='timer'))
+    yield run_step(wait, spec, dict(L4, state='down', fallback='timer'))
 
 
 def member_admin_results(tmp_path, monkeypatch):
