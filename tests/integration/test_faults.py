@@ -319,6 +319,44 @@ def test_failed_deploy_leaves_the_host_out_stops_the_rollout_and_a_rerun_finishe
         assert most_out_at_once(whole) == 1, whole
 
 
+def test_an_l4_checked_deploy_failure_leaves_the_web_server_stopped_and_a_rerun_finishes(tmp_path):
+    """The L4 role, plain (no admin state, no firewall): web2's deploy fails after its stop; the rescue stops it again
+    (nothing left to stop) so that it stays out, and its failed summary keeps the sequence's own drain; the fix and a
+    re-run take web2 first and complete. The plain sequence's own window (stop -> mark-down) may fail requests: not judged here."""
+    options = FleetOptions(groups=THREE, deploy_tasks=DEPLOY_TASKS, profile={'health_check': 'l4'})
+    with Faulty(tmp_path, options) as lab:
+        fleet = lab.fleet
+        web2 = fleet.member('web2')
+        broken = web2.workdir / 'BROKEN'
+        broken.write_text('the migration of web2 fails\n', encoding='utf-8')
+        first = lab.rollout().finish()
+        assert first.returncode != 0, first.log[-3000:]
+        failed = first.failed_task()
+        assert (failed['host'], failed['task']) == ('web2', 'Deploy | migrate, which fails while the member is broken')
+        stop = first.entries('web2', 'Stop the rollout')[0]['result']['msg']
+        assert stop.startswith("l4_vip_deploy stopped on web2 at 'Deploy | migrate, which fails while the member is broken'"), stop
+        drains = [e for e in first.entries('web2', 'Stop the web server') if e['status'] == 'ok']
+        assert len(drains) == 2 and all(d['result']['drained'] for d in drains), drains  # the sequence's, then the rescue's
+        summary = first.entries('web2', "Publish this host's summary, failed")[0]['result']['ansible_stats']['data']['l4vip_rollout']['web2']
+        assert (summary['result'], summary['cut_sessions'], summary['up_at']) == ('failed', [], None), summary
+        assert summary['out_at'] < summary['down_at'], summary
+        assert not port_accepts(web2.address, web2.port)[0]
+        assert lab.bound() == {'web1': True, 'web2': False, 'web3': True}
+        assert not first.entries('web3'), [e['task'] for e in first.entries('web3')]
+
+        broken.unlink()
+        second = lab.rollout().finish()
+        assert second.returncode == 0, second.log[-4000:]
+        plan = next(e for e in second.output if e['task'] == 'Cut each VIP group into batches by rolling_deploy_serial')
+        assert plan['result']['ansible_facts']['rolling_deploy_plan']['hosts'][0] == 'web2'
+        assert versions(fleet) == dict.fromkeys(('web1', 'web2', 'web3'), NEW_VERSION)
+        fleet.wait_all_bound(2.0)
+        whole = lab.out_stretches(lab.started)
+        assert most_out_at_once(whole) == 1, whole
+        summary = lab.stop_traffic(servers=('web1', 'web2', 'web3'))
+        figures('L4-checked, plain: deploy tasks fail on web2, then fixed and re-run', summary, [first, second])
+
+
 @pytest.mark.parametrize('l4', [EMULATOR, HAPROXY])
 def test_slots_after_a_failure_start_no_new_member_finish_those_out_and_a_rerun_completes(tmp_path, l4):
     """Six members, at most two out; web1's deploy fails (the first member out). The member out with it finishes,
