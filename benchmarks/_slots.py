@@ -40,6 +40,36 @@ def prepare_spans(run: PlaybookRun, names: t.Sequence[str]) -> dict[str, tuple[f
     return spans
 
 
+def most_windows_at_once(members: t.Sequence[Member]) -> int:
+    """The most of the rollout's own members out at one moment: from each one's health check out to the L4 binding it
+    again (what the capacity guard counts as taken, whatever the L4 says of anyone else)."""
+    edges = sorted([(m.out_at, 1) for m in members] + [(m.up_at, -1) for m in members])
+    most = current = 0
+    for _at, step in edges:
+        current += step
+        most = max(most, current)
+    return most
+
+
+def marked_down_while_serving(transitions: t.Sequence[Transition], members: t.Sequence[Member], since: float) -> list[dict[str, t.Any]]:
+    """The L4's mark-downs of a member outside its own window (health check out -> bound again): the L4 let go of a
+    member that was serving - an overloaded L4's checks timing out, say - which no rollout step asked for."""
+    windows = {m.name: (m.out_at, m.up_at) for m in members}
+    return [{'member': member, 'at': at} for member, to, at in transitions
+            if to == 'down' and at >= since and member in windows and not windows[member][0] <= at <= windows[member][1]]
+
+
+def most_out_text(case: t.Mapping[str, t.Any]) -> str:
+    """The L4's count of members out at once, with what the rollout had out itself and the L4's own mark-downs."""
+    text = str(case['most_out'])
+    serving = case.get('marked_down_while_serving') or []
+    if serving:
+        names = sorted({down['member'] for down in serving})
+        text += (f" ({len(serving)} mark-down(s) of members serving, outside their window: {', '.join(names[:6])}"
+                 f"{' ...' if len(names) > 6 else ''}; the rollout's own at most {case['most_windows']})")
+    return text
+
+
 def most_out_at_once(transitions: t.Sequence[Transition], names: t.Collection[str], since: float) -> int:
     """The most of ``names`` the L4 had marked down at one moment after ``since``, from its own transitions."""
     events = sorted((at, 1 if to == 'down' else -1, member) for member, to, at in transitions if member in names and at >= since)
@@ -115,6 +145,7 @@ def analyse(run: PlaybookRun, names: t.Sequence[str], transitions: t.Sequence[Tr
         'parts': parts, 'windows': windows, 'limit': limit, 'ratio_limit': (ended - started) / limit,
         'limit_of_windows': longest_prepare + windows / max_out,
         'slot_phase': last_up - first_out, 'most_out': most_out_at_once(transitions, set(names), started),
+        'most_windows': most_windows_at_once(members), 'marked_down_while_serving': marked_down_while_serving(transitions, members, started),
         'handover': _common.describe(gaps) if gaps else None,
         'up_to_release': _common.describe(up_to_release) if up_to_release else None,
         'release_to_out': _common.describe(release_to_out) if release_to_out else None,

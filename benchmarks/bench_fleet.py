@@ -281,7 +281,7 @@ def render_slots(result: dict[str, t.Any]) -> str:
                     f'NOT met: the rollout failed (rc {failure["rc"]}) at {failure["first_failed_host"]}\'s "{failure["first_failed_task"]}": '
                     f'{failure["message"]}; {failure["members_done"]} members done, {failure["failed_hosts"]} hosts failed')
         return (label(case), _common.fmt(case['wall'], 1), _common.fmt(case['parts'], 1), _common.fmt(case['limit'], 1),
-                f'**{case["ratio_limit"]:.3f}**', case['most_out'], _common.fmt(case['cpu_per_host'], 2),
+                f'**{case["ratio_limit"]:.3f}**', _slots.most_out_text(case), _common.fmt(case['cpu_per_host'], 2),
                 f'{_common.fmt(case["floor_cpu_per_host"], 2)} ({case["pings"]} pings)', f'**{case["cpu_ratio"]:.3f}**',
                 f'{_common.runs_text(case)} ({case["profile"]["module_runs_placed_per_host"]:.1f} placed in tasks)',
                 f'{case["failed_requests"]} of {case["traffic"]["total"]:,}', goals(case))

@@ -171,7 +171,7 @@ def render(result: dict[str, t.Any]) -> str:
              f'**{case["ratio_batches"]:.3f}**' if case['key'] != 'batches' else '1',
              _common.fmt(case['longest_prepare'], 2) if case['key'] != 'batches' else '-',
              _common.fmt(case['parts'], 1), _common.fmt(case['limit'], 1) if case['key'] != 'batches' else f'({_common.fmt(case["batch_ideal"], 1)})',
-             f'**{case["ratio_limit"]:.3f}**' if case['key'] != 'batches' else '-', case['most_out'],
+             f'**{case["ratio_limit"]:.3f}**' if case['key'] != 'batches' else '-', _slots.most_out_text(case),
              _common.runs_text(case), f'{case["failed_requests"]} of {case["traffic"]["total"]:,}', goals(case)) for case in cases]
     phase_names = list(cases[0]['phases'])
     phase_rows = [(case['label'], _common.fmt(case['wall'], 1), *(_common.fmt(case['phases'][name], 1) for name in phase_names),

@@ -311,7 +311,7 @@ def render_slots(result: dict[str, t.Any]) -> str:
         _common.table(('rollout', 'wall s', 'Σ parts s', 'slot limit s', 'wall ÷ slot limit', 'most out at once (HAProxy)', 'controller CPU s/host',
                        'module CPU s/host (on the hosts)', 'module runs/member', 'failed requests', 'goal'),
                       [(case['label'], _common.fmt(case['wall'], 1), _common.fmt(case['parts'], 1), _common.fmt(case['limit'], 1),
-                        f'**{case["ratio_limit"]:.3f}**', case['most_out'], _common.fmt(case['controller_cpu_per_host'], 2),
+                        f'**{case["ratio_limit"]:.3f}**', _slots.most_out_text(case), _common.fmt(case['controller_cpu_per_host'], 2),
                         _common.fmt(case['member_module_cpu_per_host'], 2), _runs(case), f'{case["failed_requests"]} of {case["traffic"]["total"]:,}',
                         verdict)]),
         'Where the wall time went, seconds, and one member\'s window, median (min-max):',
