@@ -73,7 +73,7 @@ options:
   release_claims:
     description:
       - With O(state=up), release this rollout's claims (see M(l4vip.rollout.capacity_guard)) of the members the L4 has
-        bound again, in the same step: on slots the member's slot is free the moment it is back. A member that is late
+        bound again, in the same step - on slots the member's slot is free the moment it is back. A member that is late
         keeps its claim.
       - The claims are looked for where the capacity guard keeps them - O(claims_dir), the L4 where its provider can hold
         them, or a directory of the host the task runs on - so run the task where the guard runs.
@@ -81,7 +81,7 @@ options:
     default: false
   claims_dir:
     description:
-      - With O(release_claims), the directory the capacity guard keeps the pool's claims in (its O(l4vip.rollout.capacity_guard#module:claims_dir)).
+      - With O(release_claims), the directory the capacity guard keeps the pool's claims in - the capacity guard's C(claims_dir), when it was given one.
     type: path
   owner:
     description:
