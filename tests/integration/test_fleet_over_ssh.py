@@ -219,18 +219,20 @@ def test_slots_over_ssh_keep_at_most_max_out_members_out_and_fail_no_request(tmp
 
 
 def test_slots_over_ssh_after_a_failure_start_no_new_member_and_a_rerun_completes(tmp_path):
-    """Four web hosts on slots (at most two out), the L4 steps and the claims on the LB host; web1's deploy fails. The
-    member out with it finishes, none goes out after it, web1 stays out; the fix and a re-run from another controller's
-    home (only the LB host's claims tell it about web1) take web1 first and complete, never more than two out."""
+    """Four web hosts on slots, the L4 steps and the claims on the LB host; web1's deploy fails. None goes out after it,
+    web1 stays out; the fix and a re-run from another controller's home (only the LB host's claims tell it about web1)
+    take web1 first and complete. One slot and two forks: whichever member goes first, another is waiting for the slot
+    or starts after web1 failed, so the refusal is seen in every order (with two slots the others may all have gone
+    before web1's deploy fails)."""
     require_netns()
     options = NetnsOptions(members=4, l4_host_ssh=True, deploy_tasks=BREAKABLE_DEPLOY, l4_extra={'endpoint': f'127.0.0.1:{LB_RUNTIME_PORT}'},
                            host_vars={f'web{n}': {'l7_vip_deploy_l4_host': LB} for n in range(1, 5)})
-    slots = {'rolling_deploy_max_out': 2}
+    slots = {'rolling_deploy_max_out': 1}
     guard = 'Capacity guard | enough members stay bound while this batch is out'
     with NetnsFleet(tmp_path, options) as fleet:
         fleet.run_on('web1', ['touch', '/srv/BROKEN'], check=True)
         first, summary, watch = rollout_under_traffic(tmp_path, fleet, slots, all_back=False, home=tmp_path / 'first-home',
-                                                      more_env={'ANSIBLE_FORKS': '3'})
+                                                      more_env={'ANSIBLE_FORKS': '2'})
         assert first.returncode != 0 and 'l7_vip_deploy stopped on web1' in first.stderr, first.stderr[-3000:]
         guards = {e['host']: e for e in first.output if e['task'] == guard}
         went = sorted(m for m, e in guards.items() if e['status'] == 'ok')
@@ -241,14 +243,14 @@ def test_slots_over_ssh_after_a_failure_start_no_new_member_and_a_rerun_complete
             {m: guards[m]['result'].get('msg') for m in refused}
         assert versions(fleet) == {m.name: NEW if m.name in went else '1' for m in fleet.members}  # web1's new version written, its check failing
         assert fleet.l4.bound() == {m.name: m.name != 'web1' for m in fleet.members}
-        assert summary.failed == 0 and 1 <= watch.most_out <= 2, (summary.line(), vars(watch))
+        assert summary.failed == 0 and watch.most_out == 1, (summary.line(), vars(watch))
 
         fleet.run_on('web1', ['rm', '/srv/BROKEN'], check=True)
-        rerun, summary, watch = rollout_under_traffic(tmp_path, fleet, slots, home=tmp_path / 'second-home', more_env={'ANSIBLE_FORKS': '3'})
+        rerun, summary, watch = rollout_under_traffic(tmp_path, fleet, slots, home=tmp_path / 'second-home', more_env={'ANSIBLE_FORKS': '2'})
         assert rerun.returncode == 0, rerun.stderr[-4000:]
         assert rerun.task('Cut each VIP group into batches by rolling_deploy_serial', 'localhost')['ansible_facts']['rolling_deploy_plan']['hosts'][0] \
             == 'web1'
         assert versions(fleet) == {m.name: NEW for m in fleet.members}
-        assert summary.failed == 0 and watch.most_out <= 2, (summary.line(), vars(watch))
+        assert summary.failed == 0 and watch.most_out == 1, (summary.line(), vars(watch))
         print(f'\nslots over SSH, web1 failed, then re-run: went {went}, refused {refused}; re-run {summary.line()}; '
               f'most out at once {watch.most_out}')
