@@ -320,9 +320,10 @@ def test_failed_deploy_leaves_the_host_out_stops_the_rollout_and_a_rerun_finishe
 
 
 def test_an_l4_checked_deploy_failure_leaves_the_web_server_stopped_and_a_rerun_finishes(tmp_path):
-    """The L4 role, plain (no admin state, no firewall): web2's deploy fails after its stop; the rescue stops it again
-    (nothing left to stop) so that it stays out, and its failed summary keeps the sequence's own drain; the fix and a
-    re-run take web2 first and complete. The plain sequence's own window (stop -> mark-down) may fail requests: not judged here."""
+    """The L4 role, plain (no admin state, no firewall): web2's deploy fails after its stop; the rescue, an include of
+    the stop, runs it again (nothing left to stop) so that it stays out, and the failed summary is published; the fix
+    and a re-run take web2 first and complete. The plain sequence's own window (stop -> mark-down) may fail requests:
+    not judged here."""
     options = FleetOptions(groups=THREE, deploy_tasks=DEPLOY_TASKS, profile={'health_check': 'l4'})
     with Faulty(tmp_path, options) as lab:
         fleet = lab.fleet
