@@ -266,19 +266,24 @@ PREFLIGHT_PLAY = 'Check every member and find those an earlier run left out of t
 
 # --- 1. the user's deploy tasks fail on one host ---------------------------------------------------
 
+def web2_fails_its_migration(lab: Faulty) -> tuple[Controller, str, pathlib.Path]:
+    """web2's migration broken (the file BROKEN), one rollout run: it fails at web2's migration and stops there. The run,
+    its stop message, and the file whose removal is the fix."""
+    broken = lab.fleet.member('web2').workdir / 'BROKEN'
+    broken.write_text('the migration of web2 fails\n', encoding='utf-8')
+    first = lab.rollout().finish()
+    assert first.returncode != 0, first.log[-3000:]
+    failed = first.failed_task()
+    assert (failed['host'], failed['task']) == ('web2', 'Deploy | migrate, which fails while the member is broken')
+    return first, first.entries('web2', 'Stop the rollout')[0]['result']['msg'], broken
+
+
 def test_failed_deploy_leaves_the_host_out_stops_the_rollout_and_a_rerun_finishes(tmp_path):
     options = FleetOptions(groups=THREE, deploy_tasks=DEPLOY_TASKS)
     with Faulty(tmp_path, options) as lab:
         fleet = lab.fleet
         web1, web2, web3 = fleet.members
-        broken = web2.workdir / 'BROKEN'
-        broken.write_text('the migration of web2 fails\n', encoding='utf-8')
-
-        first = lab.rollout().finish()
-        assert first.returncode != 0, first.log[-3000:]
-        failed = first.failed_task()
-        assert (failed['host'], failed['task']) == ('web2', 'Deploy | migrate, which fails while the member is broken')
-        stop = first.entries('web2', 'Stop the rollout')[0]['result']['msg']
+        first, stop, broken = web2_fails_its_migration(lab)
         assert stop.startswith("l7_vip_deploy stopped on web2 at 'Deploy | migrate, which fails while the member is broken'"), stop
         assert stop.endswith('The member is left out of the VIP (health check out of service).'), stop
         # web2 stays out: health check renamed away (404), server not started again, the L4 holds it down.
@@ -328,13 +333,7 @@ def test_an_l4_checked_deploy_failure_leaves_the_web_server_stopped_and_a_rerun_
     with Faulty(tmp_path, options) as lab:
         fleet = lab.fleet
         web2 = fleet.member('web2')
-        broken = web2.workdir / 'BROKEN'
-        broken.write_text('the migration of web2 fails\n', encoding='utf-8')
-        first = lab.rollout().finish()
-        assert first.returncode != 0, first.log[-3000:]
-        failed = first.failed_task()
-        assert (failed['host'], failed['task']) == ('web2', 'Deploy | migrate, which fails while the member is broken')
-        stop = first.entries('web2', 'Stop the rollout')[0]['result']['msg']
+        first, stop, broken = web2_fails_its_migration(lab)
         assert stop.startswith("l4_vip_deploy stopped on web2 at 'Deploy | migrate, which fails while the member is broken'"), stop
         drains = [e for e in first.entries('web2', 'Stop the web server') if e['status'] == 'ok']
         assert len(drains) == 2 and all(d['result']['drained'] for d in drains), drains  # the sequence's, then the rescue's
