@@ -131,7 +131,7 @@ def _check_options(params: t.Mapping[str, t.Any], leaving: list[str]) -> None:
     if params['rollout_failed']:
         # Slots let members run on after one failed; none may start after it.
         raise StepFailed(f"capacity guard: no member goes out after a failure in this rollout: {params['rollout_failed']}",
-                         leaving=leaving)
+                         leaving=leaving, after_failure=params['rollout_failed'])
     for option in ('release', 'leave_out'):
         if params[option] and not leaving:
             raise StepFailed(f'{option}: needs the members whose claims to settle (leaving, members or member)')
@@ -235,8 +235,9 @@ def _judge(store: _claims.Store | None, owner: _claims.Owner | None, pool: str, 
         failed_here = left_out_here(claims)
         if failed_here:
             # Slots let members run on after a failure, and may be waiting here for a slot when it comes: none may go out.
-            raise StepFailed(f"capacity guard: no member goes out after a failure in this rollout: {failed_here[0]} was left out "
-                             f"({claims.claims[failed_here[0]]['left_out']})", leaving=leaving)
+            earlier = f"{failed_here[0]} was left out ({claims.claims[failed_here[0]]['left_out']})"
+            raise StepFailed(f"capacity guard: no member goes out after a failure in this rollout: {earlier}", leaving=leaving,
+                             after_failure=earlier)
         others = {m: h for m, h in held.items() if m not in leaving}
         claimed = claimed_elsewhere(claims, held)
         bindings = asked['bindings'] if counts else {**dict.fromkeys(claimed, False), **dict.fromkeys(leaving, True)}

@@ -223,6 +223,13 @@ claims_kept:
   type: str
   returned: with claims
   sample: directory /root/.ansible/l4vip.rollout/claims on lb
+after_failure:
+  description:
+    - The earlier failure in this rollout the guard refused for (O(rollout_failed), or a member this rollout left out), when it
+      did. A refusal for another member's failure is not a failure of its own.
+  type: str
+  returned: when refused after an earlier failure in this rollout
+  sample: web2 failed at 'Deploy | migrate'
 taken_over:
   description: The leaving members whose claims this rollout took over (their owner was gone, its lease lapsed, or it left them out).
   type: list

@@ -191,11 +191,13 @@ def test_a_member_waiting_for_a_slot_goes_no_further_once_the_rollout_left_one_o
     refused, _warnings = guard(tmp_path, owner, member='web2', max_out=1, poll_interval=0.5, clock=clock)
     assert refused['failed'] and len(clock.slept) == 2
     assert refused['msg'] == "capacity guard: no member goes out after a failure in this rollout: web1 was left out (failed at 'Deploy')"
+    assert refused['after_failure'] == "web1 was left out (failed at 'Deploy')"  # the rescue does not take it for a failure of its own
 
 
 def test_after_a_failure_in_the_rollout_no_member_goes_out(tmp_path):
     refused, _warnings = guard(tmp_path, me(), member='web3', max_out=2, rollout_failed="web2 failed at 'Start the web server'")
     assert refused['failed'] and refused['msg'].endswith("after a failure in this rollout: web2 failed at 'Start the web server'")
+    assert refused['after_failure'] == "web2 failed at 'Start the web server'"
     assert guard(tmp_path, me(), list_claims=True)[0]['claims'] == {}
 
 

@@ -224,6 +224,7 @@ def capacity_guard_results(tmp_path, monkeypatch):
     yield run_step(guard, spec, dict(L4, min_bound=2, **claims))
     yield run_step(guard, spec, dict(L4, min_bound=2, members=['web2'], **claims))  # refused: web1 is claimed
     yield run_step(guard, spec, dict(L4, min_bound=1, owner=elsewhere, **claims))  # refused: web1 is another's
+    yield run_step(guard, spec, dict(L4, min_bound=1, rollout_failed="web2 failed at 'Deploy'", **claims))  # refused after a failure
     yield run_step(guard, spec, dict(L4, leave_out=True, reason='test', **claims))
     yield run_step(guard, spec, dict(L4, list_claims=True, **claims))
     yield run_step(guard, spec, dict(L4, release=True, **claims))
