@@ -238,7 +238,8 @@ def test_slots_over_ssh_after_a_failure_start_no_new_member_and_a_rerun_complete
         went = sorted(m for m, e in guards.items() if e['status'] == 'ok')
         refused = sorted(m for m, e in guards.items() if e['status'] == 'failed')
         # The failure counts for the guard once the rescue has marked web1's claim left out.
-        recorded = next(e['ended'] for e in first.output if e['host'] == 'web1' and e['task'] == "Keep the member's claim, marked left out for the next rollout")
+        mark = "Keep the member's claim, marked left out for the next rollout"
+        recorded = next(e['ended'] for e in first.output if e['host'] == 'web1' and e['task'] == mark)
         assert 'web1' in went and refused and all(guards[m]['ended'] <= recorded for m in went), (went, refused)
         assert all('no member goes out after a failure in this rollout: web1' in guards[m]['result']['msg'] for m in refused), \
             {m: guards[m]['result'].get('msg') for m in refused}
