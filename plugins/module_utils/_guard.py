@@ -119,6 +119,12 @@ def _release_back(params: t.Mapping[str, t.Any], ctx: Context, seen: t.Mapping[s
     return dict(changed=released['changed'], released=released.get('released', []))
 
 
+def _refused_after(earlier: str, leaving: list[str]) -> StepFailed:
+    """The refusal of a member for an earlier failure of its rollout; ``after_failure`` tells the rescue it is not one of its own."""
+    return StepFailed(f"capacity guard: no member goes out after a failure in this rollout: {earlier}", leaving=leaving,
+                      after_failure=earlier)
+
+
 def _check_options(params: t.Mapping[str, t.Any], leaving: list[str]) -> None:
     try:
         _capacity.check_min_bound(params['min_bound'])
@@ -130,8 +136,7 @@ def _check_options(params: t.Mapping[str, t.Any], leaving: list[str]) -> None:
             raise StepFailed(f"{option}: must be a number of seconds above 0, got {params[option]!r}")
     if params['rollout_failed']:
         # Slots let members run on after one failed; none may start after it.
-        raise StepFailed(f"capacity guard: no member goes out after a failure in this rollout: {params['rollout_failed']}",
-                         leaving=leaving, after_failure=params['rollout_failed'])
+        raise _refused_after(params['rollout_failed'], leaving)
     for option in ('release', 'leave_out'):
         if params[option] and not leaving:
             raise StepFailed(f'{option}: needs the members whose claims to settle (leaving, members or member)')
@@ -235,9 +240,7 @@ def _judge(store: _claims.Store | None, owner: _claims.Owner | None, pool: str, 
         failed_here = left_out_here(claims)
         if failed_here:
             # Slots let members run on after a failure, and may be waiting here for a slot when it comes: none may go out.
-            earlier = f"{failed_here[0]} was left out ({claims.claims[failed_here[0]]['left_out']})"
-            raise StepFailed(f"capacity guard: no member goes out after a failure in this rollout: {earlier}", leaving=leaving,
-                             after_failure=earlier)
+            raise _refused_after(f"{failed_here[0]} was left out ({claims.claims[failed_here[0]]['left_out']})", leaving)
         others = {m: h for m, h in held.items() if m not in leaving}
         claimed = claimed_elsewhere(claims, held)
         bindings = asked['bindings'] if counts else {**dict.fromkeys(claimed, False), **dict.fromkeys(leaving, True)}
