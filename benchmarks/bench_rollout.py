@@ -67,6 +67,7 @@ STEPS = (
     ('stop + server drain', ('Stop the web server', 'Wait until the web server no longer')),
     ('L4 drain', ('Wait until the L4 holds no session of the batch',)),
     ('deploy', ('Deploy | ',)),
+    # The roles' l7_vip_deploy: the start and the health check back in are one task, counted as the start.
     ('start', ('Start the web server',)),
     ('health check in', ('Health check in',)),
     # The roles: the wait also releases the claims of the members bound again.
@@ -75,6 +76,8 @@ STEPS = (
 # The user's own stop as the ideal counts it: the task that runs the stop command (the roles: with the server's
 # drain, in one module run; by hand: the command alone).
 STOP = ('Stop the web server',)
+# The task that put the health check back in service, whose result says when (changed_at); by hand, its own task.
+BACK_IN = ('Health check in', 'Start the web server, then its health check in service')
 
 
 def matches(entry: dict[str, t.Any], step: str) -> bool:
@@ -135,7 +138,7 @@ def _command_time(entry: dict[str, t.Any], edge: str = 'end') -> float:
 
 def member_record(run: PlaybookRun, name: str, transitions: list[Transition], fixed: bool = False) -> Member:
     entries = _entries(run, name)
-    out, back = _one(entries, 'health check out', dict(STEPS)['health check out']), _one(entries, 'health check in', dict(STEPS)['health check in'])
+    out, back = _one(entries, 'health check out', dict(STEPS)['health check out']), _one(entries, 'health check in', BACK_IN)
     out_at = _command_time(out) if fixed else out['result']['changed_at']
     # The rename back happens between the command's start and end, and the L4 may check (and bind) in between.
     in_at = _command_time(back, 'start') if fixed else back['result']['changed_at']
@@ -150,9 +153,11 @@ def member_record(run: PlaybookRun, name: str, transitions: list[Transition], fi
     def duration(entry: dict[str, t.Any]) -> float:
         return entry['ended'] - entry['started']
 
+    start = _one(entries, 'start', dict(STEPS)['start'])
+    # Started and put back in one task: the start ends at the rename, where the bring-up begins.
+    start_seconds = in_at - start['started'] if start is back else duration(start)
     return Member(name, out_at, first('down', out_at), duration(_one(entries, 'stop', STOP)), deploy[-1]['ended'] - deploy[0]['started'],
-                  duration(_one(entries, 'start', dict(STEPS)['start'])), in_at, first('up', in_at), min(e['started'] for e in entries),
-                  max(e['ended'] for e in entries))
+                  start_seconds, in_at, first('up', in_at), min(e['started'] for e in entries), max(e['ended'] for e in entries))
 
 
 def batch_span(run: PlaybookRun, batch: t.Sequence[str]) -> float:
@@ -256,7 +261,8 @@ def render(result: dict[str, t.Any]) -> str:
         f'`sleep {result["deploy_seconds"]}`; member_wait polls every {result["poll_interval"]} s. '
         'Ideal = sum over batches of the L4\'s actual detection + stop + deploy + start + bring-up (the L4\'s transition '
         'times from its own records: the emulator\'s event log, HAProxy\'s log; stop, deploy and start as the tasks ran: the stop is '
-        'the task that runs the stop command, which in the roles also waits until no client connection is left on the server). '
+        'the task that runs the stop command, which in the roles also waits until no client connection is left on the server; the '
+        'start is the task that runs the start command, in the roles up to its rename of the health check back, in the same task). '
         f'Ratio = total ÷ ideal; goal ≤ {result["goal"]}. "total" is the whole ansible-playbook run (start-up, the look for '
         'members left out, the plan); "batches" is the sum of the batches\' own spans; "own cost" is what the collection adds to '
         'each batch, batch span − ideal, on average. The roles\' L4 steps (capacity guard, waits, the L4\'s session count, claims) '

@@ -16,6 +16,6 @@ class ActionModule(InProcessAction):
 
     def step(self, params: t.Mapping[str, t.Any], ctx: _l4_steps.Context) -> dict[str, t.Any]:
         try:
-            return _health_check.run(params, check_mode=ctx.check_mode, want_diff=ctx.diff)
+            return _health_check.run(params, check_mode=ctx.check_mode, want_diff=ctx.diff, run_command=ctx.run_command)
         except _health_check.ERRORS as error:
             raise _l4_steps.StepFailed(str(error), **error.detail) from None

@@ -22,6 +22,11 @@ Refusals are decided before anything is touched, so an error never leaves a half
 
 Web servers may cache a file's existence (nginx ``open_file_cache``), so verification polls
 the URL until it answers as expected or the time is up, and then says what it last saw.
+
+With ``start_command`` the web server's start runs first, so that a member comes back in one
+task: over SSH every task is a module run, and the member is out of the VIP for all of them.
+The file is past the usual length on purpose: the files, the start and the verification are one
+step on the member, read top to bottom.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import urllib.parse
 
 from ansible_collections.l4vip.rollout.plugins.module_utils import _dsr
 from ansible_collections.l4vip.rollout.plugins.module_utils._options import OptionError, seconds
+from ansible_collections.l4vip.rollout.plugins.module_utils._process import run_argv
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import SYSTEM_CLOCK, Clock, poll_until
 
 IN_SERVICE = 'in_service'
@@ -66,6 +72,7 @@ def argument_spec() -> dict[str, t.Any]:
         verify_unchanged=dict(type='bool', default=True),
         dsr_vip=dict(type='str'),
         dsr_interface=dict(type='str'),
+        start_command=dict(type='list', elements='str'),
     )
 
 
@@ -77,7 +84,7 @@ class HealthCheckError(Exception):
         self.detail = detail
 
 
-# What the module and its in-process action report as a failure: a refusal of the files, a failed verify, a bad option,
+# What the module and its in-process action report as a failure: a refusal of the files, a failed start or verify, a bad option,
 # a DSR pre-flight that could not read the member's addresses.
 ERRORS = (HealthCheckError, OptionError, _dsr.DsrError)
 
@@ -88,6 +95,14 @@ class FilesError(HealthCheckError):
 
 class VerifyError(HealthCheckError):
     """The URL never answered as the desired state requires within the timeout."""
+
+
+class StartError(HealthCheckError):
+    """The web server's start command failed; nothing was renamed."""
+
+
+# Runs an argv on the member: (rc, stdout, stderr). The module passes AnsibleModule.run_command.
+RunCommand = t.Callable[[list[str]], tuple[int, str, str]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -339,9 +354,30 @@ def changed_at(files: HealthCheckFiles, outcome: Outcome, check_mode: bool, cloc
 
 # --- the whole task -----------------------------------------------------------------------
 
+def start_command_option(argv: t.Any, state: str) -> list[str] | None:
+    if argv is None:
+        return None
+    if state != IN_SERVICE:
+        raise OptionError('start_command', argv, f'used only with state {IN_SERVICE}, not {state}')
+    if not isinstance(argv, list) or not argv or not all(isinstance(word, str) and word for word in argv):
+        raise OptionError('start_command', argv, 'expected a non-empty argv (a list of non-empty strings)')
+    return argv
+
+
+def _start(argv: list[str], files: HealthCheckFiles, run_command: RunCommand, clock: Clock) -> dict[str, t.Any]:
+    """The web server's start, timed; a failure leaves the file as it was (out of service), so the member stays out."""
+    began = clock.monotonic()
+    rc, out, err = run_command(argv)
+    started = {'rc': rc, 'seconds': round(clock.monotonic() - began, 3)}
+    if rc != 0:
+        raise StartError(f'start_command {argv} exited {rc}: {(err or out).strip()[-500:]}. The health check stays '
+                         f'{STATE_WORDS[read_state(files)]}: nothing was renamed', start=dict(started, stdout=out, stderr=err))
+    return started
+
+
 def run(params: t.Mapping[str, t.Any], check_mode: bool = False, want_diff: bool = False, get: Getter = http_get,
-        clock: Clock = SYSTEM_CLOCK) -> dict[str, t.Any]:
-    """Validate, change, verify; the module's result. Raises HealthCheckError with the partial result in ``detail``."""
+        clock: Clock = SYSTEM_CLOCK, run_command: RunCommand = run_argv) -> dict[str, t.Any]:
+    """Validate, start, change, verify; the module's result. Raises HealthCheckError with the partial result in ``detail``."""
     files = health_check_files(params['path'], params.get('disabled_path'))
     state = params.get('state') or IN_SERVICE
     if state not in STATES:
@@ -355,6 +391,7 @@ def run(params: t.Mapping[str, t.Any], check_mode: bool = False, want_diff: bool
     if content is not None and not isinstance(content, str):
         raise OptionError('content', content, 'expected a string')
     dsr_vip = _dsr.check_options(params.get('dsr_vip'), params.get('dsr_interface'))
+    start_argv = start_command_option(params.get('start_command'), state)
 
     result: dict[str, t.Any] = {'path': files.path, 'disabled_path': files.disabled_path}
     if state == QUERY:
@@ -366,12 +403,18 @@ def run(params: t.Mapping[str, t.Any], check_mode: bool = False, want_diff: bool
         if url is not None and current == IN_SERVICE:
             _verify_into(result, url, IN_SERVICE, timeout, poll_interval, get, clock)
         return result
+    if start_argv is not None:
+        # The files' own refusals come before the start; the start before the rename, which lets the L4's checks pass.
+        read_state(files)
+        if not check_mode:
+            result['start'] = _start(start_argv, files, run_command, clock)
     if state == IN_SERVICE and dsr_vip is not None:
         # Before anything is renamed (the files' own refusals first): a member that cannot answer the VIP's clients stays out.
         note = f'The health check stays {STATE_WORDS[read_state(files)]}: nothing was renamed'
         result['dsr'] = _dsr.check(dsr_vip, params.get('dsr_interface'), refusal_note=note)
     outcome = set_state(files, state, content, check_mode)
-    result.update(changed=outcome.changed, state=outcome.state, previous_state=outcome.previous_state,
+    # A start is a change, also when the file was in service already.
+    result.update(changed=outcome.changed or start_argv is not None, state=outcome.state, previous_state=outcome.previous_state,
                   changed_at=changed_at(files, outcome, check_mode, clock))
     if want_diff:
         result['diff'] = {'before': state_diff(files, outcome.previous_state), 'after': state_diff(files, outcome.state)}

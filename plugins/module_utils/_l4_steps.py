@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import dataclasses
 import socket
-import subprocess
 import typing as t
 
 from ansible_collections.l4vip.rollout.plugins.module_utils import _providers
 from ansible_collections.l4vip.rollout.plugins.module_utils._options import OptionError, seconds
+from ansible_collections.l4vip.rollout.plugins.module_utils._process import run_argv
 from ansible_collections.l4vip.rollout.plugins.module_utils._providers import Capability
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import (
     SYSTEM_CLOCK, Clock, Profile, ProfileError, Window, default_timeout, parse_profile, poll_until, remaining_wait,
@@ -37,11 +37,6 @@ class StepFailed(Exception):
     def __init__(self, msg: str, **detail: t.Any) -> None:
         super().__init__(msg)
         self.detail = detail
-
-
-def _run_argv(argv: list[str]) -> tuple[int, str, str]:
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
-    return done.returncode, done.stdout, done.stderr
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +58,7 @@ class Context:
     clock: Clock = SYSTEM_CLOCK
     warnings: list[str] = dataclasses.field(default_factory=list)
     # Runs an argv on the host the step runs on: (rc, stdout, stderr). Modules pass AnsibleModule.run_command.
-    run_command: t.Callable[[list[str]], tuple[int, str, str]] = _run_argv
+    run_command: t.Callable[[list[str]], tuple[int, str, str]] = run_argv
     claims: ClaimsPlace = dataclasses.field(default_factory=ClaimsPlace)
 
     def warn(self, message: str) -> None:

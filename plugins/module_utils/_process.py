@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import typing as t
 
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import SYSTEM_CLOCK, Clock, poll_until
@@ -29,6 +30,12 @@ TAIL_BYTES = 64 * 1024
 
 # A marker a process's command line must hold: an argument equal to the string, or a check of the whole argv.
 Marker = t.Union[str, t.Callable[[t.Sequence[str]], bool]]
+
+
+def run_argv(argv: list[str]) -> tuple[int, str, str]:
+    """Run an argv to its end on this host: (rc, stdout, stderr). A module passes its AnsibleModule.run_command instead."""
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    return done.returncode, done.stdout, done.stderr
 
 
 class StillRunning(Exception):

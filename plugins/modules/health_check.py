@@ -111,6 +111,17 @@ options:
       - When not given, every interface that could answer ARP for the VIP is checked - up, not loopback, not C(NOARP),
         not a bridge port or bond slave.
     type: str
+  start_command:
+    description:
+      - With O(state=in_service) only, the web server's start as an argv (no shell), for example
+        V([systemctl, start, nginx]). It runs first - after the files' own refusals, before the O(dsr_vip) check and the
+        rename - so that the member comes back in one task; the task is then always V(changed).
+      - When it exits non-zero the task fails with its exit code and output, and nothing is renamed, so the member stays
+        out of the VIP. Not run in check mode.
+      - One task instead of a start task and a health-check task, so one module run less over SSH while the member is out
+        of the VIP.
+    type: list
+    elements: str
 notes:
   - A rename does not change a file's modification time but does change its inode change time and the directory's
     modification time.
@@ -149,6 +160,13 @@ EXAMPLES = r'''
     path: /var/www/html/health_check.html
     state: in_service
     dsr_vip: 10.0.0.100
+
+- name: Start the web server, then bring the member back and wait until the server answers 200
+  l4vip.rollout.health_check:
+    path: /var/www/html/health_check.html
+    state: in_service
+    start_command: [systemctl, start, nginx]
+    verify_url: http://127.0.0.1/health_check.html
 
 - name: Keep the disabled copy under another name in the same directory
   l4vip.rollout.health_check:
@@ -218,6 +236,20 @@ dsr:
       type: list
       elements: str
       sample: []
+start:
+  description:
+    - What O(start_command) did; on its failure also in the failed result, with its C(stdout) and C(stderr).
+  type: dict
+  returned: when O(start_command) is given, not in check mode
+  contains:
+    rc:
+      description: The start command's exit code.
+      type: int
+      sample: 0
+    seconds:
+      description: How long the start command took.
+      type: float
+      sample: 0.31
 verify:
   description:
     - What the requests to O(verify_url) saw.
@@ -263,7 +295,8 @@ def main() -> None:
         supports_check_mode=True,
     )
     try:
-        result = health_check.run(module.params, check_mode=module.check_mode, want_diff=module._diff)
+        result = health_check.run(module.params, check_mode=module.check_mode, want_diff=module._diff,
+                                  run_command=module.run_command)
     except health_check.ERRORS as error:
         module.fail_json(msg=str(error), **error.detail)
     module.exit_json(**result)

@@ -20,6 +20,7 @@ from ansible_collections.l4vip.rollout.tests.harness.traffic_thread import Traff
 pytestmark = pytest.mark.real
 
 DSR_VIP = '198.18.0.250'
+START_AND_IN = 'Start the web server, then its health check in service (verified 200)'
 TRAFFIC = {'keepalive_clients': 8, 'new_connection_rate': 10.0, 'request_interval': 0.05}
 ARP_READY = ['net.ipv4.conf.all.arp_ignore=1', 'net.ipv4.conf.all.arp_announce=2']
 
@@ -56,13 +57,13 @@ def test_a_member_without_the_dsr_vip_on_lo_stays_out_and_one_with_it_comes_back
         after = {m.name: member_state(fleet, m.name) for m in fleet.members}
         print(f'\nDSR pre-flight, first run (web2 without the VIP on lo): rc {result.returncode}; {summary.line()}')
         assert result.returncode != 0
-        refusal = result.task('Health check in service (verified 200)', 'web2')
+        refusal = result.task(START_AND_IN, 'web2')
         assert refusal['msg'] == (f'dsr_vip: this member is not ready for direct server return of {DSR_VIP}: {DSR_VIP} is on no loopback '
                                   f'interface (add it, for example: ip addr add {DSR_VIP}/32 dev lo label lo:0). The health check stays '
                                   'out of service: nothing was renamed'), refusal
         assert refusal['dsr']['arp'] == {'eth0': {'arp_ignore': 1, 'arp_announce': 2}} and refusal['dsr']['loopback'] == [], refusal
         # web1 passed the check and is back, its lo:0 untouched; web2 is out, its health check file still disabled.
-        ok = result.task('Health check in service (verified 200)', 'web1')
+        ok = result.task(START_AND_IN, 'web1')
         assert ok['changed'] and ok['dsr'] == {'vip': DSR_VIP, 'loopback': ['lo:0'], 'also_on': [], 'missing': [],
                                                'arp': {'eth0': {'arp_ignore': 1, 'arp_announce': 2}}}, ok
         assert fleet.l4.bound() == {'web1': True, 'web2': False}
@@ -79,7 +80,7 @@ def test_a_member_without_the_dsr_vip_on_lo_stays_out_and_one_with_it_comes_back
         rerun, summary = rollout(tmp_path, fleet, '3', limit='web2,localhost')
         print(f'DSR pre-flight, re-run of web2 with the VIP on lo: rc {rerun.returncode}; {summary.line()}')
         assert rerun.returncode == 0, rerun.stderr[-3000:]
-        assert rerun.task('Health check in service (verified 200)', 'web2')['dsr']['loopback'] == ['lo:0']
+        assert rerun.task(START_AND_IN, 'web2')['dsr']['loopback'] == ['lo:0']
         fleet.wait_all_bound()
         back = {m.name: member_state(fleet, m.name) for m in fleet.members}
         assert (back['web2']['docroot'], back['web2']['version'], back['web1']['version']) == (['health_check.html', 'index.html'], '3', '2')

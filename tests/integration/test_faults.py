@@ -298,7 +298,7 @@ def test_failed_deploy_leaves_the_host_out_stops_the_rollout_and_a_rerun_finishe
         # web2 stays out: health check renamed away (404), server not started again, the L4 holds it down.
         assert not web2.health_check_path.exists() and (web2.docroot / 'health_check.html.disabled').exists()
         assert not port_accepts(web2.address, web2.port)[0]
-        assert not first.entries('web2', 'Health check in service') and not first.entries('web2', 'Wait until the L4 has bound')
+        assert not first.entries('web2', 'Start the web server') and not first.entries('web2', 'Wait until the L4 has bound')
         assert lab.bound() == {'web1': True, 'web2': False, 'web3': True}
         # The rollout stopped: web3 was never touched.
         assert not first.entries('web3'), [e['task'] for e in first.entries('web3')]

@@ -22,6 +22,7 @@ from ansible_collections.l4vip.rollout.tests.harness.lab import Lab
 PROFILE = {'interval': 0.2, 'retry': 1, 'rise': 1}
 NOOP = ['/bin/true']
 STOP = "Stop the web server (its FINs end the L4's sessions) and wait until no client connection is left on it"
+START_AND_IN = 'Start the web server, then its health check in service (verified 200)'
 
 
 def deploy_tasks(tmp_path: pathlib.Path, docroot: pathlib.Path, version: str, fail: bool = False) -> str:
@@ -91,7 +92,7 @@ def test_l7_role_takes_the_member_out_deploys_and_brings_it_back(tmp_path):
         steps = ran(run)
         order = ['Capacity guard | enough members stay bound while this batch is out', 'Health check out of service (verified 404)',
                  'Wait until the L4 has marked the batch down', STOP,
-                 'Write version 2', 'Start the web server', 'Health check in service (verified 200)',
+                 'Write version 2', START_AND_IN,
                  'Wait until the L4 has bound the batch again']
         assert [step for step in steps if step in order] == order
         # The L4 itself saw web1 go down and come back, once each; web2 never moved.
@@ -106,7 +107,7 @@ def test_l7_role_takes_the_member_out_deploys_and_brings_it_back(tmp_path):
         assert guard['checked'] and guard['remaining'] == ['web2']
         # No URL given: every toggle verified at the service's own address and port, the profile's path.
         url = f'http://{lab.servers["web1"].host}:{lab.servers["web1"].port}/health_check.html'
-        verified = [run.task(step)['verify'] for step in ('Health check out of service (verified 404)', 'Health check in service (verified 200)')]
+        verified = [run.task(step)['verify'] for step in ('Health check out of service (verified 404)', START_AND_IN)]
         assert [(seen['url'], seen['status']) for seen in verified] == [(url, 404), (url, 200)]
         summary = published(run)
         assert summary['result'] == 'ok' and summary['member'] == 'web1'

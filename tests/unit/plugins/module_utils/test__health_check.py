@@ -431,3 +431,80 @@ def test_changed_at_in_check_mode_is_the_time_of_the_task(files):
 def test_query_has_no_changed_at(files):
     make_file(files.path)
     assert 'changed_at' not in hc.run({'path': files.path, 'state': 'query'})
+
+
+# --- the start before the rename ------------------------------------------------------------
+
+class FakeStart:
+    """Records each start and what the files were at that moment; exits with ``rc``."""
+
+    def __init__(self, files, rc=0, clock=None, seconds=0.0):
+        self.files, self.rc, self.clock, self.seconds = files, rc, clock, seconds
+        self.seen = []
+
+    def __call__(self, argv):
+        self.seen.append((argv, read_state(self.files)))
+        if self.clock is not None:
+            self.clock.advance(self.seconds)
+        return self.rc, 'out', 'nginx: bind() failed' if self.rc else ''
+
+
+def test_start_command_runs_before_the_rename_and_before_the_verify(files):
+    make_file(files.disabled_path)
+    clock = FakeClock()
+    start = FakeStart(files, clock=clock, seconds=0.3)
+    server = FakeServer(clock, [Probe(status=200)])
+    result = hc.run({'path': files.path, 'state': IN_SERVICE, 'start_command': ['nginx'], 'verify_url': 'http://h/hc'},
+                    get=server, clock=clock, run_command=start)
+    assert start.seen == [(['nginx'], OUT_OF_SERVICE)]  # the L4's checks could not pass while the server started
+    assert result['start'] == {'rc': 0, 'seconds': 0.3}
+    assert (result['changed'], result['state'], read_state(files)) == (True, IN_SERVICE, IN_SERVICE)
+    assert result['verify']['status'] == 200
+
+
+def test_a_start_is_a_change_even_with_the_file_in_service(files):
+    make_file(files.path)
+    result = hc.run({'path': files.path, 'state': IN_SERVICE, 'start_command': ['nginx']}, run_command=FakeStart(files))
+    assert (result['changed'], result['previous_state'], result['start']['rc']) == (True, IN_SERVICE, 0)
+
+
+def test_a_failed_start_renames_nothing_and_says_so(files):
+    make_file(files.disabled_path)
+    before = snapshot(os.path.dirname(files.path))
+    with pytest.raises(hc.StartError) as raised:
+        hc.run({'path': files.path, 'state': IN_SERVICE, 'start_command': ['nginx']}, run_command=FakeStart(files, rc=1))
+    assert str(raised.value) == ("start_command ['nginx'] exited 1: nginx: bind() failed. The health check stays out of service: "
+                                 'nothing was renamed')
+    assert raised.value.detail['start']['rc'] == 1 and raised.value.detail['start']['stderr'] == 'nginx: bind() failed'
+    assert snapshot(os.path.dirname(files.path)) == before
+
+
+def test_the_files_refusal_comes_before_the_start(files):
+    make_file(files.path)
+    make_file(files.disabled_path)
+    start = FakeStart(files)
+    with pytest.raises(FilesError, match='both'):
+        hc.run({'path': files.path, 'state': IN_SERVICE, 'start_command': ['nginx']}, run_command=start)
+    assert start.seen == []
+
+
+def test_check_mode_runs_no_start_and_reports_the_change(files):
+    make_file(files.path)
+    start = FakeStart(files)
+    result = hc.run({'path': files.path, 'state': IN_SERVICE, 'start_command': ['nginx']}, check_mode=True, run_command=start)
+    assert start.seen == [] and result['changed'] is True and 'start' not in result
+
+
+@pytest.mark.parametrize('state, argv, message', [
+    (OUT_OF_SERVICE, ['nginx'], "start_command: used only with state in_service, not out_of_service, got ['nginx']"),
+    ('query', ['nginx'], "start_command: used only with state in_service, not query, got ['nginx']"),
+    (IN_SERVICE, [], 'start_command: expected a non-empty argv (a list of non-empty strings), got []'),
+    (IN_SERVICE, ['nginx', ''], "start_command: expected a non-empty argv (a list of non-empty strings), got ['nginx', '']"),
+])
+def test_start_command_values_are_refused_before_anything_runs(files, state, argv, message):
+    make_file(files.path)
+    start = FakeStart(files)
+    with pytest.raises(OptionError) as raised:
+        hc.run({'path': files.path, 'state': state, 'start_command': argv}, run_command=start)
+    assert str(raised.value) == message
+    assert start.seen == [] and read_state(files) == IN_SERVICE
