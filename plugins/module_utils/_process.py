@@ -71,13 +71,15 @@ def _live(fields: list[str] | None) -> bool:
 def alive(pid: int, reap: bool = True) -> bool:
     """Whether ``pid`` runs; a zombie does not (and is reaped here if it is our child, unless ``reap`` is False)."""
     _checked(pid)
+    if _live(_stat(pid)):
+        return True
+    # Looked at after /proc: a child that ended between a reap and the look would be left a zombie.
     if reap:
         try:
-            if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                return False
+            os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
             pass  # not our child: its parent reaps it
-    return _live(_stat(pid))
+    return False
 
 
 def start_ticks(pid: int) -> int | None:
