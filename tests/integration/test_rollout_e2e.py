@@ -101,9 +101,13 @@ def host_entries(run: PlaybookRun, host: str) -> list[dict[str, t.Any]]:
     return [entry for entry in run.output if entry['host'] == host and entry['status'] != 'skipped']
 
 
-def command_step(run: PlaybookRun, member: DaemonNginx, argv: list[str]) -> Step:
-    """When the command task that ran ``argv`` on the member started and ended (the only one: asserted)."""
-    found = [e for e in host_entries(run, member.name) if e['action'] == 'ansible.builtin.command' and e['result'].get('cmd') == argv]
+def start_step(run: PlaybookRun, member: DaemonNginx) -> Step:
+    """The task that ran the member's start command (the only one: asserted): l7_vip_deploy's health check back in service,
+    which runs it first, or l4_vip_deploy's command task."""
+    argv = member.start_command
+    found = [e for e in host_entries(run, member.name)
+             if (e['action'] == 'ansible.builtin.command' and e['result'].get('cmd') == argv)
+             or (e['action'] == 'l4vip.rollout.health_check' and e['result'].get('invocation', {}).get('module_args', {}).get('start_command') == argv)]
     assert len(found) == 1, f'{member.name}: expected one run of {argv}, saw {len(found)}'
     return Step(found[0]['started'], found[0]['ended'])
 
@@ -231,7 +235,7 @@ def assert_silent_while_stopped(fleet: Fleet, rollout: Rollout) -> None:
     """
     for member in fleet.members:
         drain = stop_step(rollout.run, member)
-        start = command_step(rollout.run, member, member.start_command)
+        start = start_step(rollout.run, member)
         assert drain.ended <= start.started, (member.name, drain, start)
         assert rollout.traffic.served_by(member.name, None, drain.started), f'{member.name} served nothing before its stop'
         inside = [r for r in rollout.traffic.served_by(member.name, drain.ended, start.started) if r.start >= drain.ended]
