@@ -96,10 +96,12 @@ DEPLOY_TASKS = deploy_tasks()
 
 
 def emulator_transitions(control_url: str) -> list[Transition]:
-    """Every time an emulator marked a member down or up (Suspect is still bound), from its event log, oldest first."""
+    """Every time an emulator marked a member down or up, from its event log, oldest first. Suspect is still bound: a
+    member back from Suspect was never marked down, and is not marked up either (HAProxy logs neither)."""
     with urllib.request.urlopen(f'{control_url}/api/events', timeout=5) as answer:
         events = json.load(answer)
-    return [Transition(e['member'], e['to'], e['at']) for e in events if e['kind'] == 'health' and e['to'] in ('down', 'up')]
+    return [Transition(e['member'], e['to'], e['at']) for e in events
+            if e['kind'] == 'health' and (e['to'] == 'down' or (e['to'] == 'up' and e['from'] != 'suspect'))]
 
 
 # --- a daemonized nginx member ----------------------------------------------------------
