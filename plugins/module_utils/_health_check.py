@@ -364,14 +364,14 @@ def start_command_option(argv: t.Any, state: str) -> list[str] | None:
     return argv
 
 
-def _start(argv: list[str], files: HealthCheckFiles, run_command: RunCommand, clock: Clock) -> dict[str, t.Any]:
-    """The web server's start, timed; a failure leaves the file as it was (out of service), so the member stays out."""
+def _start(argv: list[str], unchanged: str, run_command: RunCommand, clock: Clock) -> dict[str, t.Any]:
+    """The web server's start, timed; a failure leaves the file as it was (``unchanged`` says so), so the member stays out."""
     began = clock.monotonic()
     rc, out, err = run_command(argv)
     started = {'rc': rc, 'seconds': round(clock.monotonic() - began, 3)}
     if rc != 0:
-        raise StartError(f'start_command {argv} exited {rc}: {(err or out).strip()[-500:]}. The health check stays '
-                         f'{STATE_WORDS[read_state(files)]}: nothing was renamed', start=dict(started, stdout=out, stderr=err))
+        raise StartError(f'start_command {argv} exited {rc}: {(err or out).strip()[-500:]}. {unchanged}',
+                         start=dict(started, stdout=out, stderr=err))
     return started
 
 
@@ -403,15 +403,15 @@ def run(params: t.Mapping[str, t.Any], check_mode: bool = False, want_diff: bool
         if url is not None and current == IN_SERVICE:
             _verify_into(result, url, IN_SERVICE, timeout, poll_interval, get, clock)
         return result
-    if start_argv is not None:
-        # The files' own refusals come before the start; the start before the rename, which lets the L4's checks pass.
-        read_state(files)
-        if not check_mode:
-            result['start'] = _start(start_argv, files, run_command, clock)
-    if state == IN_SERVICE and dsr_vip is not None:
-        # Before anything is renamed (the files' own refusals first): a member that cannot answer the VIP's clients stays out.
-        note = f'The health check stays {STATE_WORDS[read_state(files)]}: nothing was renamed'
-        result['dsr'] = _dsr.check(dsr_vip, params.get('dsr_interface'), refusal_note=note)
+    if state == IN_SERVICE and (start_argv is not None or dsr_vip is not None):
+        # Read first, so that the files' own refusals come before the start and the DSR check; their refusals say what stays.
+        unchanged = f'The health check stays {STATE_WORDS[read_state(files)]}: nothing was renamed'
+        if start_argv is not None and not check_mode:
+            # Before the rename, which lets the L4's checks pass.
+            result['start'] = _start(start_argv, unchanged, run_command, clock)
+        if dsr_vip is not None:
+            # A member that cannot answer the VIP's clients stays out.
+            result['dsr'] = _dsr.check(dsr_vip, params.get('dsr_interface'), refusal_note=unchanged)
     outcome = set_state(files, state, content, check_mode)
     # A start is a change, also when the file was in service already.
     result.update(changed=outcome.changed or start_argv is not None, state=outcome.state, previous_state=outcome.previous_state,
