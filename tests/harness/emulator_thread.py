@@ -15,6 +15,12 @@ from ansible_collections.l4vip.rollout.plugins.module_utils._emulator.core impor
 from ansible_collections.l4vip.rollout.plugins.module_utils._emulator.daemon import with_control_api
 
 
+def is_mark(event: t.Mapping[str, t.Any]) -> bool:
+    """Whether an emulator health event marked a member down or up. Suspect is still bound: a member back from
+    Suspect was never marked down, and is not marked up either (HAProxy logs neither)."""
+    return event['kind'] == 'health' and (event['to'] == 'down' or (event['to'] == 'up' and event['from'] != 'suspect'))
+
+
 class LoopThread:
     """An event loop in a daemon thread, so synchronous code (tests, rehearsals) can host servers."""
 

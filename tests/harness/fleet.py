@@ -36,7 +36,7 @@ from ansible_collections.l4vip.rollout.plugins.module_utils._timing import parse
 from ansible_collections.l4vip.rollout.plugins.lookup import embedded
 from ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._realserver import VERSION_FILE
 from ansible_collections.l4vip.rollout.tests.harness.ansible import pids_running
-from ansible_collections.l4vip.rollout.tests.harness.emulator_thread import EmulatorThread
+from ansible_collections.l4vip.rollout.tests.harness.emulator_thread import EmulatorThread, is_mark
 from ansible_collections.l4vip.rollout.tests.harness.haproxy_log import HAProxyLogReceiver, Transition
 from ansible_collections.l4vip.rollout.tests.harness.real_parts import (
     NGINX_BIN,
@@ -96,12 +96,10 @@ DEPLOY_TASKS = deploy_tasks()
 
 
 def emulator_transitions(control_url: str) -> list[Transition]:
-    """Every time an emulator marked a member down or up, from its event log, oldest first. Suspect is still bound: a
-    member back from Suspect was never marked down, and is not marked up either (HAProxy logs neither)."""
+    """Every time an emulator marked a member down or up (``is_mark``), from its event log, oldest first."""
     with urllib.request.urlopen(f'{control_url}/api/events', timeout=5) as answer:
         events = json.load(answer)
-    return [Transition(e['member'], e['to'], e['at']) for e in events
-            if e['kind'] == 'health' and (e['to'] == 'down' or (e['to'] == 'up' and e['from'] != 'suspect'))]
+    return [Transition(e['member'], e['to'], e['at']) for e in events if is_mark(e)]
 
 
 # --- a daemonized nginx member ----------------------------------------------------------

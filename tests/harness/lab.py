@@ -18,7 +18,7 @@ import urllib.request
 
 from ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._realserver import RealServer
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import poll_until
-from ansible_collections.l4vip.rollout.tests.harness.emulator_thread import EmulatorThread, LoopThread
+from ansible_collections.l4vip.rollout.tests.harness.emulator_thread import EmulatorThread, LoopThread, is_mark
 from ansible_collections.l4vip.rollout.tests.harness.real_parts import disabled_path
 
 VIP_ADDRESS = '127.0.0.60'
@@ -126,6 +126,10 @@ class Lab:
 
     def events(self, member: str | None = None, kind: str = 'health') -> list[dict[str, t.Any]]:
         return [e for e in self.api('/api/events') if e['kind'] == kind and (member is None or e['member'] == member)]
+
+    def marks(self, member: str) -> list[str]:
+        """Each time the emulator marked ``member`` down or up ('down', 'up'), oldest first."""
+        return [e['to'] for e in self.events(member) if is_mark(e)]
 
     def wait_all_bound(self, timeout: float = 3.0) -> None:
         wait_for('all members bound', lambda: all(m['bound'] for m in self.api('/api/vips/web')['members']), timeout)

@@ -30,6 +30,7 @@ import yaml
 from ansible_collections.l4vip.rollout.plugins.module_utils import _process, _sockets
 from ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._traffic import Summary
 from ansible_collections.l4vip.rollout.tests.harness.ansible import CALLBACKS, PLAYBOOK_BIN
+from ansible_collections.l4vip.rollout.tests.harness.emulator_thread import is_mark
 from ansible_collections.l4vip.rollout.tests.harness.fleet import EMULATOR, HAPROXY, MEMBER_PORT, Fleet, FleetOptions, deploy_tasks
 from ansible_collections.l4vip.rollout.tests.harness.module_looks import between_looks, emulator_questions
 from ansible_collections.l4vip.rollout.tests.harness.real_parts import port_accepts, wait_until
@@ -219,7 +220,7 @@ class Faulty:
 
     # the L4's view
     def health_events(self, since: float = 0.0) -> list[dict[str, t.Any]]:
-        return [e for e in self.fleet.l4.events() if e['at'] >= since and e['to'] in ('down', 'up')]
+        return [e for e in self.fleet.l4.events() if e['at'] >= since and is_mark(e)]
 
     def out_stretches(self, since: float = 0.0) -> dict[str, list[tuple[float, float | None]]]:
         """Per member, each stretch the L4 held it down after ``since`` (its own record, emulator or HAProxy):
