@@ -182,6 +182,9 @@ http {{
     access_log {workdir}/access.log combined;
     keepalive_timeout 75s;
     keepalive_requests 100000;
+    # A connection with no request yet (one the L4 reset before it came) holds a graceful stop this long: below the
+    # harness's drain timeouts, as docs/roles.md advises.
+    client_header_timeout 4s;
     # Temp files inside workdir: never touch /var/lib/nginx.
     client_body_temp_path {workdir}/tmp/client_body;
     proxy_temp_path {workdir}/tmp/proxy;

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import time
+import typing as t
 
 import pytest
 
 from ansible_collections.l4vip.rollout.plugins.plugin_utils.lab._realserver import RealServer
 from ansible_collections.l4vip.rollout.tests.harness.ansible import Background, run_playbook
 from ansible_collections.l4vip.rollout.tests.harness.emulator_thread import LoopThread
+from ansible_collections.l4vip.rollout.tests.harness.fixtures import nginx_factory  # noqa: F401  pylint: disable=unused-import
 from ansible_collections.l4vip.rollout.tests.harness.lab import Lab, get, raw_get, wait_for
 from ansible_collections.l4vip.rollout.tests.harness.module_looks import between_looks
-from ansible_collections.l4vip.rollout.tests.harness.real_parts import wait_until
+from ansible_collections.l4vip.rollout.tests.harness.real_parts import NGINX_CONF, wait_until
 
 K = 3
 
@@ -68,6 +72,40 @@ def test_reports_open_keepalive_sessions_then_none_after_graceful_stop(tmp_path,
             sock.close()
         loop.run(server.stop(graceful=False))
         loop.close()
+
+
+# How long the harness's nginx waits for a connection's first request (tests/harness/real_parts.py).
+CLIENT_HEADER_TIMEOUT = float(NGINX_CONF.split('client_header_timeout ')[1].split('s;')[0])
+
+
+def test_a_connection_that_sent_no_request_holds_a_graceful_stop_until_client_header_timeout(tmp_path, nginx_factory):  # noqa: F811  pylint: disable=redefined-outer-name
+    """What docs/roles.md warns of, on real nginx: its graceful stop closes an idle keep-alive connection at once, but one
+    that never sent a request (a browser's preconnect, a client the L4 reset before its request) only at
+    client_header_timeout; the drain waits for it and says the member is drained once it is gone."""
+    nginx = nginx_factory('web1', '127.0.0.143', 18143)
+    idle = socket.create_connection((nginx.address, nginx.port), timeout=2)
+    raw_get(idle)
+    silent = None
+    try:
+        run = Background(tmp_path, drain_task(port=nginx.port, address=nginx.address, timeout=CLIENT_HEADER_TIMEOUT + 6))
+        wait_until(lambda: between_looks('session_drain', tmp_path), 30, 'session_drain asleep after its first look', poll=0.01)
+        # nginx's timer runs from the connect: connect, then stop at once.
+        silent = socket.create_connection((nginx.address, nginx.port), timeout=2)
+        quit_at = time.time()
+        os.kill(t.cast(int, nginx.pid), signal.SIGQUIT)
+        idle.settimeout(2)
+        assert idle.recv(1) == b'' and time.time() < quit_at + 1.0, 'the idle keep-alive connection was not closed at once'
+        done = run.join()
+        drained = done.task('drain')
+        ended = next(entry['ended'] for entry in done.output if entry['task'] == 'drain')
+        assert not drained['failed'] and drained['drained'], drained
+        assert quit_at + CLIENT_HEADER_TIMEOUT - 0.5 <= ended < quit_at + CLIENT_HEADER_TIMEOUT + 3.0, (quit_at, ended)
+        silent.settimeout(1)
+        assert silent.recv(1) == b''  # nginx closed it, at its client_header_timeout
+    finally:
+        idle.close()
+        if silent is not None:
+            silent.close()
 
 
 def test_l4_side_counts_through_the_emulator(tmp_path):
