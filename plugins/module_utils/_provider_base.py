@@ -74,10 +74,10 @@ def fetch_json(url: str, settings: HttpSettings, method: str = 'GET', body: t.An
     if data is not None:
         headers.setdefault('Content-Type', 'application/json')
     # Imported here: only the HTTP providers need it, and it costs every module run tens of ms.
-    from ansible.module_utils.urls import open_url  # pylint: disable=import-outside-toplevel
+    from ansible.module_utils.urls import Request  # pylint: disable=import-outside-toplevel
     try:
-        answer = open_url(url, data=data, method=method, headers=headers, validate_certs=settings.validate_certs,
-                          ca_path=settings.ca_path, timeout=settings.timeout, follow_redirects='safe')
+        answer = Request().open(method, url, data=data, headers=headers, validate_certs=settings.validate_certs, ca_path=settings.ca_path,
+                                timeout=settings.timeout, follow_redirects='safe', context=_tls_context(settings))
         text = answer.read()
     except HTTPError as error:
         raise HttpStatusError(f'{method} {url} answered {error.code}: {_error_text(error)}', error.code) from None
@@ -87,6 +87,19 @@ def fetch_json(url: str, settings: HttpSettings, method: str = 'GET', body: t.An
         return json.loads(text) if text else None
     except ValueError:
         raise ProviderError(f'{method} {url} did not answer JSON: {text[:200]!r}') from None
+
+
+# One TLS context per certificate settings, for the process: open_url would build one per request, and a new context
+# loads the system's CA bundle (30-40 ms of CPU here) - every poll of a wait would pay it, plain HTTP included.
+_TLS_CONTEXTS: dict[tuple[bool, str | None], t.Any] = {}
+
+
+def _tls_context(settings: HttpSettings) -> t.Any:
+    key = (settings.validate_certs, settings.ca_path)
+    if key not in _TLS_CONTEXTS:
+        from ansible.module_utils.urls import make_context  # pylint: disable=import-outside-toplevel
+        _TLS_CONTEXTS[key] = make_context(cafile=settings.ca_path, validate_certs=settings.validate_certs)
+    return _TLS_CONTEXTS[key]
 
 
 def _error_text(error: HTTPError) -> str:

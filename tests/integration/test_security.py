@@ -30,6 +30,8 @@ import uuid
 import pytest
 import yaml
 
+from ansible.module_utils import urls
+from ansible_collections.l4vip.rollout.plugins.module_utils import _provider_base
 from ansible_collections.l4vip.rollout.plugins.module_utils._emulator.config import control_warnings, parse_config
 from ansible_collections.l4vip.rollout.plugins.module_utils._emulator_service import ENTRY_POINT
 from ansible_collections.l4vip.rollout.tests.harness.ansible import PLAYBOOK_BIN, PlaybookRun, _playbook_env, pids_running, run_playbook
@@ -251,6 +253,31 @@ def test_http_provider_verifies_tls_by_default(tmp_path):
         assert not accepted['failed'], accepted
         assert accepted['bound'] is True and accepted['observed'] == "'up' (an up value)"
     assert run.returncode == 0, run.stderr[-3000:]
+
+
+def test_one_process_keeps_one_tls_context_per_certificate_settings(tmp_path, monkeypatch):
+    """A wait asks the L4 every poll in one process: the TLS context (the system's CA bundle loaded) is built once per
+    certificate settings, and a lenient one never answers a request that verifies."""
+    monkeypatch.setattr(_provider_base, '_TLS_CONTEXTS', {})
+    built: list[tuple[t.Any, t.Any]] = []
+    make_context = urls.make_context
+
+    def counted(**kwargs: t.Any) -> t.Any:
+        built.append((kwargs.get('validate_certs'), kwargs.get('cafile')))
+        return make_context(**kwargs)
+
+    monkeypatch.setattr(urls, 'make_context', counted)
+    strict, lenient = _provider_base.HttpSettings(timeout=5), _provider_base.HttpSettings(validate_certs=False, timeout=5)
+    with https_server(tmp_path) as (url, cert):
+        pinned = _provider_base.HttpSettings(ca_path=str(cert), timeout=5)
+        for settings in (lenient, pinned, lenient, pinned):
+            assert _provider_base.fetch_json(url, settings) == {'state': 'up'}
+        with pytest.raises(_provider_base.L4Unreachable, match='(?i)certificate'):
+            _provider_base.fetch_json(url, strict)
+        assert _provider_base.fetch_json(url, lenient) == {'state': 'up'}
+        with pytest.raises(_provider_base.L4Unreachable, match='(?i)certificate'):
+            _provider_base.fetch_json(url, strict)
+    assert built == [(False, None), (True, str(cert)), (True, None)]
 
 
 # -- 3. the emulator's control API: loopback unless told otherwise, and says so -------------------------------------
