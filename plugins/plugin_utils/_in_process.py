@@ -23,7 +23,7 @@ import socket
 import typing as t
 
 # The HTTP providers' URL library, loaded here because ansible-playbook's own process loads this file (its strategy looks
-# at the step's action class): the workers it forks for the L4 steps inherit it instead of importing it each (27 ms).
+# at the step's action class): the workers it forks for the L4 steps inherit it instead of importing it each (27 ms here).
 import ansible.module_utils.urls  # noqa: F401  pylint: disable=unused-import
 from ansible import constants as C
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator

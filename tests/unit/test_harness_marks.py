@@ -22,6 +22,7 @@ def marks(results: list[bool]) -> list[str]:
         changed = member.observe(CheckResult(0.0, ok, ''), emulator.config.profile)
         if changed:
             emulator.set_health(member, changed, '')
+    # An admin state's change is no mark: the L4's health of the member did not move.
     emulator.log_event('web', 'web1', 'admin', 'disabled', 'set through the control API', 'enabled')
     return [event['to'] for event in emulator.events if is_mark(event)]
 
