@@ -161,6 +161,9 @@ class _Process:
 
 # --- nginx ---------------------------------------------------------------------------------
 
+# Seconds the harness's nginx waits for a connection's first request (client_header_timeout).
+CLIENT_HEADER_TIMEOUT = 4.0
+
 NGINX_CONF = """\
 daemon off;
 master_process on;
@@ -184,7 +187,7 @@ http {{
     keepalive_requests 100000;
     # A connection with no request yet (one the L4 reset before it came) holds a graceful stop this long: below the
     # harness's drain timeouts, as docs/roles.md advises.
-    client_header_timeout 4s;
+    client_header_timeout """ + f'{CLIENT_HEADER_TIMEOUT:g}s;' + """
     # Temp files inside workdir: never touch /var/lib/nginx.
     client_body_temp_path {workdir}/tmp/client_body;
     proxy_temp_path {workdir}/tmp/proxy;

@@ -16,7 +16,7 @@ from ansible_collections.l4vip.rollout.tests.harness.emulator_thread import Loop
 from ansible_collections.l4vip.rollout.tests.harness.fixtures import nginx_factory  # noqa: F401  pylint: disable=unused-import
 from ansible_collections.l4vip.rollout.tests.harness.lab import Lab, get, raw_get, wait_for
 from ansible_collections.l4vip.rollout.tests.harness.module_looks import between_looks
-from ansible_collections.l4vip.rollout.tests.harness.real_parts import NGINX_CONF, wait_until
+from ansible_collections.l4vip.rollout.tests.harness.real_parts import CLIENT_HEADER_TIMEOUT, wait_until
 
 K = 3
 
@@ -72,10 +72,6 @@ def test_reports_open_keepalive_sessions_then_none_after_graceful_stop(tmp_path,
             sock.close()
         loop.run(server.stop(graceful=False))
         loop.close()
-
-
-# How long the harness's nginx waits for a connection's first request (tests/harness/real_parts.py).
-CLIENT_HEADER_TIMEOUT = float(NGINX_CONF.split('client_header_timeout ')[1].split('s;')[0])
 
 
 def test_a_connection_that_sent_no_request_holds_a_graceful_stop_until_client_header_timeout(tmp_path, nginx_factory):  # noqa: F811  pylint: disable=redefined-outer-name

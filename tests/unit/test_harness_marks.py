@@ -19,9 +19,7 @@ def marks(results: list[bool]) -> list[str]:
     emulator = Emulator(parse_config(CONFIG))
     member = emulator.member('web', 'web1')
     for ok in results:
-        changed = member.observe(CheckResult(0.0, ok, ''), emulator.config.profile)
-        if changed:
-            emulator.set_health(member, changed, '')
+        emulator.take_check(member, CheckResult(0.0, ok, ''))
     # An admin state's change is no mark: the L4's health of the member did not move.
     emulator.log_event('web', 'web1', 'admin', 'disabled', 'set through the control API', 'enabled')
     return [event['to'] for event in emulator.events if is_mark(event)]

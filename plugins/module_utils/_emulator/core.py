@@ -136,6 +136,12 @@ class Emulator:
     def member(self, vip: str, name: str) -> Member:
         return self.vips[vip].by_name[name]
 
+    def take_check(self, member: Member, result: CheckResult) -> None:
+        """One health check's result: the member's health moves (and is logged) when the profile says so."""
+        changed = member.observe(result, self.config.profile)
+        if changed:
+            self.set_health(member, changed, result.detail)
+
     def set_health(self, member: Member, health: str, detail: str) -> None:
         previous = member.health
         member.health = health
@@ -170,10 +176,7 @@ class Emulator:
         while not self._stopping:
             await asyncio.sleep(max(0.0, first + k * interval - loop.time()))
             ok, detail = await check(member.address, self.config.profile, self.config.check_source)
-            result = CheckResult(time.time(), ok, detail)
-            changed = member.observe(result, self.config.profile)
-            if changed:
-                self.set_health(member, changed, detail)
+            self.take_check(member, CheckResult(time.time(), ok, detail))
             # The next check keeps the schedule; a slow check never shifts the phase.
             k = max(k + 1, int((loop.time() - first) // interval) + 1)
 
