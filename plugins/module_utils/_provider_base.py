@@ -77,7 +77,7 @@ def fetch_json(url: str, settings: HttpSettings, method: str = 'GET', body: t.An
     from ansible.module_utils.urls import Request  # pylint: disable=import-outside-toplevel
     try:
         answer = Request().open(method, url, data=data, headers=headers, validate_certs=settings.validate_certs, ca_path=settings.ca_path,
-                                timeout=settings.timeout, follow_redirects='safe', context=_tls_context(settings))
+                                timeout=settings.timeout, follow_redirects='safe', context=tls_context(settings))
         text = answer.read()
     except HTTPError as error:
         raise HttpStatusError(f'{method} {url} answered {error.code}: {_error_text(error)}', error.code) from None
@@ -94,7 +94,8 @@ def fetch_json(url: str, settings: HttpSettings, method: str = 'GET', body: t.An
 _TLS_CONTEXTS: dict[tuple[bool, str | None], t.Any] = {}
 
 
-def _tls_context(settings: HttpSettings) -> t.Any:
+def tls_context(settings: HttpSettings) -> t.Any:
+    """The TLS context for these certificate settings, built once per process (or inherited: see plugin_utils/_in_process)."""
     key = (settings.validate_certs, settings.ca_path)
     if key not in _TLS_CONTEXTS:
         from ansible.module_utils.urls import make_context  # pylint: disable=import-outside-toplevel

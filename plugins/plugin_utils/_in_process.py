@@ -30,7 +30,16 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.l4vip.rollout.plugins.module_utils import _claims, _l4_steps
+from ansible_collections.l4vip.rollout.plugins.module_utils import _claims, _l4_steps, _provider_base
+
+
+def preload() -> None:
+    """Build here, once, what every worker would otherwise build for its first request to an HTTP L4: the default TLS
+    context (the system's CA bundle, 30 ms of CPU to load on a small machine)."""
+    _provider_base.tls_context(_provider_base.HttpSettings())
+
+
+preload()  # in ansible-playbook's own process, as the URL library above
 
 
 def rollout_owner(task_vars: t.Mapping[str, t.Any]) -> _claims.Owner:

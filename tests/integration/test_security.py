@@ -34,6 +34,7 @@ from ansible.module_utils import urls
 from ansible_collections.l4vip.rollout.plugins.module_utils import _provider_base
 from ansible_collections.l4vip.rollout.plugins.module_utils._emulator.config import control_warnings, parse_config
 from ansible_collections.l4vip.rollout.plugins.module_utils._emulator_service import ENTRY_POINT
+from ansible_collections.l4vip.rollout.plugins.plugin_utils import _in_process
 from ansible_collections.l4vip.rollout.tests.harness.ansible import PLAYBOOK_BIN, PlaybookRun, _playbook_env, pids_running, run_playbook
 from ansible_collections.l4vip.rollout.tests.harness.lab import Lab
 
@@ -278,6 +279,20 @@ def test_one_process_keeps_one_tls_context_per_certificate_settings(tmp_path, mo
         with pytest.raises(_provider_base.L4Unreachable, match='(?i)certificate'):
             _provider_base.fetch_json(url, strict)
     assert built == [(False, None), (True, str(cert)), (True, None)]
+
+
+def test_the_default_tls_context_is_built_before_the_workers_fork(monkeypatch):
+    """ansible-playbook's own process loads plugin_utils/_in_process (its strategy looks at the L4 steps' action class)
+    and builds the default context there: the workers it forks for the steps find it and build none."""
+    monkeypatch.setattr(_provider_base, '_TLS_CONTEXTS', {})
+    built: list[t.Any] = []
+    make_context = urls.make_context
+    monkeypatch.setattr(urls, 'make_context', lambda **kwargs: built.append(kwargs) or make_context(**kwargs))
+    _in_process.preload()
+    assert len(built) == 1
+    # A worker's request with the default certificate settings (whatever its timeout) takes that one.
+    assert _provider_base.tls_context(_provider_base.HttpSettings(timeout=5)) is _provider_base.tls_context(_provider_base.HttpSettings())
+    assert len(built) == 1
 
 
 # -- 3. the emulator's control API: loopback unless told otherwise, and says so -------------------------------------
