@@ -1,8 +1,9 @@
 """Benchmark 2: how close a rolling deploy of 8 servers gets to the L4's own limit.
 
 Eight real nginx members behind the emulator, then behind a real HAProxy (interval 1 s,
-retry 1, rise 1), deployed one at a time by ``l4vip.rollout.rolling_deploy``. The ideal is
-what no rollout can beat: per batch, the L4's actual detection (health check out -> the L4
+retry 1, rise 1), deployed one at a time by ``l4vip.rollout.rolling_deploy``: in batches of one
+(``rolling_deploy_serial: 1``), and on one slot (``rolling_deploy_max_out: 1``). The ideal is
+what no rollout can beat: per member, the L4's actual detection (health check out -> the L4
 marks the member down) + stop + deploy + start + bring-up (health check in -> the L4 binds
 it), where stop, deploy and start are the user's own tasks as Ansible ran them. Beside it, the
 same roles with the ``timer`` provider (the model's worst case instead of asking the L4) and the
@@ -40,10 +41,16 @@ INCLUDES = ('ansible.builtin.include_tasks', 'ansible.builtin.include_role')
 NOTES_PROFILE = {'interval': 10.0, 'retry': 1, 'rise': 1, 'check_timeout': 3.0}
 NOTES_MEMBERS = 4
 
-# (label, L4, how the rollout waits, profile, members)
+# One at a time on slots: rolling_deploy_max_out 1, with the forks the playbook asks for (max_out + 1).
+SLOT_MAX_OUT = 1
+SLOT_FORKS = SLOT_MAX_OUT + 1
+
+# (label, L4, how the rollout waits, profile, members); 'slots' waits as 'observed' does, one member out at a time on slots.
 FULL_CASES = (
     ('roles, emulator provider', EMULATOR, 'observed', PROFILE, MEMBERS),
     ('roles, haproxy provider', HAPROXY, 'observed', PROFILE, MEMBERS),
+    ('roles on slots (max_out 1), emulator provider', EMULATOR, 'slots', PROFILE, MEMBERS),
+    ('roles on slots (max_out 1), haproxy provider', HAPROXY, 'slots', PROFILE, MEMBERS),
     ('roles, timer provider (emulator)', EMULATOR, 'timer', PROFILE, MEMBERS),
     ('roles, timer provider (HAProxy)', HAPROXY, 'timer', PROFILE, MEMBERS),
     ('fixed sleep by hand (emulator)', EMULATOR, 'fixed', PROFILE, MEMBERS),
@@ -52,7 +59,8 @@ FULL_CASES = (
 )
 # run.py --smoke: does it run? Two members, one case of each kind at interval 1 s.
 SMOKE_MEMBERS = 2
-SMOKE_LABELS = ('roles, emulator provider', 'roles, haproxy provider', 'roles, timer provider (emulator)', 'fixed sleep by hand (emulator)')
+SMOKE_LABELS = ('roles, emulator provider', 'roles, haproxy provider', 'roles on slots (max_out 1), emulator provider',
+                'roles, timer provider (emulator)', 'fixed sleep by hand (emulator)')
 SMOKE_CASES = tuple((label, l4, mode, profile, SMOKE_MEMBERS) for label, l4, mode, profile, _count in FULL_CASES if label in SMOKE_LABELS)
 
 # What each of the roles' tasks is, for the breakdown of where the time went: (step, task names start with).
@@ -202,16 +210,23 @@ def rollout(workdir: pathlib.Path, l4: str, mode: str, profile_values: t.Mapping
         inventory_with_timed_modules(inventory, modules)
         playbook = str(FIXED_SLEEP) if mode == 'fixed' else 'l4vip.rollout.rolling_deploy'
         extra = {'fleet_version': '2', 'fleet_deploy_seconds': DEPLOY_SECONDS}
+        forks = {}
         if mode == 'fixed':
             extra.update(fixed_sleep_down=down_window(profile).high, fixed_sleep_up=up_window(profile).high)
-        with _common.measure() as measured:
+        if mode == 'slots':
+            extra.update(rolling_deploy_max_out=SLOT_MAX_OUT)
+            forks = {'ANSIBLE_FORKS': str(SLOT_FORKS)}
+        with _common.environment(**forks), _common.measure() as measured:
             run = run_collection_playbook(workdir, playbook, inventory, extra, timeout=600)
         if run.returncode != 0:
             raise RuntimeError(f'{l4} {mode}: ansible-playbook failed (rc {run.returncode}):\n{run.stderr[-3000:]}')
         transitions = fleet.l4.transitions()
     members = [member_record(run, name, transitions, mode == 'fixed') for name in names]
-    ideal = sum(member.ideal for member in members)  # one member per batch
-    batches = sum(member.last_task - member.first_task for member in members)
+    ideal = sum(member.ideal for member in members)  # one member out at a time
+    # In batches, the sum of the batches' spans; on slots, where a member's first tasks overlap the last ones of the member
+    # before it, the slot phase: from the first member's first task to the last member's last.
+    batches = (max(m.last_task for m in members) - min(m.first_task for m in members) if mode == 'slots'
+               else sum(member.last_task - member.first_task for member in members))
     module_runs = _common.module_runs_summary(modules.read(), names)
     return {
         'l4': l4, 'mode': mode, 'profile': profile_values, 'members': count, 'wall': measured.wall, 'batches': batches, 'ideal': ideal,
@@ -249,7 +264,7 @@ def render(result: dict[str, t.Any]) -> str:
 
     rows = [(case['label'], _common.fmt(case['wall'], 1), _common.fmt(case['batches'], 1), _common.fmt(case['ideal'], 1),
              f'**{case["ratio_wall"]:.3f}**', f'{case["ratio_batches"]:.3f}', _common.fmt(own_cost(case), 2), module_runs(case),
-             _common.fmt(case['controller_cpu'], 1), _common.verdict(case['ratio_wall'], result['goal']) if case['mode'] == 'observed' else '-')
+             _common.fmt(case['controller_cpu'], 1), _common.verdict(case['ratio_wall'], result['goal']) if case['mode'] in ('observed', 'slots') else '-')
             for case in result['cases']]
     steps = list(result['cases'][0]['breakdown'])
     breakdown_rows = [(case['label'], *(_common.fmt(case['breakdown'].get(step, 0.0), 2) for step in steps)) for case in result['cases']]
@@ -265,7 +280,10 @@ def render(result: dict[str, t.Any]) -> str:
         'start is the task that runs the start command, in the roles up to its rename of the health check back, in the same task). '
         f'Ratio = total ÷ ideal; goal ≤ {result["goal"]}. "total" is the whole ansible-playbook run (start-up, the look for '
         'members left out, the plan); "batches" is the sum of the batches\' own spans; "own cost" is what the collection adds to '
-        'each batch, batch span − ideal, on average. The roles\' L4 steps (capacity guard, waits, the L4\'s session count, claims) '
+        'each batch, batch span − ideal, on average. On slots (`rolling_deploy_max_out: 1`, forks 2: one member out at a time, '
+        'the next waiting for its slot in the capacity guard) a member\'s last tasks after the L4 bound it overlap the next '
+        'member\'s first ones, and "batches" is the slot phase, from the first member\'s first task to the last member\'s last. '
+        'The roles\' L4 steps (capacity guard, waits, the L4\'s session count, claims) '
         'run once per batch in the controller\'s own process; "module runs" are the module processes each member ran (counted by '
         'benchmarks/timed_python.sh, the look for members left out included). The members are reached by the local connection, '
         'so the stop with the server\'s drain (session_drain) runs in the controller\'s process as well; over SSH it is one module run '
