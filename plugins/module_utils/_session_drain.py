@@ -50,9 +50,14 @@ AT_TIMEOUT = (AT_TIMEOUT_FAIL, AT_TIMEOUT_FORCE)
 STOPPED_GRACE = 10.0
 
 
+def _port_sockets(port: int) -> t.Callable[[], list[_sockets.Socket]]:
+    """A read of the socket table that decodes the service port's lines alone: the drain reads it every poll."""
+    return lambda: _sockets.read_sockets(local_port=port)
+
+
 def _listening(port: int, address: t.Any) -> bool:
     return any(s.state == 'LISTEN' and s.local_port == port and (address is None or s.local_address.is_unspecified or s.local_address == address)
-               for s in _sockets.read_sockets())
+               for s in _sockets.read_sockets(local_port=port))
 
 
 def _stop(params: t.Mapping[str, t.Any], ctx: Context, local: t.Any) -> dict[str, t.Any]:
@@ -81,7 +86,7 @@ def _force(params: t.Mapping[str, t.Any], ctx: Context, scope: dict[str, t.Any],
     rc, out, err = ctx.run_command(argv)
     if rc != 0:
         raise StepFailed(f"force_command {argv} exited {rc}: {(err or out).strip()[-500:]}", rc=rc, stderr=err, sessions=left, drained=False)
-    after = _sockets.wait_for_drain(_sockets.read_sockets, threshold=0, timeout=STOPPED_GRACE, poll_interval=params['poll_interval'],
+    after = _sockets.wait_for_drain(_port_sockets(scope['port']), threshold=0, timeout=STOPPED_GRACE, poll_interval=params['poll_interval'],
                                     clock=ctx.clock, **scope)
     if not after.drained:
         raise StepFailed(f"{len(after.connections)} client connection(s) remain on port {scope['port']} {STOPPED_GRACE:g}s after "
@@ -124,14 +129,14 @@ def session_drain(params: t.Mapping[str, t.Any], ctx: Context) -> dict[str, t.An
                                     cut_sessions=[])
     try:
         if ctx.check_mode:
-            present = _sockets.client_sessions(_sockets.read_sockets(), **scope) if port is not None else []
+            present = _sockets.client_sessions(_sockets.read_sockets(local_port=port), **scope) if port is not None else []
             return dict(result, msg='check mode: the stop and the wait for drain were skipped', sessions=[s.as_session() for s in present],
                         drained=len(present) <= params['threshold'], waited=False)
         started = ctx.clock.monotonic()
         if params['stop_command']:
             result.update(changed=True, stopped=_stop(params, ctx, local))
         if port is not None:
-            server = _sockets.wait_for_drain(_sockets.read_sockets, threshold=params['threshold'], timeout=params['timeout'],
+            server = _sockets.wait_for_drain(_port_sockets(port), threshold=params['threshold'], timeout=params['timeout'],
                                              poll_interval=params['poll_interval'], clock=ctx.clock, **scope)
             result.update(sessions=server.connections, drained=server.drained, elapsed=server.elapsed)
             if not server.drained and params['at_timeout'] == AT_TIMEOUT_FORCE:

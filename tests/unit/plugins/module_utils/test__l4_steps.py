@@ -118,7 +118,7 @@ def test_a_failed_stop_command_is_fine_once_the_port_is_closed_and_named_when_it
         _session_drain.session_drain(drain_params(port=8080, stop_command=['nginx', '-s', 'quit'], timeout=0), ctx)
     assert ran == [['nginx', '-s', 'quit']]
     monkeypatch.setattr(_session_drain, '_listening', lambda port, address: False)
-    monkeypatch.setattr(_session_drain._sockets, 'read_sockets', lambda: [])
+    monkeypatch.setattr(_session_drain._sockets, 'read_sockets', lambda local_port: [])  # the service port's lines alone
     result = _session_drain.session_drain(drain_params(port=8080, stop_command=['nginx', '-s', 'quit'], timeout=0), ctx)
     assert result['drained'] and result['changed'] and result['stopped']['rc'] == 1
 
@@ -140,7 +140,7 @@ def test_at_the_deadline_force_runs_the_hard_stop_and_returns_exactly_what_it_cu
     ran: list[list[str]] = []
     ctx = _l4_steps.Context(clock=FakeClock(), run_command=lambda argv: ran.append(argv) or (0, '', ''))
     # The held session stays through the graceful stop and the timeout; the hard stop closes it.
-    monkeypatch.setattr(_session_drain._sockets, 'read_sockets', lambda: [] if ['nginx', '-s', 'stop'] in ran else [held])
+    monkeypatch.setattr(_session_drain._sockets, 'read_sockets', lambda local_port: [] if ['nginx', '-s', 'stop'] in ran else [held])
     result = _session_drain.session_drain(drain_params(port=8080, stop_command=['nginx', '-s', 'quit'], timeout=2, at_timeout='force',
                                                        force_command=['nginx', '-s', 'stop'], poll_interval=0.5), ctx)
     assert ran == [['nginx', '-s', 'quit'], ['nginx', '-s', 'stop']]
@@ -238,7 +238,7 @@ OTHER_OWNER = {'controller': 'ctl2', 'pid': 4242, 'start_ticks': 1, 'machine': '
 
 def session_drain_results(tmp_path, monkeypatch):
     monkeypatch.setattr(_providers, 'build_provider', lambda *args, **kwargs: Fake())
-    monkeypatch.setattr(_session_drain._sockets, 'read_sockets', lambda: [])
+    monkeypatch.setattr(_session_drain._sockets, 'read_sockets', lambda local_port: [])  # the service port's lines alone
     quiet = {'run_command': lambda argv: (0, '', '')}
     yield run_step(_session_drain.session_drain, _session_drain.session_drain_spec, {'port': 8080, 'stop_command': ['stop']}, **quiet)
     yield run_step(_session_drain.session_drain, _session_drain.session_drain_spec, dict(L4, members=MEMBERS))

@@ -185,6 +185,20 @@ def test_a_broken_line_is_an_error_not_a_skipped_session(line):
         parse_line(line)
 
 
+def test_a_table_read_for_one_port_decodes_its_lines_alone():
+    lines = [line for line, _expected in REAL_LINES]
+    text = '\n'.join([HEADER, *lines])
+    everything = parse_table(text)
+    for port in {sock.local_port for sock in everything}:
+        assert parse_table(text, port) == [sock for sock in everything if sock.local_port == port]
+    assert parse_table(text, 1) == []
+    # Another port's line is passed over undecoded, broken or not; a broken line of the port is still an error.
+    broken = '   0: 6500007F:0050 00000000:0000 0A'
+    assert parse_table('\n'.join([HEADER, broken]), 81) == []
+    with pytest.raises(SocketTableError, match='socket table line'):
+        parse_table('\n'.join([HEADER, broken]), 80)
+
+
 def test_read_sockets_reads_both_tables(tmp_path):
     tcp, tcp6 = tmp_path / 'tcp', tmp_path / 'tcp6'
     tcp.write_text('\n'.join([HEADER, REAL_LINES[1][0]]) + '\n')
@@ -207,7 +221,7 @@ def test_read_sockets_without_the_ipv4_table_fails(tmp_path):
 def test_read_sockets_defaults_to_the_kernels_tables():
     # Every Linux test host has the table; the header alone proves it was read and parsed.
     assert isinstance(read_sockets(), list)
-    assert read_sockets.__defaults__ == ('/proc/net/tcp', '/proc/net/tcp6')
+    assert read_sockets.__defaults__ == ('/proc/net/tcp', '/proc/net/tcp6', None)
 
 
 def test_a_session_reports_peer_local_and_state():
