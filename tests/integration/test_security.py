@@ -256,9 +256,9 @@ def test_http_provider_verifies_tls_by_default(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
 
 
-def test_one_process_keeps_one_tls_context_per_certificate_settings(tmp_path, monkeypatch):
-    """A wait asks the L4 every poll in one process: the TLS context (the system's CA bundle loaded) is built once per
-    certificate settings, and a lenient one never answers a request that verifies."""
+@pytest.fixture(name='built_contexts')
+def fixture_built_contexts(monkeypatch):
+    """A process with no TLS context yet; the list of those built from here on, as (validate_certs, cafile)."""
     monkeypatch.setattr(_provider_base, '_TLS_CONTEXTS', {})
     built: list[tuple[t.Any, t.Any]] = []
     make_context = urls.make_context
@@ -268,6 +268,12 @@ def test_one_process_keeps_one_tls_context_per_certificate_settings(tmp_path, mo
         return make_context(**kwargs)
 
     monkeypatch.setattr(urls, 'make_context', counted)
+    return built
+
+
+def test_one_process_keeps_one_tls_context_per_certificate_settings(tmp_path, built_contexts):
+    """A wait asks the L4 every poll in one process: the TLS context (the system's CA bundle loaded) is built once per
+    certificate settings, and a lenient one never answers a request that verifies."""
     strict, lenient = _provider_base.HttpSettings(timeout=5), _provider_base.HttpSettings(validate_certs=False, timeout=5)
     with https_server(tmp_path) as (url, cert):
         pinned = _provider_base.HttpSettings(ca_path=str(cert), timeout=5)
@@ -278,21 +284,17 @@ def test_one_process_keeps_one_tls_context_per_certificate_settings(tmp_path, mo
         assert _provider_base.fetch_json(url, lenient) == {'state': 'up'}
         with pytest.raises(_provider_base.L4Unreachable, match='(?i)certificate'):
             _provider_base.fetch_json(url, strict)
-    assert built == [(False, None), (True, str(cert)), (True, None)]
+    assert built_contexts == [(False, None), (True, str(cert)), (True, None)]
 
 
-def test_the_default_tls_context_is_built_before_the_workers_fork(monkeypatch):
+def test_the_default_tls_context_is_built_before_the_workers_fork(built_contexts):
     """ansible-playbook's own process loads plugin_utils/_in_process (its strategy looks at the L4 steps' action class)
     and builds the default context there: the workers it forks for the steps find it and build none."""
-    monkeypatch.setattr(_provider_base, '_TLS_CONTEXTS', {})
-    built: list[t.Any] = []
-    make_context = urls.make_context
-    monkeypatch.setattr(urls, 'make_context', lambda **kwargs: built.append(kwargs) or make_context(**kwargs))
     _in_process.preload()
-    assert len(built) == 1
+    assert built_contexts == [(True, None)]
     # A worker's request with the default certificate settings (whatever its timeout) takes that one.
     assert _provider_base.tls_context(_provider_base.HttpSettings(timeout=5)) is _provider_base.tls_context(_provider_base.HttpSettings())
-    assert len(built) == 1
+    assert built_contexts == [(True, None)]
 
 
 # -- 3. the emulator's control API: loopback unless told otherwise, and says so -------------------------------------
