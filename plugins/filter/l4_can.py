@@ -39,10 +39,12 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.l4vip.rollout.plugins.module_utils import _providers
-
 
 def l4_can(options):
+    # Imported when called: a worker that first uses any filter of this collection loads every filter file of it,
+    # so their imports are paid by every such task, used or not.
+    from ansible_collections.l4vip.rollout.plugins.module_utils import _providers
+
     if not isinstance(options, dict):
         raise AnsibleFilterError(f'l4_can: expected the L4 options as a dict, got {options!r}')
     try:

@@ -83,11 +83,12 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.l4vip.rollout.plugins.module_utils._options import OptionError
-from ansible_collections.l4vip.rollout.plugins.plugin_utils._probe import probe_options as _probe_options
-
 
 def probe_options(options, name='probe'):
+    # Imported when called, as in l4_can: the probe's module loads the lab's HTTP client and asyncio.
+    from ansible_collections.l4vip.rollout.plugins.module_utils._options import OptionError
+    from ansible_collections.l4vip.rollout.plugins.plugin_utils._probe import probe_options as _probe_options
+
     try:
         return _probe_options(options)
     except OptionError as error:

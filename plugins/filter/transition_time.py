@@ -37,7 +37,12 @@ _value:
   type: float
 '''
 
-from ansible_collections.l4vip.rollout.plugins.plugin_utils._report import transition_time
+
+def transition_time(wait, started):
+    # Imported when called, as in l4_can: the report's module is large.
+    from ansible_collections.l4vip.rollout.plugins.plugin_utils import _report
+
+    return _report.transition_time(wait, started)
 
 
 class FilterModule:
