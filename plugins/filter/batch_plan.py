@@ -79,10 +79,11 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.l4vip.rollout.plugins.plugin_utils._batches import BatchError, plan
-
 
 def batch_plan(group_names, groups, serial, first=None, max_out=None):
+    # Imported when called, as every filter of this collection does (docs/architecture.md, Filters).
+    from ansible_collections.l4vip.rollout.plugins.plugin_utils._batches import BatchError, plan
+
     try:
         return plan(group_names, groups, serial, first or (), max_out).as_dict()
     except BatchError as error:

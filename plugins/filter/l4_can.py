@@ -41,8 +41,7 @@ from ansible.errors import AnsibleFilterError
 
 
 def l4_can(options):
-    # Imported when called: a worker that first uses any filter of this collection loads every filter file of it,
-    # so their imports are paid by every such task, used or not.
+    # Imported when called, as every filter of this collection does (docs/architecture.md, Filters).
     from ansible_collections.l4vip.rollout.plugins.module_utils import _providers
 
     if not isinstance(options, dict):

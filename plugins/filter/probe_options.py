@@ -85,7 +85,7 @@ from ansible.errors import AnsibleFilterError
 
 
 def probe_options(options, name='probe'):
-    # Imported when called, as in l4_can: the probe's module loads the lab's HTTP client and asyncio.
+    # Imported when called, as every filter of this collection does (docs/architecture.md, Filters).
     from ansible_collections.l4vip.rollout.plugins.module_utils._options import OptionError
     from ansible_collections.l4vip.rollout.plugins.plugin_utils._probe import probe_options as _probe_options
 

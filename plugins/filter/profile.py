@@ -42,10 +42,11 @@ import math
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.l4vip.rollout.plugins.module_utils._timing import ProfileError, parse_profile
-
 
 def profile(value, scale=1.0):
+    # Imported when called, as every filter of this collection does (docs/architecture.md, Filters).
+    from ansible_collections.l4vip.rollout.plugins.module_utils._timing import ProfileError, parse_profile
+
     try:
         factor = float(scale)
     except (TypeError, ValueError):

@@ -46,10 +46,11 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.l4vip.rollout.plugins.module_utils._timing import default_timeout, parse_profile, transition_window
-
 
 def wait_timeout(profile, state, failure='fast'):
+    # Imported when called, as every filter of this collection does (docs/architecture.md, Filters).
+    from ansible_collections.l4vip.rollout.plugins.module_utils._timing import default_timeout, parse_profile, transition_window
+
     try:
         parsed = parse_profile(profile)
         return round(default_timeout(transition_window(parsed, state, failure), parsed), 3)  # to the ms: it is read by people

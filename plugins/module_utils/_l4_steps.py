@@ -23,7 +23,7 @@ import socket
 import typing as t
 
 from ansible_collections.l4vip.rollout.plugins.module_utils import _providers
-from ansible_collections.l4vip.rollout.plugins.module_utils._options import OptionError, seconds
+from ansible_collections.l4vip.rollout.plugins.module_utils._options import OptionError, number, seconds
 from ansible_collections.l4vip.rollout.plugins.module_utils._process import run_argv
 from ansible_collections.l4vip.rollout.plugins.module_utils._providers import Capability
 from ansible_collections.l4vip.rollout.plugins.module_utils._timing import (
@@ -187,6 +187,17 @@ def member_wait(params: t.Mapping[str, t.Any], ctx: Context) -> dict[str, t.Any]
     except StepFailed as error:
         error.detail['ended_at'] = ctx.clock.time()
         raise
+
+
+def transition_time(wait: t.Any, started: t.Any) -> float | None:
+    """When a member_wait result's transition happened: the L4's own time (``l4_since``) when it tells one after
+    ``started``, else when the wait saw it (``ended_at``); None when the wait never ran."""
+    if not isinstance(wait, t.Mapping) or wait.get('ended_at') is None:
+        return None
+    since, begin = number(wait.get('l4_since')), number(started)
+    if since is not None and (begin is None or since >= begin):
+        return since
+    return number(wait.get('ended_at'))
 
 
 def _member_wait(params: t.Mapping[str, t.Any], ctx: Context) -> dict[str, t.Any]:

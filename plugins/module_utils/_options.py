@@ -39,3 +39,11 @@ def seconds(option: str, value: t.Any, allow_zero: bool = False, error: type[Opt
     if value < 0 or (value == 0 and not allow_zero):
         raise error(option, value, expected)
     return float(value)
+
+
+def number(value: t.Any) -> float | None:
+    """A moment or a duration from a step's result or a summary, or None where it is missing or not a number."""
+    try:
+        return None if value is None or value == '' else float(value)
+    except (TypeError, ValueError):
+        return None

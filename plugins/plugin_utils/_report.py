@@ -21,7 +21,8 @@ import sys
 import time
 import typing as t
 
-from ansible_collections.l4vip.rollout.plugins.plugin_utils._report_timeline import TIMES, number, render_svg, seconds_text
+from ansible_collections.l4vip.rollout.plugins.module_utils._options import number
+from ansible_collections.l4vip.rollout.plugins.plugin_utils._report_timeline import TIMES, render_svg, seconds_text
 
 REPORT_JSON, TIMELINE_SVG, REPORT_MD = 'report.json', 'timeline.svg', 'report.md'
 
@@ -83,17 +84,6 @@ def l4_transitions(events: t.Sequence[t.Mapping[str, t.Any]], member: str, out_a
         if up is not None:
             found['up_at'] = up
     return found
-
-
-def transition_time(wait: t.Any, started: t.Any) -> float | None:
-    """When a member_wait's transition happened: the L4's own time (``l4_since``) when it tells one after ``started``,
-    else when the module saw it (``ended_at``); None when the wait never ran."""
-    if not isinstance(wait, t.Mapping) or wait.get('ended_at') is None:
-        return None
-    since, begin = number(wait.get('l4_since')), number(started)
-    if since is not None and (begin is None or since >= begin):
-        return since
-    return number(wait.get('ended_at'))
 
 
 def traffic_summary(traffic: t.Mapping[str, t.Any]) -> dict[str, t.Any]:

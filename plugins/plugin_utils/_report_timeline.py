@@ -17,6 +17,8 @@ from __future__ import annotations
 import html
 import typing as t
 
+from ansible_collections.l4vip.rollout.plugins.module_utils._options import number
+
 TIMES = ('out_at', 'down_at', 'in_at', 'up_at')
 
 # Phases of a host's time out of the VIP, drawn in this order: (name, from, to, colour, meaning).
@@ -32,14 +34,6 @@ PREPARING = ('prepare_started_at', 'prepared_at', '#7cb342', 'preparing the rele
 FAILED_RED = '#d0021b'
 WINDOW_INK = '#222222'
 NONE_FAILED_GREEN = '#2e7d32'
-
-
-def number(value: t.Any) -> float | None:
-    """A moment or a duration from a summary, or None where it is missing or not a number."""
-    try:
-        return None if value is None or value == '' else float(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def seconds_text(value: float | None) -> str:

@@ -267,3 +267,12 @@ def test_every_returned_key_is_documented_and_every_documented_key_returned(tmp_
                 values = list(result[key].values()) if key == 'members' else [result[key]]
                 for value in values:
                     assert set(value) == set(entry['contains']), (name, key, sorted(value))
+
+
+def test_transition_time_prefers_the_l4s_own_time():
+    t0 = 1_700_000_000.0
+    assert _l4_steps.transition_time({'ended_at': t0 + 2, 'l4_since': t0 + 1.4}, t0) == t0 + 1.4
+    # An L4 time before the start is an older transition (e.g. an admin change left health alone).
+    assert _l4_steps.transition_time({'ended_at': t0 + 2, 'l4_since': t0 - 50}, t0) == t0 + 2
+    assert _l4_steps.transition_time({'ended_at': str(t0 + 2), 'l4_since': None}, t0) == t0 + 2
+    assert _l4_steps.transition_time({}, t0) is None and _l4_steps.transition_time(None, t0) is None

@@ -126,10 +126,3 @@ def test_the_terminal_summary_is_aligned_columns():
     web1 = lines[lines.index(host_header) + 1]
     assert web1.split()[:2] == ['web1', 'ok'] and web1.index('0.30 s') + 6 == host_header.index('L4 down after') + len('L4 down after')
 
-
-def test_transition_time_prefers_the_l4s_own_time():
-    assert _report.transition_time({'ended_at': T0 + 2, 'l4_since': T0 + 1.4}, T0) == T0 + 1.4
-    # An L4 time before the start is an older transition (e.g. an admin change left health alone).
-    assert _report.transition_time({'ended_at': T0 + 2, 'l4_since': T0 - 50}, T0) == T0 + 2
-    assert _report.transition_time({'ended_at': T0 + 2, 'l4_since': None}, T0) == T0 + 2
-    assert _report.transition_time({}, T0) is None and _report.transition_time(None, T0) is None
