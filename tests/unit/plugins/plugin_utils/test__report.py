@@ -125,4 +125,3 @@ def test_the_terminal_summary_is_aligned_columns():
     host_header = next(line for line in lines if line.strip().startswith('host'))
     web1 = lines[lines.index(host_header) + 1]
     assert web1.split()[:2] == ['web1', 'ok'] and web1.index('0.30 s') + 6 == host_header.index('L4 down after') + len('L4 down after')
-
